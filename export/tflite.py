@@ -1,0 +1,24 @@
+"""Keras model -> TFLite flatbuffer."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import tensorflow as tf
+import tf_keras as keras
+
+
+def to_tflite_float32(model: keras.Model, batch_shape: Sequence[int | None] = (None, None, None, 4)) -> bytes:
+    """The model as an fp32 TFLite flatbuffer with one signature, ``serving_default``: ``raw`` -> ``rgb``.
+
+    ``batch_shape`` is the input's shape; ``None`` dimensions are resizable at run time. The converter gets
+    the inference function inside a bare ``tf.Module`` that holds the variables:
+    ``TFLiteConverter.from_keras_model`` exports a Keras SavedModel that traces every layer's own serving
+    function, which took 71 s for PyNET level 0 at base width 4 here against 20 s this way, for the same ops.
+    """
+    spec = tf.TensorSpec(batch_shape, tf.float32, name="raw")
+    module = tf.Module()
+    module.variables_ = list(model.variables)
+    module.serve = tf.function(lambda raw: {"rgb": model(raw, training=False)}, input_signature=[spec])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
+    return converter.convert()
