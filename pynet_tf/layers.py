@@ -1,4 +1,4 @@
-"""The two non-standard operations of PyNET as small registered Keras layers.
+"""PyNET's non-standard operations as small registered Keras layers.
 
 Python ``Lambda`` layers do not reload from ``.keras`` files and tfmot rejects TF-op lambdas, so every
 operation that is not a stock Keras layer lives here, registered under the ``pynet_tf`` package name.
@@ -11,6 +11,22 @@ from __future__ import annotations
 
 import tensorflow as tf
 import tf_keras as keras
+
+from pynet_tf.shapes import validate_input_shape
+
+
+@keras.saving.register_keras_serializable(package="pynet_tf")
+class InputShapeCheck(keras.layers.Layer):
+    """Identity that raises ``InputShapeError`` (naming the shape and the nearest valid one) when a model
+    built for run-time sizes is called on a packed input PyNET cannot take.
+
+    It checks the static shape while Keras calls or traces the model, so it adds no op to the graph or to
+    an exported TFLite file; without it a bad size fails deep inside as a concatenation shape mismatch.
+    """
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        validate_input_shape(*x.shape[1:])
+        return x
 
 
 @keras.saving.register_keras_serializable(package="pynet_tf")

@@ -25,12 +25,9 @@ from typing import Sequence
 import tensorflow as tf
 import tf_keras as keras
 
-from pynet_tf.layers import InstanceNorm, ScaledTanh
+from pynet_tf.layers import InputShapeCheck, InstanceNorm, ScaledTanh
+from pynet_tf.shapes import InputShapeError, check_level, validate_input_shape
 
-LEVELS = (5, 4, 3, 2, 1, 0)
-"""All levels, coarsest first: the order the reference trains them in."""
-DOWNSAMPLING = 16
-"""Four 2x2 max-pools lie between the packed input and level 5: H and W must be multiples of this."""
 LEVEL0_FILTERS = 8
 """Width of the level-0 transposed conv; the reference's fixed 8, independent of ``base_filters``."""
 LEAKY_SLOPE = 0.2
@@ -113,49 +110,9 @@ PYRAMID: dict[int, LevelSpec] = {
 """Levels 5..1 as data, transcribed from the reference ``PyNET()``; level 0 is a fixed upsampling head."""
 
 
-class InputShapeError(ValueError):
-    """The packed input cannot go through PyNET's four poolings (or is not 4-channel)."""
-
-
 def level_width(level: int, base_filters: int) -> int:
     """Feature maps of one branch of a level's blocks: 32, 64, 128, 256, 512 for levels 1..5 at base 32."""
     return base_filters * 2 ** (level - 1)
-
-
-def output_size(level: int, height: int, width: int) -> tuple[int, int]:
-    """Size of level ``level``'s RGB output for a packed input of ``height`` x ``width``.
-
-    Level 0 doubles the packed size (one packed pixel is a 2x2 Bayer quad); level L > 0 is H / 2^(L-1).
-    """
-    _check_level(level)
-    if level == 0:
-        return 2 * height, 2 * width
-    return height // 2 ** (level - 1), width // 2 ** (level - 1)
-
-
-def nearest_valid_size(size: int) -> int:
-    """The multiple of ``DOWNSAMPLING`` closest to ``size`` (ties go down: cropping loses less than padding
-    invents), never below ``DOWNSAMPLING``."""
-    return max(DOWNSAMPLING, DOWNSAMPLING * int((size + DOWNSAMPLING // 2 - 1) // DOWNSAMPLING))
-
-
-def validate_input_shape(height: int | None, width: int | None, channels: int | None = 4) -> None:
-    """Raise ``InputShapeError`` unless a packed input of this size can go through PyNET.
-
-    ``None`` means "decided at run time" and passes; callers feeding dynamic-shape models check real
-    arrays with this before inference.
-    """
-    if channels != 4:
-        raise InputShapeError(
-            f"PyNET reads packed 4-channel Bayer input (H x W x 4); got {channels} channels. "
-            "Pack the RAW mosaic into its four CFA planes first."
-        )
-    if any(size is not None and (size <= 0 or size % DOWNSAMPLING) for size in (height, width)):
-        fix = "x".join(str(nearest_valid_size(s)) if s is not None else "any" for s in (height, width))
-        raise InputShapeError(
-            f"packed input {height}x{width} is not a multiple of {DOWNSAMPLING} in height and width "
-            f"(PyNET pools 2x2 four times); the nearest valid size is {fix}: crop or pad the input to it."
-        )
 
 
 def build_pynet(
@@ -173,7 +130,7 @@ def build_pynet(
     the model returns a dict ``{"level_5": ..., ..., "level_<level>": ...}`` with every coarser level's
     output too, as the reference graph does; otherwise it returns level ``level``'s output alone.
     """
-    _check_level(level)
+    check_level(level)
     if not isinstance(base_filters, int) or base_filters < 1:
         raise ValueError(f"base_filters must be a positive integer, got {base_filters!r}")
     if len(input_shape) != 3:
@@ -184,7 +141,7 @@ def build_pynet(
 
     inputs = keras.Input(shape=tuple(input_shape), name="raw")
     skips: dict[int, tf.Tensor] = {}
-    x = inputs
+    x = InputShapeCheck(name="input_check")(inputs)
     for lvl in (1, 2, 3, 4):
         skips[lvl] = net.block(x, lvl, PYRAMID[lvl].encoder, f"l{lvl}_enc")
         x = keras.layers.MaxPool2D(2, name=f"l{lvl}_pool")(skips[lvl])
@@ -322,8 +279,3 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> TransferReport
         new=tuple(name for name in target_layers if name not in source_layers),
         dropped=tuple(name for name in source_layers if name not in target_layers),
     )
-
-
-def _check_level(level: int) -> None:
-    if level not in LEVELS:
-        raise ValueError(f"PyNET level must be one of 0..5 (0 = full resolution), got {level!r}")

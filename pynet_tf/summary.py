@@ -16,7 +16,8 @@ import numpy as np
 import tf_keras as keras
 
 from pynet_tf.cli import image_size
-from pynet_tf.model import LEVELS, InputShapeError, build_pynet, output_size, validate_input_shape
+from pynet_tf.model import build_pynet
+from pynet_tf.shapes import LEVELS, InputShapeError, output_size, validate_input_shape
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,8 @@ import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
 
 from export.tflite import to_tflite_float32
-from pynet_tf.model import (
-    LEVELS,
-    InputShapeError,
-    build_pynet,
-    level_width,
-    output_size,
-    transfer_weights,
-    validate_input_shape,
-)
+from pynet_tf.model import build_pynet, level_width, transfer_weights
+from pynet_tf.shapes import LEVELS, InputShapeError, output_size, validate_input_shape
 
 SMALL = 4  # base width for runnable test models
 REFERENCE_PARAMS = 47_548_170  # trainable parameters of the official PyNET graph (all six outputs)
@@ -180,6 +173,13 @@ def test_tflite_float32_matches_keras(small_models, packed, level):
 def test_bad_input_shape_is_one_clear_error(shape, message):
     with pytest.raises(InputShapeError, match=message):
         build_pynet(0, base_filters=SMALL, input_shape=shape)
+
+
+@pytest.mark.parametrize("call", [lambda m, x: m(x), lambda m, x: m.predict(x, verbose=0)])
+def test_dynamic_model_rejects_bad_size_when_called(small_models, call):
+    bad = np.zeros((1, 40, 48, 4), np.float32)
+    with pytest.raises(InputShapeError, match=r"40x48 .*nearest valid size is 32x48"):
+        call(small_models[3], bad)
 
 
 def test_validate_input_shape_accepts_multiples_of_16_and_run_time_sizes():

@@ -1,0 +1,59 @@
+"""PyNET's sizes: which packed inputs it accepts and how large each level's output is.
+
+The one home of these facts; the model, the data pipeline and the CLIs all ask here.
+"""
+
+from __future__ import annotations
+
+LEVELS = (5, 4, 3, 2, 1, 0)
+"""All levels, coarsest first: the order the reference trains them in. 0 is full resolution."""
+DOWNSAMPLING = 16
+"""Four 2x2 max-pools lie between the packed input and level 5: H and W must be multiples of this."""
+
+
+class InputShapeError(ValueError):
+    """The packed input cannot go through PyNET's four poolings (or is not 4-channel)."""
+
+    # With Exception's own constructor, autograph re-raises this type from traced code (Keras' predict and
+    # fit) instead of wrapping it in a StagingError.
+    __init__ = Exception.__init__
+
+
+def check_level(level: int) -> None:
+    if level not in LEVELS:
+        raise ValueError(f"PyNET level must be one of 0..5 (0 = full resolution), got {level!r}")
+
+
+def output_size(level: int, height: int, width: int) -> tuple[int, int]:
+    """Size of level ``level``'s RGB output for a packed input of ``height`` x ``width``.
+
+    Level 0 doubles the packed size (one packed pixel is a 2x2 Bayer quad); level L > 0 is H / 2^(L-1).
+    """
+    check_level(level)
+    if level == 0:
+        return 2 * height, 2 * width
+    return height // 2 ** (level - 1), width // 2 ** (level - 1)
+
+
+def nearest_valid_size(size: int) -> int:
+    """The multiple of ``DOWNSAMPLING`` closest to ``size`` (ties go down: cropping loses less than padding
+    invents), never below ``DOWNSAMPLING``."""
+    return max(DOWNSAMPLING, DOWNSAMPLING * ((size + DOWNSAMPLING // 2 - 1) // DOWNSAMPLING))
+
+
+def validate_input_shape(height: int | None, width: int | None, channels: int | None = 4) -> None:
+    """Raise ``InputShapeError`` unless a packed input of this size can go through PyNET.
+
+    ``None`` means "decided at run time" and passes; the model checks again when it sees real sizes.
+    """
+    if channels != 4:
+        raise InputShapeError(
+            f"PyNET reads packed 4-channel Bayer input (H x W x 4); got {channels} channels. "
+            "Pack the RAW mosaic into its four CFA planes first."
+        )
+    if any(size is not None and (size <= 0 or size % DOWNSAMPLING) for size in (height, width)):
+        fix = "x".join(str(nearest_valid_size(s)) if s is not None else "any" for s in (height, width))
+        raise InputShapeError(
+            f"packed input {height}x{width} is not a multiple of {DOWNSAMPLING} in height and width "
+            f"(PyNET pools 2x2 four times); the nearest valid size is {fix}: crop or pad the input to it."
+        )
