@@ -1,0 +1,207 @@
+"""Camera RAW (real KDC file, DNGs written here) and ZRR PNG reading; every bad file is one RawReadError."""
+
+import faulthandler
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rawpy
+import tifffile
+from PIL import Image
+
+from pynet_tf.data.bayer import PATTERNS, channel_offsets, unpack
+from pynet_tf.data.rawio import RawImage, RawReadError, read_raw, read_zrr_raw
+
+KDC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "third_party" / "RAW_KODAK_DC50.KDC"
+
+# pack computes in float64 and rounds once to float32: half an ulp, 2**-24 relative, at most.
+F32_RTOL = 2.0**-24
+# LibRaw keeps white-balance multipliers (1 / AsShotNeutral) in float32.
+LIBRAW_WB_RTOL = 1e-6
+# Every fuzz case is a small file (at most the 92 KB KDC), which LibRaw and Pillow read in milliseconds;
+# this watchdog only turns a hang into a traceback and a failed run instead of a stuck CI job.
+HANG_GUARD_S = 60
+
+# DNG CFAPattern colour codes (0 red, 1 green, 2 blue, 3 cyan, 4 magenta, 5 yellow).
+_CFA_CODES = {"R": 0, "G": 1, "B": 2, "C": 3, "M": 4, "Y": 5}
+
+
+def _write_dng(path: Path, mosaic: np.ndarray, cfa: str, black_tile=(0, 0, 0, 0), white=4095, repeat=2):
+    """A minimal uncompressed CFA DNG: the tags LibRaw needs, black levels per 2x2 tile position."""
+    tags = [
+        (50706, 1, 4, (1, 4, 0, 0), True),  # DNGVersion
+        (50708, 2, 0, "pynet-tf test camera", True),  # UniqueCameraModel
+        (33421, 3, 2, (repeat, repeat), True),  # CFARepeatPatternDim
+        (33422, 1, len(cfa), tuple(_CFA_CODES[c] for c in cfa), True),  # CFAPattern
+        (50713, 3, 2, (2, 2), True),  # BlackLevelRepeatDim
+        (50714, 4, 4, tuple(black_tile), True),  # BlackLevel, tile order (0,0) (0,1) (1,0) (1,1)
+        (50717, 4, 1, white, True),  # WhiteLevel
+        (50728, 5, 3, (1, 2, 1, 1, 1, 3), True),  # AsShotNeutral (1/2, 1, 1/3): gains R 2, B 3
+    ]
+    tifffile.imwrite(path, mosaic, photometric=32803, subfiletype=0, extratags=tags)
+    return path
+
+
+def _reference_zrr(raw: np.ndarray) -> np.ndarray:
+    """Reference PyNET's extract_bayer_channels, reordered from its (B, Gb, R, Gr) to (R, Gr, Gb, B)."""
+    ch_b, ch_gb, ch_r, ch_gr = raw[1::2, 1::2], raw[0::2, 1::2], raw[0::2, 0::2], raw[1::2, 0::2]
+    reference = np.dstack((ch_b, ch_gb, ch_r, ch_gr)).astype(np.float32) / (4 * 255)
+    return reference[..., [2, 1, 3, 0]]
+
+
+def _write_png16(path: Path, mosaic: np.ndarray) -> Path:
+    Image.fromarray(mosaic.astype(np.uint16)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def kdc() -> RawImage:
+    assert KDC.is_file(), f"the shared test data is missing: {KDC} (CI has ../shared beside the clone)"
+    return read_raw(KDC)
+
+
+def test_kdc_metadata(kdc):
+    assert kdc.pattern == "GRBG"
+    assert kdc.size == (512, 768) and kdc.mosaic.shape == (512, 768) and kdc.mosaic.dtype == np.uint16
+    assert kdc.white_level == 16383
+    assert kdc.black_levels == (0.0, 0.0, 0.0, 0.0)
+    assert kdc.white_balance == (1.0, 1.0, 1.0)
+    assert kdc.color_matrix.shape == (3, 3)
+    assert not kdc.mosaic.flags.writeable
+
+
+def test_kdc_mosaic_and_packing_match_direct_slicing(kdc):
+    with rawpy.imread(str(KDC)) as raw:
+        visible = raw.raw_image_visible.copy()
+    np.testing.assert_array_equal(kdc.mosaic, visible)
+    packed = kdc.packed()
+    assert packed.shape == (256, 384, 4) and packed.dtype == np.float32
+    assert packed.min() >= 0.0 and packed.max() <= 1.0
+    # GRBG: green of the red row at (0, 0), red at (0, 1), blue at (1, 0), green of the blue row at (1, 1).
+    for channel, (row, col) in enumerate([(0, 1), (0, 0), (1, 1), (1, 0)]):
+        direct = visible[row::2, col::2] / 16383.0  # black level 0
+        np.testing.assert_allclose(packed[..., channel], direct, rtol=F32_RTOL)
+        assert packed[..., channel].mean() == pytest.approx(direct.mean(), rel=1e-6)  # float32 sum of 98k
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_dng_of_each_pattern_reads_back_exactly(tmp_path, pattern):
+    black_tile = (64, 65, 66, 67)  # one level per tile position, to see them reordered
+    rng = np.random.default_rng(3)
+    mosaic = rng.integers(67, 4095, size=(32, 48), endpoint=True, dtype=np.uint16)
+    image = read_raw(_write_dng(tmp_path / f"{pattern}.dng", mosaic, pattern, black_tile))
+    assert image.pattern == pattern
+    np.testing.assert_array_equal(image.mosaic, mosaic)
+    expected_black = tuple(float(black_tile[2 * row + col]) for row, col in channel_offsets(pattern))
+    assert image.black_levels == expected_black
+    assert image.white_level == 4095
+    np.testing.assert_allclose(image.white_balance, (2.0, 1.0, 3.0), rtol=LIBRAW_WB_RTOL)
+    restored = unpack(image.packed(), pattern, image.black_levels, image.white_level)
+    np.testing.assert_array_equal(restored, mosaic)
+
+
+@pytest.mark.parametrize(
+    ("name", "cfa", "repeat"),
+    [("rgbg", "RGBG", 2), ("cmyg", "GMCY", 2), ("xtrans", "GGRRBBRRBBGGRBRGGGBBGRRGRGBRBBBGRBGG", 6)],
+)
+def test_non_bayer_dng_is_refused(tmp_path, name, cfa, repeat):
+    path = _write_dng(tmp_path / f"{name}.dng", np.zeros((36, 48), np.uint16), cfa, repeat=repeat)
+    with pytest.raises(RawReadError, match="not a 2x2 Bayer sensor") as error:
+        read_raw(path)
+    assert str(path) in str(error.value)
+
+
+def test_linear_dng_is_refused(tmp_path):
+    path = tmp_path / "linear.dng"
+    tifffile.imwrite(path, np.zeros((64, 96, 3), np.uint16), photometric=34892, subfiletype=0,
+                     extratags=[(50706, 1, 4, (1, 4, 0, 0), True), (50708, 2, 0, "pynet-tf test", True)])
+    with pytest.raises(RawReadError, match=r"not a 2x2 Bayer sensor \(CFA pattern none"):
+        read_raw(path)
+
+
+def _bad_file(directory: Path, kind: str) -> Path:
+    if kind == "missing":
+        return directory / "missing.dng"
+    if kind == "directory":
+        return directory
+    path = directory / f"{kind}.dng"
+    path.write_bytes(b"" if kind == "empty" else b"not an image\n")
+    return path
+
+
+@pytest.mark.parametrize("reader", [read_raw, read_zrr_raw])
+@pytest.mark.parametrize(
+    ("kind", "cause"),
+    [
+        ("missing", "no such file"),
+        ("directory", "is a directory"),
+        ("empty", "empty file"),
+        ("text", "cannot"),
+    ],
+)
+def test_unreadable_files_raise_one_error_naming_file_and_cause(tmp_path, reader, kind, cause):
+    path = _bad_file(tmp_path, kind)
+    with pytest.raises(RawReadError, match=cause) as error:
+        reader(path)
+    assert str(path) in str(error.value)
+
+
+def _fuzz_cases(directory: Path) -> list[Path]:
+    """Random bytes (empty to 64 KiB, several seeds), and the KDC cut at 60 lengths from 0 to one short."""
+    cases = []
+    for seed in range(4):
+        for size in (0, 1, 16, 1024, 65536):
+            path = directory / f"random_{seed}_{size}.raw"
+            path.write_bytes(np.random.default_rng(seed).bytes(size))
+            cases.append(path)
+    data = KDC.read_bytes()
+    for length in np.linspace(0, len(data) - 1, 60, dtype=int):
+        path = directory / f"cut_{length}.kdc"
+        path.write_bytes(data[:length])
+        cases.append(path)
+    return cases
+
+
+@pytest.mark.parametrize("reader", [read_raw, read_zrr_raw])
+def test_fuzzed_files_raise_only_raw_read_error(tmp_path, reader):
+    outcomes = set()
+    for path in _fuzz_cases(tmp_path):
+        faulthandler.dump_traceback_later(HANG_GUARD_S, exit=True)
+        try:
+            result = reader(path)
+            outcomes.add(type(result).__name__)  # a truncation LibRaw still decodes: a whole image
+        except RawReadError as error:
+            assert path.name in str(error)
+            outcomes.add("RawReadError")
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+    # Today LibRaw and Pillow refuse every one of these cases; a decoded one must at least be well formed.
+    assert "RawReadError" in outcomes and outcomes <= {"RawReadError", "RawImage", "ndarray"}
+
+
+def test_sixteen_bit_png_values_survive_decoding(tmp_path):
+    known = np.array([[0, 1, 255, 256], [1023, 4096, 32768, 65535]], dtype=np.uint16)
+    path = _write_png16(tmp_path / "known.png", known)
+    with Image.open(path) as image:
+        assert image.mode == "I;16"
+    packed = read_zrr_raw(path)
+    np.testing.assert_array_equal(packed, _reference_zrr(known))  # exact: the same float32 division
+    # Gr of the second tile is 256, B is 65535: both beyond 8 bits, so 16 bits survived decoding.
+    assert packed[0, 1, 1] == np.float32(256) / np.float32(1020)
+    assert packed[0, 1, 3] == np.float32(65535) / np.float32(1020)
+
+
+def test_zrr_matches_the_reference_loader(tmp_path):
+    raw = np.random.default_rng(11).integers(0, 1024, size=(448, 448), dtype=np.uint16)  # 10-bit, as ZRR
+    packed = read_zrr_raw(_write_png16(tmp_path / "0.png", raw))
+    assert packed.shape == (224, 224, 4) and packed.dtype == np.float32
+    np.testing.assert_array_equal(packed, _reference_zrr(raw))  # exact: the same float32 division
+    assert packed.max() > 1.0  # not clipped, as the reference
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_zrr_refuses_images_that_are_not_16_bit_mosaics(tmp_path, mode):
+    path = tmp_path / f"{mode}.png"
+    Image.new(mode, (8, 8)).save(path)
+    with pytest.raises(RawReadError, match=f"not a 16-bit single-channel mosaic \\(image mode '{mode}'\\)"):
+        read_zrr_raw(path)
