@@ -15,7 +15,7 @@ $(INSTALLED): pyproject.toml
 
 demo: $(INSTALLED)
 	$(PY) -m pynet_tf.summary --base-filters 32 --input 224x224
-	@echo "Built so far: the PyNET model (above). Data, training, export and the phone benchmark are not built yet (README, Status)."
+	@echo "Training, export and the phone benchmark are not built yet: README's Status table says what is."
 
 test: $(INSTALLED)
 	$(PY) -m pytest

@@ -30,8 +30,11 @@ def test_zrr_tree_pairs_by_number_in_numeric_order(tmp_path):
         for n in numbers:
             _touch(tmp_path / split / "huawei_raw" / f"{n}.png")
             _touch(tmp_path / split / "canon" / f"{n}.jpg")
+    for n in (11, 3):
+        _touch(tmp_path / "test" / "huawei_full_resolution" / f"{n}.png")
     source = parse_source(f"zrr:{tmp_path}")
     assert source.kind == "zrr" and not source.synthetic
+    assert [path.name for path in source.full_resolution] == ["3.png", "11.png"]
     assert [ex.name for ex in source.examples("train")] == ["0", "1", "2", "10"]
     ex = source.examples("test")[0]
     assert ex.raw == tmp_path / "test" / "huawei_raw" / "5.png" and ex.target.name == "5.jpg"

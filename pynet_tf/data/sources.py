@@ -46,6 +46,8 @@ class Source:
     """``zrr`` (16-bit PNG mosaics, the reference loader), ``raw`` (camera RAW files) or ``photos``."""
     spec: str
     splits: dict[str, tuple[Example, ...]]
+    full_resolution: tuple[Path, ...] = ()
+    """Whole-frame RAW inputs without targets (ZRR's test/huawei_full_resolution), for visual checks."""
 
     @property
     def synthetic(self) -> bool:
@@ -95,11 +97,11 @@ def _zrr(root: Path, spec: str) -> Source:
         raws = _index(root / split / "huawei_raw", (".png",))
         photos = _index(root / split / "canon", (".jpg",))
         _check_matched(spec, split, raws, photos, "huawei_raw", "canon")
-        names = sorted(raws, key=lambda name: (len(name), name))  # numeric names in numeric order
-        splits[split] = tuple(Example(name, photos[name], raws[name]) for name in names)
+        splits[split] = tuple(Example(name, photos[name], raws[name]) for name in _numeric_order(raws))
     if not any(splits.values()):
         raise DataSourceError(f"--data {spec!r}: no train/huawei_raw/*.png or test/huawei_raw/*.png under {root}")
-    return Source("zrr", spec, splits)
+    full = _index(root / "test" / "huawei_full_resolution", (".png",))
+    return Source("zrr", spec, splits, tuple(full[name] for name in _numeric_order(full)))
 
 
 def _pairs(root: Path, spec: str) -> Source:
@@ -117,6 +119,11 @@ def _photos(root: Path, spec: str) -> Source:
     if not photos:
         raise DataSourceError(f"--data {spec!r}: no photos ({', '.join(PHOTO_SUFFIXES)}) in {root}")
     return Source("photos", spec, _split(root, {name: Example(name, path) for name, path in photos.items()}))
+
+
+def _numeric_order(names) -> list[str]:
+    """ZRR's files are numbered 0.png, 1.png, ...: 2 before 10."""
+    return sorted(names, key=lambda name: (len(name), name))
 
 
 def _index(folder: Path, suffixes: tuple[str, ...], recursive: bool = False) -> dict[str, Path]:
