@@ -1,14 +1,16 @@
 """The tf.data pipeline on a miniature ZRR tree (real 16-bit PNG / JPEG files) and on the embedded samples."""
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from pynet_tf.data.pipeline import PipelineOptions, load_photo, make_dataset
-from pynet_tf.data.rawio import read_zrr_raw
+from pynet_tf.data.photoio import read_photo
+from pynet_tf.data.pipeline import PipelineOptions, make_dataset
+from pynet_tf.data.rawio import read_raw, read_zrr_raw
 from pynet_tf.data.sources import parse_source
 from pynet_tf.shapes import output_size
 
@@ -47,7 +49,7 @@ def test_zrr_without_crop_or_augmentation_is_the_reference_loader(zrr_root):
     packed, target = _first(make_dataset(parse_source(f"zrr:{zrr_root}"), "test", options))
     for n in range(4):  # evaluation order is the source's order
         np.testing.assert_array_equal(packed[n], read_zrr_raw(zrr_root / "test" / "huawei_raw" / f"{n}.png"))
-        np.testing.assert_array_equal(target[n], load_photo(zrr_root / "test" / "canon" / f"{n}.jpg"))
+        np.testing.assert_array_equal(target[n], read_photo(zrr_root / "test" / "canon" / f"{n}.jpg"))
 
 
 def test_same_seed_same_batches_other_seed_other_batches(zrr_root):
@@ -98,3 +100,26 @@ def test_samples_unprocess_into_synthetic_raw():
     assert packed.mean() < target.mean()
     again = _first(make_dataset(parse_source("samples"), "train", options))
     np.testing.assert_array_equal(packed, again[0])
+
+
+KDC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "third_party" / "RAW_KODAK_DC50.KDC"
+
+
+def test_camera_raw_pairs_crop_input_and_target_at_the_same_place(tmp_path):
+    """A real camera RAW with a photo that encodes each pixel's position, so a crop's first target pixel
+    says where the crop was taken: the RAW crop must be the packed frame at half that position."""
+    raw = read_raw(KDC)
+    (tmp_path / "train" / "raw").mkdir(parents=True)
+    (tmp_path / "train" / "rgb").mkdir(parents=True)
+    (tmp_path / "train" / "raw" / "frame.kdc").write_bytes(KDC.read_bytes())
+    rows, cols = np.mgrid[: raw.size[0], : raw.size[1]]
+    position = np.stack([rows, cols, np.zeros_like(rows)], axis=-1).astype(np.uint16)
+    (tmp_path / "train" / "rgb" / "frame.png").write_bytes(tf.io.encode_png(position).numpy())  # 16-bit
+
+    options = PipelineOptions(level=0, patch=48, batch_size=3, seed=2, augment=False)
+    packed, target = _first(make_dataset(parse_source(f"pairs:{tmp_path}"), "train", options))
+    full = raw.packed()
+    for crop, photo in zip(packed, target):
+        row, col = np.rint(photo[0, 0, :2] * 65535).astype(int)
+        assert row % 2 == 0 and col % 2 == 0  # crops never split a 2x2 tile
+        np.testing.assert_array_equal(crop, full[row // 2 : row // 2 + 48, col // 2 : col // 2 + 48])

@@ -9,7 +9,7 @@ import tensorflow as tf
 from skimage.metrics import peak_signal_noise_ratio
 
 from pynet_tf.data import bayer, isp
-from pynet_tf.data.pipeline import load_photo
+from pynet_tf.data.photoio import read_photo
 from pynet_tf.data.sources import parse_source
 from pynet_tf.data.unprocess import (
     BLUE_GAIN_RANGE,
@@ -31,7 +31,7 @@ def photos():
     """The sample photos, cropped to even sizes (a mosaic needs whole 2x2 tiles)."""
     loaded = {}
     for example in PHOTOS:
-        photo = load_photo(example.target)
+        photo = read_photo(example.target)
         loaded[example.name] = photo[: photo.shape[0] // 2 * 2, : photo.shape[1] // 2 * 2]
     return loaded
 

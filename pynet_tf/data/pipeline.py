@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 from pynet_tf.data.augment import bayer_dihedral, target_for_level
+from pynet_tf.data.photoio import read_photo
 from pynet_tf.data.rawio import RawReadError, read_raw, read_zrr_raw
 from pynet_tf.data.sources import Example, Source
 from pynet_tf.data.unprocess import unprocess
@@ -45,21 +45,10 @@ class PipelineOptions:
     """The sensor pattern synthetic RAW is sampled with (photo sources): match the phone you deploy to."""
 
 
-def load_photo(path) -> np.ndarray:
-    """An RGB photo as float32 in [0, 1] (8- or 16-bit; grey or RGBA become RGB)."""
-    with Image.open(path) as image:
-        array = np.asarray(image)
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=-1)
-    array = array[..., :3]
-    scale = 65535.0 if array.dtype == np.uint16 else 255.0
-    return array.astype(np.float32) / scale
-
-
 def load_example(example: Example, kind: str) -> tuple[np.ndarray | None, np.ndarray]:
     """(packed RAW or None for photo sources, RGB target), cropped so the target is exactly 2x the input."""
     try:
-        target = load_photo(example.target)
+        target = read_photo(example.target)
         if kind == "photos":
             return None, target[: target.shape[0] // 2 * 2, : target.shape[1] // 2 * 2]
         packed = read_zrr_raw(example.raw) if kind == "zrr" else read_raw(example.raw).packed()

@@ -27,7 +27,7 @@ ZRR_SCALE = 4 * 255
 _MODES_16BIT = frozenset({"I;16", "I;16L", "I;16B"})
 
 # What Pillow raises for files it cannot identify or decode (truncated, corrupt, bad chunks, bombs).
-_PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
 class RawReadError(OSError):
@@ -148,7 +148,7 @@ def read_zrr_raw(path: str | Path) -> np.ndarray:
             image.load()
             mode = image.mode
             mosaic = np.array(image)
-    except _PILLOW_ERRORS as error:
+    except PILLOW_ERRORS as error:
         cause = f"{type(error).__name__}: {error}"
         raise RawReadError(f"{path}: cannot decode it as an image ({cause})") from error
     if mode not in _MODES_16BIT:
