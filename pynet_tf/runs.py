@@ -1,0 +1,91 @@
+"""The layout of a training run's folder, and loading the models it holds.
+
+    runs/NAME/
+      config.json            the resolved configuration of the latest invocation (with VGG source, warnings)
+      metrics.jsonl          one JSON object per line: train losses every few steps, validation scores
+      tensorboard/level_K/   the same, for TensorBoard
+      level_K/
+        checkpoints/         tf.train.CheckpointManager: model, optimizer (and its step); resume point
+        model.keras          the trained level (float32, loads with ``load_model``)
+        saved_model/         the same as an export-ready SavedModel: signature serving_default, raw -> rgb
+        level.json           written last: the level is complete (steps, validation, warm start)
+      final -> level_K       the finest level trained so far
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import tf_keras as keras
+
+import pynet_tf.layers  # noqa: F401  (registers the custom layers that .keras files name)
+
+MODEL_FILE = "model.keras"
+LEVEL_RECORD = "level.json"
+
+
+class RunError(FileNotFoundError):
+    """A run folder or model path that holds no trained model; the message says what was looked for."""
+
+
+class RunDir:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def metrics_log(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def final(self) -> Path:
+        return self.root / "final"
+
+    def level_dir(self, level: int) -> Path:
+        return self.root / f"level_{level}"
+
+    def checkpoints(self, level: int) -> Path:
+        return self.level_dir(level) / "checkpoints"
+
+    def model_file(self, level: int) -> Path:
+        return self.level_dir(level) / MODEL_FILE
+
+    def saved_model(self, level: int) -> Path:
+        return self.level_dir(level) / "saved_model"
+
+    def level_record(self, level: int) -> Path:
+        return self.level_dir(level) / LEVEL_RECORD
+
+    def tensorboard(self, level: int) -> Path:
+        return self.root / "tensorboard" / f"level_{level}"
+
+    def completed(self, level: int) -> bool:
+        return self.level_record(level).is_file() and self.model_file(level).is_file()
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    """A ``.keras`` file, a level folder, or a run folder (its ``final`` level) -> the ``.keras`` file."""
+    path = Path(path).expanduser()
+    candidates = [path, path / MODEL_FILE, path / "final" / MODEL_FILE]
+    for candidate in candidates:
+        if candidate.is_file() and candidate.suffix == ".keras":
+            return candidate
+    raise RunError(
+        f"{path}: no trained model there; pass a .keras file, a level folder (runs/NAME/level_0) or a run "
+        f"folder with a 'final' level (runs/NAME), as written by python -m pynet_tf.train"
+    )
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a trained PyNET level (see ``resolve_model_path`` for what ``path`` may be)."""
+    return keras.models.load_model(resolve_model_path(path), compile=False)
+
+
+def level_record(path: str | Path) -> dict:
+    """The ``level.json`` beside a model file (level, base width, training config), or {} if absent."""
+    record = resolve_model_path(path).with_name(LEVEL_RECORD)
+    return json.loads(record.read_text()) if record.is_file() else {}

@@ -1,0 +1,178 @@
+"""Train PyNET level by level, coarsest first, each level warm-started from the one before it.
+
+    python -m pynet_tf.train --preset quick                      # minutes on a CPU, embedded photos
+    python -m pynet_tf.train --data zrr:/data/zrr --vgg-weights vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5
+    python -m pynet_tf.train --data zrr:/data/zrr --levels 2-0 --loss lab_vgg --strategy mirrored
+
+Running the same command again continues where it stopped (level, step and optimizer state). Ctrl-C saves a
+checkpoint and exits. The run folder's layout is described in ``pynet_tf.runs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import tensorflow as tf
+import tf_keras as keras
+
+from pynet_tf import atomic, losses, runs, train_config
+from pynet_tf.data.sources import DataSourceError, parse_source
+from pynet_tf.distribute import StrategyError, make_strategy
+from pynet_tf.runs import RunDir
+from pynet_tf.train_config import ConfigError, TrainConfig
+from pynet_tf.trainer import TrainingDivergedError, TrainingInterrupted, export_level, stop_requests, train_level
+from pynet_tf.vgg import VggWeightsError, load_vgg_features
+
+log = logging.getLogger("pynet_tf.train")
+
+# Fields that shape the network: a run folder cannot continue under different values.
+_MODEL_FIELDS = ("base_filters",)
+
+
+def train(config: TrainConfig) -> Path:
+    """Run ``config`` to completion (or resume it); returns the folder of the finest level trained."""
+    keras.utils.set_random_seed(config.seed)
+    placement = make_strategy(config.strategy)
+    run = RunDir(config.out)
+    _check_resumable(run, config)
+    source = parse_source(config.data)
+    with placement.strategy.scope():
+        vgg = _vgg(config)
+    record = {
+        "config": config.to_json(),
+        "vgg": getattr(vgg, "source", None),
+        "warnings": _warnings(config, vgg),
+        "strategy": type(placement.strategy).__name__,
+        "replicas": placement.replicas,
+        "tensorflow": tf.__version__,
+    }
+    print(json.dumps(record, indent=2))
+    if placement.is_chief:
+        atomic.write_json(run.config, record)
+
+    previous: keras.Model | None = _completed_model(run, config.levels[0] + 1)
+    with stop_requests() as stop_requested:
+        for level in config.levels:
+            if run.completed(level):
+                print(f"level {level}: already trained ({run.level_record(level)}), skipping")
+                previous = runs.load_model(run.level_dir(level))
+                continue
+            if previous is None and level < 5:
+                log.warning(
+                    "level %d starts from random weights: level %d is not trained in %s", level, level + 1, run.root
+                )
+            started = time.time()
+            result = train_level(config, level, placement, run, source, vgg, previous, stop_requested)
+            if placement.is_chief:
+                export_level(result.model, config, level, run, {
+                    "level": level,
+                    "base_filters": config.base_filters,
+                    "steps": result.steps,
+                    "batch_size": config.schedule[level].batch_size,
+                    "loss": losses.parse_loss(config.loss).weights(level),
+                    "validation": result.validation,
+                    "seconds": round(time.time() - started, 1),
+                    "config": config.to_json(),
+                })
+                atomic.point_link(run.final, run.level_dir(level).name)
+                print(f"level {level}: done, validation {_scores(result.validation)} -> {run.level_dir(level)}")
+            previous = result.model
+    return run.level_dir(config.levels[-1])
+
+
+def _check_resumable(run: RunDir, config: TrainConfig) -> None:
+    if not run.config.is_file():
+        return
+    before = json.loads(run.config.read_text())["config"]
+    for name in _MODEL_FIELDS:
+        if before.get(name) != getattr(config, name):
+            raise ConfigError(
+                f"--out {run.root} holds a run with {name}={before.get(name)}, not {getattr(config, name)}: "
+                "use the same value to continue it, or another --out for a new run"
+            )
+
+
+def _vgg(config: TrainConfig):
+    if not losses.parse_loss(config.loss).uses_vgg:
+        return None
+    return load_vgg_features(config.vgg_layer, config.vgg_weights, allow_random=config.allow_random_vgg)
+
+
+def _warnings(config: TrainConfig, vgg) -> list[str]:
+    found = []
+    if vgg is not None and getattr(vgg, "source", None) == "random":
+        found.append("VGG-19 has RANDOM weights (--allow-random-vgg): the vgg term is meaningless; smoke tests only")
+    return found
+
+
+def _completed_model(run: RunDir, level: int) -> keras.Model | None:
+    return runs.load_model(run.level_dir(level)) if level <= 5 and run.completed(level) else None
+
+
+def _scores(scores: dict) -> str:
+    return ", ".join(f"{name} {value:.4f}" for name, value in scores.items() if value is not None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pynet_tf.train", description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.splitlines()[1:]),
+    )
+    add = parser.add_argument
+    add("--data", default="samples", help="samples (default) | zrr:DIR | pairs:DIR | photos:DIR")
+    add("--levels", type=_levels, default=None, help="a range such as 5-0 (default) or one level")
+    add("--preset", default="reference", choices=list(train_config.PRESETS),
+        help="reference: the paper's schedule; quick: minutes on a CPU (default: reference)")
+    add("--base-filters", type=int, help="width of level 1 (paper: 32)")
+    add("--loss", help=f"a preset ({', '.join(losses.PRESETS)}) or term=weight,... ({', '.join(losses.TERMS)})")
+    add("--lab-alpha", type=float, help=f"weight of MS-SSIM in the LAB loss (default {losses.LAB_ALPHA})")
+    add("--vgg-weights", help="VGG-19 weights: Keras' *_notop.h5 or MatConvNet's imagenet-vgg-verydeep-19.mat")
+    add("--vgg-layer", help="VGG-19 layer of the content loss (default relu5_4)")
+    add("--allow-random-vgg", action="store_true", default=None, help="random VGG weights (smoke tests only)")
+    add("--batch-size", type=int, help="global batch size at every level (default: the preset's per level)")
+    add("--steps", type=int, help="steps at every level (default: the preset's per level)")
+    add("--patch", type=int, help="packed training crop side (a multiple of 16)")
+    add("--lr", type=float, help="Adam learning rate")
+    add("--out", help="run folder (default runs/PRESET); an existing run is continued")
+    add("--strategy", choices=train_config.STRATEGIES, help="tf.distribute strategy (default auto)")
+    add("--mixed-precision", action="store_true", default=None, help="float16 compute (GPUs)")
+    add("--jit", action=argparse.BooleanOptionalAction, default=None, help="XLA-compile the training step")
+    add("--seed", type=int)
+    add("--checkpoint-every", type=int, help="steps between checkpoints")
+    add("--validate-every", type=int, help="steps between validations")
+    return parser
+
+
+def _levels(text: str) -> tuple[int, ...]:
+    try:
+        return train_config.parse_levels(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", module="tf_keras")
+    try:
+        config = train_config.resolve(args.pop("preset"), **args)
+        final = train(config)
+    except TrainingInterrupted as stop:
+        print(stop, file=sys.stderr)
+        return 130
+    except (ConfigError, losses.LossSpecError, DataSourceError, StrategyError, VggWeightsError, runs.RunError,
+            TrainingDivergedError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2 if not isinstance(error, TrainingDivergedError) else 1
+    print(f"trained: {final} (final -> {Path(config.out) / 'final'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

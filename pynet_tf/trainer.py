@@ -1,0 +1,329 @@
+"""Training one PyNET level: a compiled step under a distribution strategy, checkpoints, validation, logs.
+
+The loop is written out (not ``Model.fit``) because a level must resume at the exact step and optimizer
+state after a crash, stop cleanly on Ctrl-C or SIGTERM (a cluster's preemption) with a checkpoint, refuse to
+go on after a NaN loss with the last good checkpoint untouched, and log each loss term separately.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+from tqdm import tqdm
+
+from pynet_tf import atomic, metrics
+from pynet_tf.data.pipeline import PipelineOptions, make_dataset
+from pynet_tf.data.sources import Source
+from pynet_tf.distribute import Placement
+from pynet_tf.losses import Loss
+from pynet_tf.model import build_pynet, transfer_weights
+from pynet_tf.runs import RunDir
+from pynet_tf.shapes import output_size
+from pynet_tf.train_config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+LOG_EVERY = 10
+"""Steps between the train-loss lines of metrics.jsonl and TensorBoard (means over those steps)."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; nothing after the last good checkpoint was saved."""
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C or SIGTERM: the level's state was checkpointed; the same command resumes it."""
+
+
+@dataclass
+class LevelResult:
+    model: keras.Model
+    validation: dict[str, float | None]
+    steps: int
+
+
+class MetricsLog:
+    """metrics.jsonl (appended, one flushed line per event) plus TensorBoard scalars; chief only."""
+
+    def __init__(self, run: RunDir, level: int, enabled: bool) -> None:
+        self.enabled = enabled
+        if enabled:
+            run.root.mkdir(parents=True, exist_ok=True)
+            self.file = run.metrics_log.open("a", encoding="utf-8")
+            self.writer = tf.summary.create_file_writer(str(run.tensorboard(level)))
+        self.level = level
+
+    def write(self, kind: str, step: int, values: dict[str, float | None]) -> None:
+        if not self.enabled:
+            return
+        record = {"time": round(time.time(), 3), "level": self.level, "step": step, "kind": kind, **values}
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        with self.writer.as_default(step=step):
+            for name, value in values.items():
+                if value is not None:
+                    tf.summary.scalar(f"{kind}/{name}", value)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.file.close()
+            self.writer.close()
+
+
+@contextmanager
+def stop_requests() -> Iterator[Callable[[], bool]]:
+    """While inside, the first Ctrl-C / SIGTERM only asks the loop to stop after the current step; a second
+    Ctrl-C interrupts at once. Yields a function that says whether a stop was asked for."""
+    asked: list[int] = []
+
+    def handler(signum, frame):
+        if asked and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        asked.append(signum)
+        print(f"\n{signal.Signals(signum).name}: saving a checkpoint after this step (Ctrl-C again to abort)")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: bool(asked)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def train_level(
+    config: TrainConfig,
+    level: int,
+    placement: Placement,
+    run: RunDir,
+    source: Source,
+    vgg: Callable[[tf.Tensor], tf.Tensor] | None,
+    warm_start: keras.Model | None,
+    stop_requested: Callable[[], bool],
+) -> LevelResult:
+    """Train ``level`` to its scheduled steps, resuming from its checkpoints if there are any."""
+    schedule = config.schedule[level]
+    strategy = placement.strategy
+    with _precision(config.mixed_precision), strategy.scope():
+        model = build_pynet(level, base_filters=config.base_filters)
+        optimizer = keras.optimizers.Adam(config.lr)
+        if config.mixed_precision:
+            optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+        optimizer.build(model.trainable_variables)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    manager = tf.train.CheckpointManager(
+        checkpoint, str(_checkpoint_dir(run, level, placement)), max_to_keep=2, step_counter=optimizer.iterations
+    )
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        log.info("level %d: resumed from %s at step %d", level, manager.latest_checkpoint, int(optimizer.iterations))
+    elif warm_start is not None:
+        log.info("level %d: %s", level, transfer_weights(warm_start, model))
+    start = int(optimizer.iterations)
+
+    loss = Loss(_loss_weights(config, level), vgg=vgg, lab_alpha=config.lab_alpha)
+    step_fn = _make_step(model, optimizer, loss, strategy, config.jit, config.mixed_precision)
+    batches = iter(strategy.experimental_distribute_dataset(_train_data(config, level, source, placement, start)))
+    validation = _Validation(config, level, source)
+    metrics_log = MetricsLog(run, level, placement.is_chief)
+    scores: dict[str, float | None] = {}
+    sums: dict[str, float] = {}
+    progress = tqdm(
+        total=schedule.steps, initial=start, desc=f"level {level}", unit="step", disable=not placement.is_chief,
+        dynamic_ncols=True, mininterval=1.0,
+    )
+    try:
+        step = start
+        while step < schedule.steps:
+            total, terms = step_fn(next(batches))
+            values = {"loss": float(total), **{name: float(value) for name, value in terms.items()}}
+            if not all(math.isfinite(value) for value in values.values()):
+                raise TrainingDivergedError(
+                    f"level {level}, step {step + 1}: the loss is not finite ({_format(values)}); nothing was "
+                    f"saved after {manager.latest_checkpoint or 'the start of the level'}. Lower --lr, or "
+                    "check the data (--data) for broken images, then run the same command to resume"
+                )
+            step = int(optimizer.iterations)
+            for name, value in values.items():
+                sums[name] = sums.get(name, 0.0) + value
+            sums["_count"] = sums.get("_count", 0.0) + 1
+            if step % LOG_EVERY == 0 or step == schedule.steps:
+                count = sums.pop("_count")
+                metrics_log.write("train", step, {name: value / count for name, value in sums.items()})
+                sums = {}
+            if step % config.validate_every == 0 or step == schedule.steps:
+                scores = validation.score(model)
+                metrics_log.write("validation", step, scores)
+            if step % config.checkpoint_every == 0 or step == schedule.steps:
+                manager.save(checkpoint_number=step)
+            progress.update(step - progress.n)
+            progress.set_postfix_str(_format(values | {f"val_{k}": v for k, v in scores.items()}), refresh=False)
+            if stop_requested() and step < schedule.steps:
+                manager.save(checkpoint_number=step)
+                raise TrainingInterrupted(
+                    f"stopped at level {level}, step {step}/{schedule.steps}; checkpoint saved in "
+                    f"{run.checkpoints(level)}. Run the same command to continue."
+                )
+    finally:
+        progress.close()
+        metrics_log.close()
+        _remove_scratch(run, level, placement)
+    if not scores:  # resumed at the last step: score the restored model
+        scores = validation.score(model)
+    return LevelResult(model, scores, schedule.steps)
+
+
+def _loss_weights(config: TrainConfig, level: int) -> dict[str, float]:
+    from pynet_tf.losses import parse_loss
+
+    return parse_loss(config.loss).weights(level)
+
+
+@contextmanager
+def _precision(mixed: bool) -> Iterator[None]:
+    """mixed_float16 while the model is built (float32 weights, float16 compute), float32 otherwise."""
+    if not mixed:
+        yield
+        return
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def _make_step(
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    loss: Loss,
+    strategy: tf.distribute.Strategy,
+    jit: bool,
+    mixed: bool,
+) -> Callable:
+    """One optimizer step over a distributed batch -> (mean loss, mean terms) across replicas.
+
+    The forward and backward pass is compiled with XLA under ``jit``; the update stays outside it, where the
+    strategy sums the gradients of its replicas.
+    """
+    variables = model.trainable_variables
+    replicas = strategy.num_replicas_in_sync
+
+    def gradients(raw: tf.Tensor, target: tf.Tensor):
+        with tf.GradientTape() as tape:
+            total, terms = loss(target, model(raw, training=True))
+            # the mean over the global batch: every replica's share, summed by the update
+            objective = total / replicas
+            if mixed:
+                objective = optimizer.get_scaled_loss(objective)
+        grads = tape.gradient(objective, variables)
+        if mixed:
+            grads = optimizer.get_unscaled_gradients(grads)
+        return grads, total, terms
+
+    if jit:
+        gradients = tf.function(gradients, jit_compile=True)
+
+    def replica_step(raw: tf.Tensor, target: tf.Tensor):
+        grads, total, terms = gradients(raw, target)
+        optimizer.apply_gradients(zip(grads, variables))
+        return total, terms
+
+    @tf.function
+    def step(batch):
+        total, terms = strategy.run(replica_step, args=batch)
+
+        def mean(value):
+            return strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+
+        return mean(total), {name: mean(value) for name, value in terms.items()}
+
+    return step
+
+
+def _train_data(config: TrainConfig, level: int, source: Source, placement: Placement, start: int) -> tf.data.Dataset:
+    """The level's training stream. Its random crops follow (seed, level, worker, first step): a resumed level
+    draws a fresh but reproducible stream, and workers of a cluster draw different crops."""
+    seed = config.seed * 1_000_003 + level * 10_007 + placement.worker_index * 101 + start
+    dataset = make_dataset(
+        source, "train", PipelineOptions(level=level, patch=config.patch, batch_size=config.schedule[level].batch_size, seed=seed)
+    )
+    options = tf.data.Options()
+    # Each worker reads its own seeded stream rather than a shard of one: the sources are in-memory lists,
+    # not files to split.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return dataset.with_options(options)
+
+
+class _Validation:
+    """PSNR, SSIM and MS-SSIM on the same crops of the test split every time (those that fit the output)."""
+
+    def __init__(self, config: TrainConfig, level: int, source: Source) -> None:
+        options = PipelineOptions(
+            level=level, patch=config.patch, batch_size=config.schedule[level].batch_size, seed=config.seed,
+            augment=False, training=False,
+        )
+        self.batches = list(make_dataset(source, "test", options).take(config.validation_batches))
+        self.side = min(output_size(level, config.patch, config.patch))
+
+    def score(self, model: keras.Model) -> dict[str, float | None]:
+        predict = tf.function(lambda raw: model(raw, training=False))
+        predictions = [tf.cast(predict(raw), tf.float32) for raw, _ in self.batches]
+        targets = [target for _, target in self.batches]
+        prediction, target = tf.concat(predictions, 0), tf.concat(targets, 0)
+        clipped = tf.clip_by_value(prediction, 0.0, 1.0)  # scored as it would be saved
+        fits = self.side >= metrics.SSIM_FILTER_SIZE
+        return {
+            "psnr": float(np.mean(metrics.psnr(clipped, target))),
+            "ssim": float(np.mean(metrics.ssim(clipped, target))) if fits else None,
+            "ms_ssim": float(np.mean(metrics.ms_ssim(clipped, target))) if fits else None,
+        }
+
+
+def _checkpoint_dir(run: RunDir, level: int, placement: Placement) -> Path:
+    """The chief checkpoints into the run; other workers take part in the save into a scratch folder."""
+    if placement.is_chief:
+        return run.checkpoints(level)
+    return Path(tempfile.gettempdir()) / f"pynet_tf_worker{placement.worker_index}" / run.root.name / f"level_{level}"
+
+
+def _remove_scratch(run: RunDir, level: int, placement: Placement) -> None:
+    if not placement.is_chief:
+        import shutil
+
+        shutil.rmtree(_checkpoint_dir(run, level, placement), ignore_errors=True)
+
+
+def _format(values: dict[str, float | None]) -> str:
+    return ", ".join(f"{name}={value:.4g}" for name, value in values.items() if value is not None)
+
+
+def export_level(model: keras.Model, config: TrainConfig, level: int, run: RunDir, record: dict) -> None:
+    """Write the trained level: ``model.keras``, ``saved_model/`` (raw -> rgb), then ``level.json`` last.
+
+    A float32 copy is saved whatever the training precision, so exports and evaluation never see float16.
+    """
+    plain = build_pynet(level, base_filters=config.base_filters)
+    plain.set_weights(model.get_weights())
+    atomic.write_with(run.model_file(level), lambda path: plain.save(path))
+
+    spec = tf.TensorSpec((None, None, None, 4), tf.float32, name="raw")
+    module = tf.Module()
+    module.model = plain
+    module.serve = tf.function(lambda raw: {"rgb": plain(raw, training=False)}, input_signature=[spec])
+    atomic.write_with(
+        run.saved_model(level),
+        lambda path: tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve}),
+        directory=True,
+    )
+    atomic.write_json(run.level_record(level), record)

@@ -1,0 +1,211 @@
+"""Training end to end at a tiny width: the run folder, resuming, stopping, divergence and the CLI."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from pynet_tf import runs, train, trainer
+from pynet_tf.model import build_pynet
+from pynet_tf.train_config import resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+# Levels 5 and 4 at base width 2 on 32x32 crops: a few seconds per level, every code path of the loop.
+TINY = dict(levels=(5, 4), base_filters=2, patch=32, batch_size=2, validation_batches=1)
+
+
+def tiny_config(out: Path, **overrides):
+    return resolve("quick", **{**TINY, "steps": 3, "checkpoint_every": 2, "validate_every": 2, "out": str(out),
+                               **overrides})
+
+
+def records(run: Path, kind: str, level: int) -> list[dict]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == kind and r["level"] == level]
+
+
+def latest_checkpoint_step(run: Path, level: int) -> int:
+    latest = tf.train.latest_checkpoint(str(run / f"level_{level}" / "checkpoints"))
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
+def test_each_level_is_saved_complete_and_final_points_to_the_finest(tmp_path):
+    run = tmp_path / "run"
+    final = train.train(tiny_config(run))
+    assert final == run / "level_4"
+    assert os.readlink(run / "final") == "level_4"
+    for level in (5, 4):
+        record = json.loads((run / f"level_{level}" / "level.json").read_text())
+        assert record["level"] == level and record["steps"] == 3 and record["loss"] == {"lab_l1": 100}
+        assert np.isfinite(record["validation"]["psnr"])
+        # train losses, term by term, and validation scores in the machine-readable log
+        assert [r["step"] for r in records(run, "train", level)] == [3]
+        assert set(records(run, "train", level)[0]) >= {"loss", "lab_l1"}
+        assert [r["step"] for r in records(run, "validation", level)] == [2, 3]
+        assert list((run / "tensorboard" / f"level_{level}").glob("events.out.tfevents.*"))
+    config = json.loads((run / "config.json").read_text())
+    assert config["config"]["base_filters"] == 2 and config["replicas"] == 1 and config["warnings"] == []
+
+    # the .keras model and the export-ready SavedModel compute the same function
+    model = runs.load_model(run)
+    raw = np.random.default_rng(0).random((1, 32, 48, 4)).astype(np.float32)
+    serving = tf.saved_model.load(str(run / "level_4" / "saved_model")).signatures["serving_default"]
+    np.testing.assert_allclose(serving(raw=tf.constant(raw))["rgb"], model(raw), atol=1e-6)  # same float32 ops
+    assert not list(run.rglob("*.tmp")), "no temporary files left behind"
+
+
+def test_level_warm_starts_from_the_coarser_level(tmp_path):
+    """Level 4's copy of level 5's layers starts where level 5 ended (checked on level 4's first checkpoint)."""
+    run = tmp_path / "run"
+    train.train(tiny_config(run, levels=(5,)))
+    level5 = runs.load_model(run)
+    train.train(tiny_config(run, levels=(4,), lr=1e-12, steps=1))  # a negligible step: weights stay put
+    level4 = runs.load_model(run)
+    shared = [layer.name for layer in level5.layers if layer.weights and layer.name != "l5_out_conv"]
+    assert shared
+    for name in shared:
+        for before, after in zip(level5.get_layer(name).get_weights(), level4.get_layer(name).get_weights()):
+            np.testing.assert_allclose(after, before, atol=1e-9)
+
+
+@contextmanager
+def stop_after(calls: int):
+    """Stands in for Ctrl-C: asks the loop to stop once it has checked ``calls`` times (once per step)."""
+    count = [0]
+
+    def asked() -> bool:
+        count[0] += 1
+        return count[0] >= calls
+
+    yield asked
+
+
+def test_an_interrupted_level_resumes_at_its_step_with_its_optimizer_state(tmp_path, monkeypatch, caplog):
+    run = tmp_path / "run"
+    config = tiny_config(run, levels=(5,), steps=6, checkpoint_every=100, validate_every=100)
+    monkeypatch.setattr(train, "stop_requests", lambda: stop_after(2))
+    with pytest.raises(trainer.TrainingInterrupted, match="level 5, step 2/6.*same command"):
+        train.train(config)
+    assert latest_checkpoint_step(run, 5) == 2  # saved on the way out, though checkpoint_every is 100
+    assert not (run / "level_5" / "level.json").exists()
+
+    model = build_pynet(5, base_filters=2)
+    optimizer = keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    tf.train.Checkpoint(model=model, optimizer=optimizer).restore(
+        tf.train.latest_checkpoint(str(run / "level_5" / "checkpoints"))
+    ).assert_existing_objects_matched()
+    assert int(optimizer.iterations) == 2
+    moments = [v.numpy() for v in optimizer.variables if "m/" in v.name or v.name.endswith("_m:0")]
+    assert moments and any(np.abs(m).max() > 0 for m in moments), "Adam's moments were saved"
+
+    monkeypatch.undo()
+    caplog.set_level("INFO", logger="pynet_tf.trainer")
+    train.train(config)
+    assert "resumed from" in caplog.text and "at step 2" in caplog.text
+    assert [r["step"] for r in records(run, "train", 5)] == [6]  # steps 3..6 only: nothing ran twice
+    assert latest_checkpoint_step(run, 5) == 6
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    real_loss = trainer.Loss
+
+    class NanFromStep4(real_loss):
+        """The real loss, poisoned from the 4th call on (a diverging run)."""
+
+        calls = tf.Variable(0)
+
+        def __call__(self, target, prediction):
+            total, terms = super().__call__(target, prediction)
+            poison = tf.where(self.calls.assign_add(1) >= 4, np.nan, 0.0)
+            return total + poison, terms
+
+    monkeypatch.setattr(trainer, "Loss", NanFromStep4)
+    run = tmp_path / "run"
+    with pytest.raises(trainer.TrainingDivergedError, match=r"level 5, step 4: the loss is not finite.*ckpt-2"):
+        train.train(tiny_config(run, levels=(5,), steps=10, checkpoint_every=2))
+    assert latest_checkpoint_step(run, 5) == 2
+    assert not (run / "level_5" / "model.keras").exists()
+
+
+def test_another_width_cannot_continue_a_run(tmp_path):
+    run = tmp_path / "run"
+    train.train(tiny_config(run, levels=(5,), steps=1))
+    with pytest.raises(train.ConfigError, match="base_filters=2, not 4.*another --out"):
+        train.train(tiny_config(run, levels=(4,), base_filters=4))
+
+
+def cli(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pynet_tf.train", *args], cwd=ROOT, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}, **popen,
+    )
+
+
+def wait_for_step(run: Path, level: int, step: int, process: subprocess.Popen, timeout: float = 240) -> int:
+    """Poll metrics.jsonl until ``level`` logged ``step`` or later; returns the latest step seen."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert process.poll() is None, "training ended before it could be stopped"
+        log = run / "metrics.jsonl"
+        seen = [r["step"] for r in map(json.loads, log.read_text().splitlines()[:-1])] if log.exists() else []
+        if seen and max(seen) >= step:
+            return max(seen)
+        time.sleep(0.05)
+    raise TimeoutError(f"level {level} did not reach step {step} in {timeout} s")
+
+
+def test_cli_ctrl_c_saves_and_kill_9_loses_at_most_one_checkpoint_interval(tmp_path):
+    """A real process: SIGINT -> checkpoint at that step and exit 130; SIGKILL -> the same command resumes from
+    the last checkpoint, at most --checkpoint-every steps back, and finishes."""
+    run = tmp_path / "run"
+    args = ["--preset", "quick", "--levels", "5", "--base-filters", "2", "--patch", "32", "--batch-size", "2",
+            "--steps", "400", "--checkpoint-every", "10", "--validate-every", "1000", "--out", str(run)]
+    process = cli(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for_step(run, 5, 20, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    stopped = latest_checkpoint_step(run, 5)
+    assert f"stopped at level 5, step {stopped}/400" in stderr and stopped >= 20
+
+    process = cli(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen = wait_for_step(run, 5, stopped + 40, process)
+    process.kill()
+    process.wait(timeout=60)
+    assert latest_checkpoint_step(run, 5) >= seen - 10  # the loss is logged every 10 steps, as checkpoints are
+
+    process = cli(*args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output
+    assert json.loads((run / "level_5" / "level.json").read_text())["steps"] == 400
+    assert "trained:" in output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--patch", "40"], "error: --patch 40: .*nearest valid size is 32x32"),
+        (["--loss", "mse=1,vgg=1", "--vgg-weights", "/nope/vgg.h5"], "error: .*/nope/vgg.h5"),
+        (["--loss", "pynet"], "error: .*vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5.*imagenet-vgg-verydeep-19"),
+        (["--data", "zrr:/nope"], "error: --data 'zrr:/nope': /nope is not a folder"),
+        (["--strategy", "multiworker"], "error: --strategy multiworker needs TF_CONFIG"),
+    ],
+)
+def test_cli_errors_are_one_line_without_a_traceback(tmp_path, args, message):
+    process = cli("--preset", "quick", "--out", str(tmp_path / "run"), *args, stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE, env={"KERAS_HOME": str(tmp_path / "keras")})
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2
+    assert "Traceback" not in stderr
+    assert any(re.search(message, line) for line in stderr.splitlines()), stderr

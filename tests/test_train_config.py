@@ -1,0 +1,74 @@
+"""Training presets, flag overrides and the checks that run before any model is built."""
+
+import pytest
+
+from pynet_tf import train_config
+from pynet_tf.losses import LossSpecError
+from pynet_tf.train_config import ConfigError, LevelSchedule, TrainConfig, parse_levels, resolve
+
+
+def test_reference_preset_is_the_papers_schedule():
+    """Ignatov et al. 2020: Adam 5e-5, and per level 5..0 the steps and batch sizes of train_model.py."""
+    config = resolve("reference")
+    assert config.lr == 5e-5 and config.base_filters == 32 and config.patch == 224 and config.loss == "pynet"
+    assert {level: (s.steps, s.batch_size) for level, s in config.schedule.items()} == {
+        5: (5000, 50), 4: (5000, 50), 3: (20000, 48), 2: (20000, 18), 1: (35000, 12), 0: (100000, 10),
+    }
+    assert config.levels == (5, 4, 3, 2, 1, 0)
+    assert config.out == "runs/reference"
+
+
+def test_quick_preset_needs_no_vgg_weights_and_fits_its_patch():
+    config = resolve("quick")
+    assert config.loss == "lab" and config.out == "runs/quick"
+    assert config.base_filters < 32 and sum(s.steps for s in config.schedule.values()) < 1000
+
+
+def test_overrides_replace_preset_values_and_steps_apply_to_every_level():
+    config = resolve("reference", steps=7, batch_size=3, lr=1e-4, base_filters=8, levels=(3, 2), out="x", seed=None)
+    assert set(config.schedule.values()) == {LevelSchedule(7, 3)}
+    assert (config.lr, config.base_filters, config.levels, config.out, config.seed) == (1e-4, 8, (3, 2), "x", 0)
+
+
+def test_config_round_trips_through_json(tmp_path):
+    config = resolve("quick", levels=(2, 1), vgg_weights="w.h5")
+    assert TrainConfig.from_json(config.to_json()) == config
+
+
+@pytest.mark.parametrize(
+    "text, levels",
+    [("5-0", (5, 4, 3, 2, 1, 0)), ("0-5", (5, 4, 3, 2, 1, 0)), ("3", (3,)), ("2-1", (2, 1))],
+)
+def test_levels_are_ranges_trained_coarsest_first(text, levels):
+    assert parse_levels(text) == levels
+
+
+@pytest.mark.parametrize("text", ["6", "5-x", "", "a"])
+def test_bad_levels_are_refused(text):
+    with pytest.raises(ConfigError, match="--levels"):
+        parse_levels(text)
+
+
+@pytest.mark.parametrize(
+    "overrides, error, message",
+    [
+        ({"patch": 72}, ConfigError, r"--patch 72: .*nearest valid size is 64x64"),
+        ({"patch": 0}, ConfigError, "--patch must be a positive integer"),
+        ({"steps": -1}, ConfigError, "must be positive"),
+        ({"lr": 0.0}, ConfigError, "--lr must be positive"),
+        ({"strategy": "tpu"}, ConfigError, "--strategy 'tpu'"),
+        ({"lab_alpha": 2.0}, ConfigError, "--lab-alpha"),
+        ({"loss": "msee=1"}, LossSpecError, "did you mean 'mse'"),
+        # level 3 outputs patch / 4 = 8 px: no room for the 11-px window of the LAB loss's MS-SSIM part
+        ({"patch": 32, "loss": "lab"}, LossSpecError, "level 3 at --patch 32 gives 8x8"),
+    ],
+)
+def test_bad_values_fail_before_training_naming_the_flag(overrides, error, message):
+    with pytest.raises(error, match=message):
+        resolve("quick", **overrides)
+
+
+def test_unknown_preset_lists_the_presets():
+    with pytest.raises(ConfigError, match="reference, quick"):
+        resolve("fast")
+    assert set(train_config.PRESETS) == {"reference", "quick"}
