@@ -25,6 +25,8 @@ class StrategyError(RuntimeError):
 
 @dataclass(frozen=True)
 class Placement:
+    name: str
+    """What runs: default, one, mirrored or multiworker (``auto`` resolved)."""
     strategy: tf.distribute.Strategy
     is_chief: bool
     worker_index: int
@@ -35,18 +37,20 @@ class Placement:
 
 
 def make_strategy(name: str) -> Placement:
+    """Call before anything else touches TensorFlow's devices: multi-worker collectives are configured at
+    start-up, and listing devices starts the runtime."""
+    if name == "multiworker":
+        return _multiworker()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "default"
     if name == "default":
-        return Placement(tf.distribute.get_strategy(), True, 0)
+        return Placement(name, tf.distribute.get_strategy(), True, 0)
     if name == "one":
-        return Placement(tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0"), True, 0)
+        return Placement(name, tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0"), True, 0)
     if name == "mirrored":
         devices = [device.name for device in gpus or tf.config.list_logical_devices("CPU")]
-        return Placement(tf.distribute.MirroredStrategy(devices), True, 0)
-    if name == "multiworker":
-        return _multiworker()
+        return Placement(name, tf.distribute.MirroredStrategy(devices), True, 0)
     raise StrategyError(f"--strategy {name!r}: choose auto, one, mirrored or multiworker")
 
 
@@ -70,4 +74,4 @@ def _multiworker() -> Placement:
     # The chief is "chief" if the cluster names one, otherwise worker 0.
     has_chief = "chief" in json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
     is_chief = kind == "chief" or (not has_chief and kind == "worker" and index == 0)
-    return Placement(strategy, is_chief, index)
+    return Placement("multiworker", strategy, is_chief, index)

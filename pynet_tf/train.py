@@ -37,8 +37,8 @@ _MODEL_FIELDS = ("base_filters",)
 
 def train(config: TrainConfig) -> Path:
     """Run ``config`` to completion (or resume it); returns the folder of the finest level trained."""
-    keras.utils.set_random_seed(config.seed)
     placement = make_strategy(config.strategy)
+    keras.utils.set_random_seed(config.seed)
     run = RunDir(config.out)
     _check_resumable(run, config)
     source = parse_source(config.data)
@@ -48,7 +48,7 @@ def train(config: TrainConfig) -> Path:
         "config": config.to_json(),
         "vgg": getattr(vgg, "source", None),
         "warnings": _warnings(config, vgg),
-        "strategy": type(placement.strategy).__name__,
+        "strategy": placement.name,
         "replicas": placement.replicas,
         "tensorflow": tf.__version__,
     }

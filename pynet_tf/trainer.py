@@ -127,10 +127,10 @@ def train_level(
     )
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log.info("level %d: resumed from %s at step %d", level, manager.latest_checkpoint, int(optimizer.iterations))
+        log.info("level %d: resumed from %s at step %d", level, manager.latest_checkpoint, int(optimizer.iterations.numpy()))
     elif warm_start is not None:
         log.info("level %d: %s", level, transfer_weights(warm_start, model))
-    start = int(optimizer.iterations)
+    start = int(optimizer.iterations.numpy())
 
     loss = Loss(_loss_weights(config, level), vgg=vgg, lab_alpha=config.lab_alpha)
     step_fn = _make_step(model, optimizer, loss, strategy, config.jit, config.mixed_precision)
@@ -154,7 +154,7 @@ def train_level(
                     f"saved after {manager.latest_checkpoint or 'the start of the level'}. Lower --lr, or "
                     "check the data (--data) for broken images, then run the same command to resume"
                 )
-            step = int(optimizer.iterations)
+            step = int(optimizer.iterations.numpy())
             for name, value in values.items():
                 sums[name] = sums.get(name, 0.0) + value
             sums["_count"] = sums.get("_count", 0.0) + 1

@@ -11,11 +11,14 @@ are green samples, which is all the network relies on.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from pynet_tf.shapes import output_size
 
-_TILE_IDS = tf.constant([[0.0, 1.0], [2.0, 3.0]])  # where R (0) sits in a canonical RGGB quad
+# where R (0) sits in a canonical RGGB quad; numpy, so importing this module does not start TensorFlow's
+# runtime (multi-worker training must configure it first)
+_TILE_IDS = np.array([[0.0, 1.0], [2.0, 3.0]], np.float32)
 
 
 def bayer_dihedral(packed: tf.Tensor, target: tf.Tensor, rotations: tf.Tensor, flip: tf.Tensor):
