@@ -1,0 +1,104 @@
+"""Training step time and achieved GFLOP/s at several PyNET widths, next to this machine's fp32 peak.
+
+    .venv/bin/python benchmarks/train_step.py                      # widths 8, 16, 32; XLA on and off
+    .venv/bin/python benchmarks/train_step.py --widths 8 --jit on
+
+Times ``pynet_tf.trainer``'s own compiled step (the one ``python -m pynet_tf.train`` runs) for level 0 on a
+224x224 packed patch, batch 1, with the reference ``pynet`` loss (MSE + VGG-19 content + SSIM; the VGG
+weights are random here, which changes no timing). Achieved GFLOP/s counts a step as three forward passes
+(``pynet_tf.flops``). The peak is printed two ways, both measured in this run: the cores' nominal rate
+(cores x clock x 32 fp32 FLOP per cycle for AVX2 with two FMA units) and a large float32 matmul.
+For scale (issue 5): the official PyNET graph took ~64 s per full-width level-0 Adam step here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from pynet_tf import trainer
+from pynet_tf.distribute import make_strategy
+from pynet_tf.flops import TRAIN_STEP_FORWARDS, forward_flops
+from pynet_tf.losses import Loss, parse_loss
+from pynet_tf.model import build_pynet
+from pynet_tf.vgg import load_vgg_features
+
+FLOP_PER_CYCLE_AVX2_FMA = 32  # 2 FMA units x 8 float32 lanes x (multiply + add)
+
+
+def nominal_peak_gflops() -> tuple[float, int, float]:
+    cores = os.cpu_count() or 1
+    mhz = []
+    for path in ("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq",):
+        if os.path.exists(path):
+            mhz.append(int(open(path).read()) / 1000)
+    if not mhz:
+        mhz = [float(line.split(":")[1]) for line in open("/proc/cpuinfo") if line.startswith("cpu MHz")]
+    clock = max(mhz) / 1000
+    return cores * clock * FLOP_PER_CYCLE_AVX2_FMA, cores, clock
+
+
+def matmul_gflops(size: int = 4096, repeats: int = 5) -> float:
+    a = tf.random.uniform((size, size))
+    b = tf.random.uniform((size, size))
+    tf.linalg.matmul(a, b).numpy()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        tf.linalg.matmul(a, b).numpy()
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def time_step(width: int, side: int, jit: bool, steps: int, loss_name: str) -> tuple[float, float, float]:
+    """(first call seconds, mean step seconds, forward GFLOP)."""
+    keras.utils.set_random_seed(0)
+    strategy = make_strategy("default").strategy
+    model = build_pynet(0, base_filters=width)
+    weights = parse_loss(loss_name).weights(0)
+    vgg = load_vgg_features(allow_random=True) if "vgg" in weights else None
+    optimizer = keras.optimizers.Adam(5e-5)
+    step = trainer._make_step(model, optimizer, Loss(weights, vgg=vgg), strategy, jit=jit, mixed=False)
+    rng = np.random.default_rng(0)
+    batch = (rng.random((1, side, side, 4), np.float32), rng.random((1, 2 * side, 2 * side, 3), np.float32))
+    data = iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch).repeat()))
+    start = time.perf_counter()
+    float(step(next(data))[0])
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(steps):
+        float(step(next(data))[0])
+    mean = (time.perf_counter() - start) / steps
+    fixed = build_pynet(0, base_filters=width, input_shape=(side, side, 4))
+    return first, mean, forward_flops(fixed) / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--widths", default="8,16,32", help="base widths to time (paper: 32)")
+    parser.add_argument("--side", type=int, default=224, help="packed patch side")
+    parser.add_argument("--jit", choices=["on", "off", "both"], default="both")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps after the first call")
+    parser.add_argument("--loss", default="pynet", help="loss preset or terms (pynet: MSE + VGG + SSIM at level 0)")
+    args = parser.parse_args()
+
+    peak, cores, clock = nominal_peak_gflops()
+    print(f"fp32 peak: nominal {peak:.0f} GFLOP/s ({cores} cores x {clock:.2f} GHz x {FLOP_PER_CYCLE_AVX2_FMA}), "
+          f"measured 4096^2 matmul {matmul_gflops():.0f} GFLOP/s")
+    print(f"level 0, {args.side}x{args.side} packed, batch 1, loss {args.loss}, Adam")
+    print(f"{'width':>5} {'XLA':>4} {'fwd GFLOP':>10} {'first call s':>13} {'step s':>8} {'GFLOP/s':>8} {'% nominal':>9}")
+    jits = {"on": [True], "off": [False], "both": [False, True]}[args.jit]
+    for width in (int(w) for w in args.widths.split(",")):
+        for jit in jits:
+            first, mean, gflop = time_step(width, args.side, jit, args.steps, args.loss)
+            achieved = TRAIN_STEP_FORWARDS * gflop / mean
+            print(f"{width:>5} {'on' if jit else 'off':>4} {gflop:>10.1f} {first:>13.1f} {mean:>8.2f} "
+                  f"{achieved:>8.1f} {100 * achieved / peak:>8.0f}%", flush=True)
+
+
+if __name__ == "__main__":
+    main()

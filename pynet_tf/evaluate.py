@@ -1,0 +1,394 @@
+"""Score a trained PyNET level on a test split, next to the classical ISP on the same inputs.
+
+    python -m pynet_tf.evaluate --model runs/NAME/final --data zrr:/data/zrr      # the paper's protocol
+    python -m pynet_tf.evaluate --model runs/quick --data samples --max-size 256x256 -o /tmp/eval
+
+A learned ISP's PSNR means little on its own, so every image is also rendered by the classical ISP
+(``data/isp.py``) from the very same packed input and scored against the same target. That baseline is the
+reference point, and which one ran depends on what the source knows about its camera:
+
+- synthetic RAW (``samples``, ``photos:DIR``): the white balance and colour matrix ``unprocess`` drew, an
+  "oracle metadata" classical ISP, the best such a pipeline could do on these inputs (noise is not removed);
+- camera RAW pairs (``pairs:DIR``): the file's as-shot white balance and colour matrix (``isp.process_raw``);
+- ZRR (``zrr:DIR``, which ships no metadata): grey-world white balance and an identity colour matrix.
+
+With ``zrr:DIR`` the numbers are comparable to the paper's: whole 448x448 test patches (224x224 packed),
+PSNR with peak 1.0, SSIM and MS-SSIM with ``tf.image``'s settings (``pynet_tf.metrics``). Inputs are
+deterministic: the test split, no augmentation, the largest centred crop whose packed sides are multiples
+of 16 (optionally capped by ``--max-size``); synthetic RAW is drawn, noise included as in training, from
+the seed pair (``--seed``, CRC-32 of the image's name). Predictions are clipped to [0, 1] as they would be
+saved. Above level 0 the target, and the baseline's full-resolution render, are resized to the level's
+output as training resizes targets (``augment.target_for_level``).
+
+Writes ``evaluation.json`` and ``evaluation.md`` atomically into ``<run folder>/eval_<source>`` or ``-o DIR``.
+PSNR is ``inf`` for identical images; JSON holds it as ``Infinity`` (what Python's json writes and reads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from pynet_tf import atomic, metrics, runs
+from pynet_tf.cli import image_size
+from pynet_tf.data import isp
+from pynet_tf.data.augment import target_for_level
+from pynet_tf.data.pipeline import BadExampleError, PipelineOptions, load_example
+from pynet_tf.data.rawio import RawReadError, read_raw
+from pynet_tf.data.sources import DataSourceError, Example, parse_source
+from pynet_tf.data.unprocess import unprocess
+from pynet_tf.shapes import DOWNSAMPLING, LEVELS, InputShapeError, output_size, validate_input_shape
+
+SPLIT = "test"
+JSON_FILE = "evaluation.json"
+MARKDOWN_FILE = "evaluation.md"
+METRICS = ("psnr", "ssim", "ms_ssim", "delta_e2000")
+SYNTHETIC_CFA = PipelineOptions.cfa  # the pattern training samples synthetic RAW with (its default)
+
+BASELINES = {
+    "photos": (
+        "oracle_metadata",
+        "classical ISP with oracle metadata: the white balance and colour matrix unprocess drew for each "
+        "image (the best this pipeline can do on these inputs)",
+    ),
+    "raw": ("as_shot_metadata", "classical ISP with each RAW file's as-shot white balance and colour matrix"),
+    "zrr": (
+        "gray_world",
+        "classical ISP with grey-world white balance and an identity colour matrix (ZRR ships no metadata)",
+    ),
+}
+"""Source kind -> (name, description) of the classical ISP run next to the model."""
+
+METRIC_SETTINGS = {
+    "prediction": "clipped to [0, 1] before scoring",
+    "target": "level 0: the photo as it is; level > 0: resized like training's targets (bicubic, "
+              "antialiased), the baseline's render too",
+    "psnr": {"unit": "dB", "peak": metrics.MAX_VALUE},
+    "ssim": {"filter_size": metrics.SSIM_FILTER_SIZE, "filter_sigma": metrics.SSIM_FILTER_SIGMA,
+             "k1": metrics.SSIM_K1, "k2": metrics.SSIM_K2, "min_side": metrics.SSIM_FILTER_SIZE},
+    "ms_ssim": {"power_factors": list(metrics.MS_SSIM_POWER_FACTORS), "min_side": metrics.SSIM_FILTER_SIZE,
+                "scales": "as many as fit (all 5 from 161 px on), fewer re-weighted to sum to 1; per image"},
+    "delta_e2000": "mean CIEDE2000 per image, CIELAB (D65) from sRGB",
+    "mean": "mean of the per-image values (null where no image has the metric)",
+}  # fmt: skip
+
+
+class EvaluationError(ValueError):
+    """An evaluation that cannot run as asked (model, level, sizes); the message names the cause and fix."""
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One test image: where its input came from, and the scores of the model and of the baseline."""
+
+    name: str
+    source_size: tuple[int, int]
+    """The example's whole packed size (the photo's half for synthetic RAW)."""
+    crop_offset: tuple[int, int]
+    """Top-left of the centred crop, in packed pixels."""
+    input_size: tuple[int, int]
+    """The packed input the model and the baseline saw."""
+    output_size: tuple[int, int]
+    model: dict[str, float | None]
+    baseline: dict[str, float | None]
+    ms_ssim_scales: int | None
+    camera: dict | None = None
+    """Synthetic RAW only: the parameters ``unprocess`` drew (``UnprocessParams.to_dict``)."""
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """What ``evaluate`` measured and wrote: the settings, every image's scores, and their means."""
+
+    model_path: Path
+    level: int
+    base_filters: int | None
+    """From the model's ``level.json``; None without one."""
+    data: str
+    source_kind: str
+    baseline: str
+    """A key of ``BASELINES``."""
+    max_size: tuple[int, int] | None
+    seed: int
+    images: tuple[ImageResult, ...]
+    out_dir: Path
+
+    @property
+    def json_path(self) -> Path:
+        return self.out_dir / JSON_FILE
+
+    @property
+    def markdown_path(self) -> Path:
+        return self.out_dir / MARKDOWN_FILE
+
+    @property
+    def mean(self) -> dict[str, dict[str, float | None]]:
+        """Per-image means for ``model`` and ``baseline``, metric by metric."""
+        return {who: _means([getattr(image, who) for image in self.images]) for who in ("model", "baseline")}
+
+    def to_json(self) -> dict:
+        inputs = {
+            "split": SPLIT,
+            "crop": f"largest centred crop whose packed sides are multiples of {DOWNSAMPLING}",
+            "max_size": list(self.max_size) if self.max_size else None,
+        }
+        if self.source_kind == "photos":
+            inputs["synthetic_raw"] = {
+                "cfa": SYNTHETIC_CFA,
+                "noise": True,
+                "seed": self.seed,
+                "image_seed": "(seed, zlib.crc32(name))",
+            }
+        return {
+            "model": str(self.model_path),
+            "level": self.level,
+            "base_filters": self.base_filters,
+            "data": self.data,
+            "source_kind": self.source_kind,
+            "inputs": inputs,
+            "baseline": {"name": self.baseline, "description": BASELINES[self.source_kind][1]},
+            "metrics": METRIC_SETTINGS,
+            "mean": self.mean,
+            "images": [
+                {key: list(value) if isinstance(value, tuple) else value for key, value in vars(row).items()}
+                for row in self.images
+            ],
+        }
+
+    def to_markdown(self) -> str:
+        base = f", base filters {self.base_filters}" if self.base_filters is not None else ""
+        cap = f", capped at {self.max_size[0]}x{self.max_size[1]}" if self.max_size else ""
+        labels = ("PSNR (dB)", "SSIM", "MS-SSIM", "ΔE2000")
+        columns = [f"{who} {label}" for who in ("model", "baseline") for label in labels]
+        lines = [
+            f"# Evaluation of `{self.model_path}` (level {self.level}{base})",
+            "",
+            f"- data: `{self.data}`, {SPLIT} split, {len(self.images)} images; inputs: the largest centred "
+            f"crop whose packed sides are multiples of {DOWNSAMPLING}{cap}",
+            f"- baseline: {BASELINES[self.source_kind][1]}",
+            "- predictions clipped to [0, 1]; PSNR peak 1.0; means are of the per-image values",
+            "",
+            "| image | packed input | " + " | ".join(columns) + " |",
+            "| --- | --- |" + " ---: |" * len(columns),
+        ]
+        for image in self.images:
+            size = f"{image.input_size[0]}x{image.input_size[1]}"
+            lines.append(f"| {image.name} | {size} | {_cells(image.model, image.baseline)} |")
+        mean = self.mean
+        lines.append(f"| **mean** | | {_cells(mean['model'], mean['baseline'])} |")
+        return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class _Input:
+    """One test example, cropped and ready: what the model sees, what it is scored against, the baseline."""
+
+    packed: np.ndarray
+    target: np.ndarray
+    baseline: tf.Tensor
+    source_size: tuple[int, int]
+    offset: tuple[int, int]
+    camera: dict | None
+
+
+def evaluate(
+    model_path: str | Path,
+    data_spec: str,
+    *,
+    out: str | Path | None = None,
+    max_size: tuple[int, int] | None = None,
+    seed: int = 0,
+) -> EvaluationResult:
+    """Score the model at ``model_path`` (see ``runs.resolve_model_path``) and the baseline on ``data_spec``'s
+    test split; writes ``evaluation.json`` and ``evaluation.md`` into ``out`` (default: beside the run)."""
+    if max_size is not None:
+        try:
+            validate_input_shape(*max_size)
+        except InputShapeError as error:
+            raise EvaluationError(f"--max-size {max_size[0]}x{max_size[1]}: {error}") from None
+    model_file = runs.resolve_model_path(model_path)
+    source = parse_source(data_spec)
+    examples = source.examples(SPLIT)
+    try:
+        model = runs.load_model(model_file)
+    except (OSError, ValueError) as error:
+        cause = f"{type(error).__name__}: {error}"
+        raise EvaluationError(f"{model_file}: cannot load the model ({cause})") from error
+    record = runs.level_record(model_file)
+    # one trace for every input size: the model takes any multiple of 16
+    spec = tf.TensorSpec([1, None, None, 4], tf.float32)
+    predict = tf.function(lambda raw: model(raw, training=False), input_signature=[spec])
+    level = _model_level(model_file, predict, record.get("level"))
+
+    images = []
+    for example in tqdm(examples, desc="evaluate", unit="image", disable=None, mininterval=1.0):
+        item = _prepare(example, source.kind, max_size, seed)
+        prediction = np.clip(predict(tf.constant(item.packed[np.newaxis]))[0].numpy(), 0.0, 1.0)
+        target = target_for_level(tf.constant(item.target), level).numpy()
+        baseline = target_for_level(item.baseline, level).numpy()
+        fits = min(target.shape[:2]) >= metrics.SSIM_FILTER_SIZE
+        images.append(
+            ImageResult(
+                name=example.name,
+                source_size=item.source_size,
+                crop_offset=item.offset,
+                input_size=item.packed.shape[:2],
+                output_size=target.shape[:2],
+                model=score(prediction, target),
+                baseline=score(baseline, target),
+                ms_ssim_scales=metrics.ms_ssim_scales(*target.shape[:2]) if fits else None,
+                camera=item.camera,
+            )
+        )
+
+    result = EvaluationResult(
+        model_path=model_file,
+        level=level,
+        base_filters=record.get("base_filters"),
+        data=data_spec,
+        source_kind=source.kind,
+        baseline=BASELINES[source.kind][0],
+        max_size=tuple(max_size) if max_size else None,
+        seed=seed,
+        images=tuple(images),
+        out_dir=Path(out) if out is not None else default_out_dir(model_file, data_spec),
+    )
+    atomic.write_json(result.json_path, result.to_json())
+    atomic.write_text(result.markdown_path, result.to_markdown())
+    return result
+
+
+def score(prediction: np.ndarray, target: np.ndarray) -> dict[str, float | None]:
+    """The four metrics of one image (h, w, 3) in [0, 1]; SSIM and MS-SSIM are None below 11 pixels a side."""
+    if min(target.shape[:2]) >= metrics.SSIM_FILTER_SIZE:
+        return metrics.evaluate_pair(prediction, target)
+    prediction, target = tf.constant(prediction, tf.float32), tf.constant(target, tf.float32)
+    return {
+        "psnr": float(metrics.psnr(prediction, target)),
+        "ssim": None,
+        "ms_ssim": None,
+        "delta_e2000": float(metrics.delta_e2000(prediction, target)),
+    }
+
+
+def default_out_dir(model_file: Path, data_spec: str) -> Path:
+    """``<run folder>/eval_<source>``: the run folder is the level folder's parent, else the model's own."""
+    folder = model_file.parent
+    run = folder.parent if re.fullmatch(r"level_\d+|final", folder.name) else folder
+    kind, _, path = data_spec.partition(":")
+    return run / (f"eval_{kind}_{Path(path).expanduser().resolve().name}" if path else f"eval_{kind}")
+
+
+def centred_crop(
+    name: str, size: tuple[int, int], cap: tuple[int, int] | None
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(offset, size) in packed pixels of the largest centred crop of ``size`` (example ``name``'s packed
+    size) whose sides are multiples of 16, no larger than ``cap``."""
+    if min(size) < DOWNSAMPLING:
+        raise EvaluationError(
+            f"example {name!r} packs to {size[0]}x{size[1]}, smaller than the {DOWNSAMPLING}x{DOWNSAMPLING} "
+            f"packed pixels PyNET needs ({2 * DOWNSAMPLING}x{2 * DOWNSAMPLING} pixels of photo); remove it "
+            "from the test split"
+        )
+    limits = cap or size
+    crop = tuple(min(side, limit) // DOWNSAMPLING * DOWNSAMPLING for side, limit in zip(size, limits))
+    return tuple((side - kept) // 2 for side, kept in zip(size, crop)), crop
+
+
+def _prepare(example: Example, kind: str, cap: tuple[int, int] | None, seed: int) -> _Input:
+    """Load, crop and make the baseline's render of one example (RAW inputs cropped from the whole frame)."""
+    packed, target = load_example(example, kind)
+    full = (target.shape[0] // 2, target.shape[1] // 2)
+    (top, left), (height, width) = centred_crop(example.name, full, cap)
+    target = target[2 * top : 2 * (top + height), 2 * left : 2 * (left + width)]
+    camera = None
+    if kind == "photos":
+        image_seed = tf.constant([seed, zlib.crc32(example.name.encode())], tf.int64)
+        packed, _, params = unprocess(target, image_seed, pattern=SYNTHETIC_CFA)
+        baseline = isp.process(packed, params.white_balance, params.camera_to_srgb, SYNTHETIC_CFA)
+        packed, camera = packed.numpy(), params.to_dict()
+    else:
+        packed = packed[top : top + height, left : left + width]
+        if kind == "raw":  # read again for its metadata; an even offset keeps the CFA pattern
+            raw = read_raw(example.raw)
+            window = raw.mosaic[2 * top : 2 * (top + height), 2 * left : 2 * (left + width)]
+            baseline = isp.process_raw(dataclasses.replace(raw, mosaic=window, size=window.shape))
+        else:
+            baseline = isp.process(packed, isp.gray_world(packed), tf.eye(3))
+    return _Input(packed, target, baseline, full, (top, left), camera)
+
+
+def _model_level(model_file: Path, predict, recorded: int | None) -> int:
+    """The level the model computes, from its output for a 16x16 input; must agree with ``level.json``."""
+    side = DOWNSAMPLING
+    output = predict(tf.zeros([1, side, side, 4]))
+    found = [level for level in LEVELS if output_size(level, side, side) == tuple(output.shape[1:3])]
+    if not found or output.shape[-1] != 3:
+        raise EvaluationError(
+            f"{model_file}: outputs {tuple(output.shape[1:])} for a {side}x{side}x4 input, which is no PyNET "
+            "level's RGB output; pass a model written by python -m pynet_tf.train"
+        )
+    if recorded is not None and recorded != found[0]:
+        raise EvaluationError(
+            f"{model_file}: level.json says level {recorded}, but the model outputs {output.shape[1]}x"
+            f"{output.shape[2]} for a {side}x{side} input, as level {found[0]} does; the model file and its "
+            "level.json do not belong together"
+        )
+    return found[0]
+
+
+def _means(rows: list[dict[str, float | None]]) -> dict[str, float | None]:
+    means: dict[str, float | None] = {}
+    for name in METRICS:
+        values = [row[name] for row in rows if row[name] is not None]
+        means[name] = float(np.mean(values)) if values else None
+    return means
+
+
+def _cells(model: dict[str, float | None], baseline: dict[str, float | None]) -> str:
+    digits = {"psnr": 2, "ssim": 4, "ms_ssim": 4, "delta_e2000": 2}
+    values = [(row[name], digits[name]) for row in (model, baseline) for name in METRICS]
+    return " | ".join("–" if value is None else f"{value:.{places}f}" for value, places in values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pynet_tf.evaluate", description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.splitlines()[1:]),
+    )  # fmt: skip
+    add = parser.add_argument
+    add("--model", required=True, help="a .keras file, a level folder or a run folder (its final level)")
+    add("--data", default="samples", help="samples (default) | zrr:DIR | pairs:DIR | photos:DIR")
+    add("-o", "--out", help="output folder (default: <run folder>/eval_<source>)")
+    add("--max-size", type=image_size, help="cap on the packed input, HxW multiples of 16 (default: none)")
+    add("--seed", type=int, default=0, help="seed of the synthetic RAW of photo sources (default 0)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.filterwarnings("ignore", module="tf_keras")
+    print(json.dumps(vars(args)))
+    try:
+        result = evaluate(args.model, args.data, out=args.out, max_size=args.max_size, seed=args.seed)
+    except (EvaluationError, runs.RunError, DataSourceError, BadExampleError, RawReadError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(result.to_markdown())
+    print(f"written: {result.json_path}\n         {result.markdown_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
