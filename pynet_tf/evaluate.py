@@ -44,6 +44,7 @@ from pynet_tf import atomic, metrics, runs
 from pynet_tf.cli import image_size
 from pynet_tf.data import isp
 from pynet_tf.data.augment import target_for_level
+from pynet_tf.data.photoio import encode_photo
 from pynet_tf.data.pipeline import BadExampleError, PipelineOptions, load_example
 from pynet_tf.data.rawio import RawReadError, read_raw
 from pynet_tf.data.sources import DataSourceError, Example, parse_source
@@ -53,6 +54,7 @@ from pynet_tf.shapes import DOWNSAMPLING, LEVELS, InputShapeError, output_size, 
 SPLIT = "test"
 JSON_FILE = "evaluation.json"
 MARKDOWN_FILE = "evaluation.md"
+IMAGES_FOLDER = "images"
 METRICS = ("psnr", "ssim", "ms_ssim", "delta_e2000")
 SYNTHETIC_CFA = PipelineOptions.cfa  # the pattern training samples synthetic RAW with (its default)
 
@@ -209,9 +211,13 @@ def evaluate(
     out: str | Path | None = None,
     max_size: tuple[int, int] | None = None,
     seed: int = 0,
+    save_images: bool = False,
 ) -> EvaluationResult:
     """Score the model at ``model_path`` (see ``runs.resolve_model_path``) and the baseline on ``data_spec``'s
-    test split; writes ``evaluation.json`` and ``evaluation.md`` into ``out`` (default: beside the run)."""
+    test split; writes ``evaluation.json`` and ``evaluation.md`` into ``out`` (default: beside the run).
+
+    ``save_images`` also writes ``images/<name>_{model,baseline,target}.png`` (8-bit), what was scored.
+    """
     if max_size is not None:
         try:
             validate_input_shape(*max_size)
@@ -231,6 +237,7 @@ def evaluate(
     predict = tf.function(lambda raw: model(raw, training=False), input_signature=[spec])
     level = _model_level(model_file, predict, record.get("level"))
 
+    out_dir = Path(out) if out is not None else default_out_dir(model_file, data_spec)
     images = []
     for example in tqdm(examples, desc="evaluate", unit="image", disable=None, mininterval=1.0):
         item = _prepare(example, source.kind, max_size, seed)
@@ -238,6 +245,9 @@ def evaluate(
         target = target_for_level(tf.constant(item.target), level).numpy()
         baseline = target_for_level(item.baseline, level).numpy()
         fits = min(target.shape[:2]) >= metrics.SSIM_FILTER_SIZE
+        if save_images:
+            for kind, image in (("model", prediction), ("baseline", baseline), ("target", target)):
+                atomic.write_bytes(out_dir / IMAGES_FOLDER / f"{example.name}_{kind}.png", encode_photo(image))
         images.append(
             ImageResult(
                 name=example.name,
@@ -262,7 +272,7 @@ def evaluate(
         max_size=tuple(max_size) if max_size else None,
         seed=seed,
         images=tuple(images),
-        out_dir=Path(out) if out is not None else default_out_dir(model_file, data_spec),
+        out_dir=out_dir,
     )
     atomic.write_json(result.json_path, result.to_json())
     atomic.write_text(result.markdown_path, result.to_markdown())
@@ -373,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("-o", "--out", help="output folder (default: <run folder>/eval_<source>)")
     add("--max-size", type=image_size, help="cap on the packed input, HxW multiples of 16 (default: none)")
     add("--seed", type=int, default=0, help="seed of the synthetic RAW of photo sources (default 0)")
+    add("--save-images", action="store_true", help="also write each scored image: model, baseline, target")
     return parser
 
 
@@ -381,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module="tf_keras")
     print(json.dumps(vars(args)))
     try:
-        result = evaluate(args.model, args.data, out=args.out, max_size=args.max_size, seed=args.seed)
+        result = evaluate(args.model, args.data, out=args.out, max_size=args.max_size, seed=args.seed,
+                          save_images=args.save_images)
     except (EvaluationError, runs.RunError, DataSourceError, BadExampleError, RawReadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 import warnings
@@ -124,29 +125,39 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pynet_tf.train", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.splitlines()[1:]),
     )
-    add = parser.add_argument
-    add("--data", default="samples", help="samples (default) | zrr:DIR | pairs:DIR | photos:DIR")
-    add("--levels", type=_levels, default=None, help="a range such as 5-0 (default) or one level")
-    add("--preset", default="reference", choices=list(train_config.PRESETS),
-        help="reference: the paper's schedule; quick: minutes on a CPU (default: reference)")
-    add("--base-filters", type=int, help="width of level 1 (paper: 32)")
-    add("--loss", help=f"a preset ({', '.join(losses.PRESETS)}) or term=weight,... ({', '.join(losses.TERMS)})")
-    add("--lab-alpha", type=float, help=f"weight of MS-SSIM in the LAB loss (default {losses.LAB_ALPHA})")
-    add("--vgg-weights", help="VGG-19 weights: Keras' *_notop.h5 or MatConvNet's imagenet-vgg-verydeep-19.mat")
-    add("--vgg-layer", help="VGG-19 layer of the content loss (default relu5_4)")
-    add("--allow-random-vgg", action="store_true", default=None, help="random VGG weights (smoke tests only)")
-    add("--batch-size", type=int, help="global batch size at every level (default: the preset's per level)")
-    add("--steps", type=int, help="steps at every level (default: the preset's per level)")
-    add("--patch", type=int, help="packed training crop side (a multiple of 16)")
-    add("--lr", type=float, help="Adam learning rate")
-    add("--out", help="run folder (default runs/PRESET); an existing run is continued")
-    add("--strategy", choices=train_config.STRATEGIES, help="tf.distribute strategy (default auto)")
-    add("--mixed-precision", action="store_true", default=None, help="float16 compute (GPUs)")
-    add("--jit", action=argparse.BooleanOptionalAction, default=None, help="XLA-compile the training step")
-    add("--seed", type=int)
-    add("--checkpoint-every", type=int, help="steps between checkpoints")
-    add("--validate-every", type=int, help="steps between validations")
+    add_training_arguments(parser)
     return parser
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """The training flags (all but those in ``skip``), shared with ``pynet_tf.study``. Defaults are None: an
+    unset flag keeps the preset's value (``train_config.resolve``)."""
+    flags: list[tuple[str, dict]] = [
+        ("--data", dict(default="samples", help="samples (default) | zrr:DIR | pairs:DIR | photos:DIR")),
+        ("--levels", dict(type=_levels, help="a range such as 5-0 (default) or one level")),
+        ("--preset", dict(default="reference", choices=list(train_config.PRESETS),
+                          help="reference: the paper's schedule; quick: minutes on a CPU (default: reference)")),
+        ("--base-filters", dict(type=int, help="width of level 1 (paper: 32)")),
+        ("--loss", dict(help=f"a preset ({', '.join(losses.PRESETS)}) or term=weight,... ({', '.join(losses.TERMS)})")),
+        ("--lab-alpha", dict(type=float, help=f"weight of MS-SSIM in the LAB loss (default {losses.LAB_ALPHA})")),
+        ("--vgg-weights", dict(help="VGG-19 weights: Keras' *_notop.h5 or MatConvNet's imagenet-vgg-verydeep-19.mat")),
+        ("--vgg-layer", dict(help="VGG-19 layer of the content loss (default relu5_4)")),
+        ("--allow-random-vgg", dict(action="store_true", default=None, help="random VGG weights (smoke tests only)")),
+        ("--batch-size", dict(type=int, help="global batch size at every level (default: the preset's per level)")),
+        ("--steps", dict(type=int, help="steps at every level (default: the preset's per level)")),
+        ("--patch", dict(type=int, help="packed training crop side (a multiple of 16)")),
+        ("--lr", dict(type=float, help="Adam learning rate")),
+        ("--out", dict(help="run folder (default runs/PRESET); an existing run is continued")),
+        ("--strategy", dict(choices=train_config.STRATEGIES, help="tf.distribute strategy (default auto)")),
+        ("--mixed-precision", dict(action="store_true", default=None, help="float16 compute (GPUs)")),
+        ("--jit", dict(action=argparse.BooleanOptionalAction, default=None, help="XLA-compile the training step")),
+        ("--seed", dict(type=int)),
+        ("--checkpoint-every", dict(type=int, help="steps between checkpoints")),
+        ("--validate-every", dict(type=int, help="steps between validations")),
+    ]
+    for flag, options in flags:
+        if flag not in skip:
+            parser.add_argument(flag, **options)
 
 
 def _levels(text: str) -> tuple[int, ...]:
@@ -166,6 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingInterrupted as stop:
         print(stop, file=sys.stderr)
         return 130
+    except tf.errors.InvalidArgumentError as error:  # raised inside tf.data, where examples are read
+        bad_example = re.search(r"BadExampleError: ([^\n]*)", str(error))
+        if bad_example is None:
+            raise
+        print(f"error: {bad_example.group(1)}", file=sys.stderr)
+        return 2
     except (ConfigError, losses.LossSpecError, DataSourceError, StrategyError, VggWeightsError, runs.RunError,
             TrainingDivergedError) as error:
         print(f"error: {error}", file=sys.stderr)

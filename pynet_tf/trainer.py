@@ -31,7 +31,7 @@ from pynet_tf.losses import Loss
 from pynet_tf.model import build_pynet, transfer_weights
 from pynet_tf.runs import RunDir
 from pynet_tf.shapes import output_size
-from pynet_tf.train_config import TrainConfig
+from pynet_tf.train_config import ConfigError, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -271,9 +271,15 @@ class _Validation:
     def __init__(self, config: TrainConfig, level: int, source: Source) -> None:
         options = PipelineOptions(
             level=level, patch=config.patch, batch_size=config.schedule[level].batch_size, seed=config.seed,
-            augment=False, training=False,
+            augment=False, training=False, skip_bad=True,
         )
+        # test images smaller than the patch are left out (with a logged warning) rather than stopping training
         self.batches = list(make_dataset(source, "test", options).take(config.validation_batches))
+        if not self.batches:
+            raise ConfigError(
+                f"no test image of --data {config.data} is large enough for --patch {config.patch} "
+                f"({config.patch} packed pixels, {2 * config.patch} photo pixels): use a smaller --patch"
+            )
         self.side = min(output_size(level, config.patch, config.patch))
 
     def score(self, model: keras.Model) -> dict[str, float | None]:

@@ -196,6 +196,7 @@ def test_cli_ctrl_c_saves_and_kill_9_loses_at_most_one_checkpoint_interval(tmp_p
     "args, message",
     [
         (["--patch", "40"], "error: --patch 40: .*nearest valid size is 32x32"),
+        (["--patch", "256", "--levels", "5"], "error: example '.*' .* is smaller than --patch 256 needs"),
         (["--loss", "mse=1,vgg=1", "--vgg-weights", "/nope/vgg.h5"], "error: .*/nope/vgg.h5"),
         (["--loss", "pynet"], "error: .*vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5.*imagenet-vgg-verydeep-19"),
         (["--data", "zrr:/nope"], "error: --data 'zrr:/nope': /nope is not a folder"),

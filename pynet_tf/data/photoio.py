@@ -1,4 +1,5 @@
-"""Reading RGB photos (targets, and the photos synthetic RAW is made from) at their full bit depth.
+"""Reading RGB photos (targets, and the photos synthetic RAW is made from) at their full bit depth, and
+encoding results as PNG (8 or 16 bit) or JPEG.
 
 DSLR targets are often 16-bit PNG or TIFF. Pillow opens 16-bit RGB files as 8-bit "RGB", silently dropping
 the low byte, so PNGs are decoded by TensorFlow (8 and 16 bit) and TIFFs by tifffile; JPEG and BMP, 8-bit
@@ -51,3 +52,16 @@ def _as_rgb(array: np.ndarray, path: Path) -> np.ndarray:
     if array.dtype.kind == "f":
         return np.clip(array, 0.0, 1.0).astype(np.float32)
     raise PhotoReadError(f"{path}: unsupported sample type {array.dtype} (expected 8 or 16 bit, or float)")
+
+
+def encode_photo(rgb: np.ndarray, format: str = "png", bits: int = 8, quality: int = 95) -> bytes:
+    """float (H, W, 3) -> PNG (8 or 16 bit) or JPEG bytes; values are clipped to [0, 1] and rounded."""
+    top = 65535 if bits == 16 else 255
+    # in place, in chunks of rows: no full-size float64 temporaries beside the output image
+    quantized = np.empty(rgb.shape, np.uint16 if bits == 16 else np.uint8)
+    for row in range(0, rgb.shape[0], 256):
+        chunk = np.clip(rgb[row : row + 256], 0.0, 1.0) * np.float32(top)
+        quantized[row : row + 256] = np.rint(chunk)
+    if format == "jpg":
+        return tf.io.encode_jpeg(quantized, quality=quality).numpy()
+    return tf.io.encode_png(quantized).numpy()
