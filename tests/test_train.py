@@ -138,6 +138,14 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, m
     assert not (run / "level_5" / "model.keras").exists()
 
 
+def test_mixed_precision_trains_in_float16_and_saves_float32(tmp_path):
+    run = tmp_path / "run"
+    train.train(tiny_config(run, levels=(5,), steps=2, mixed_precision=True))
+    model = runs.load_model(run)
+    assert {w.dtype for w in model.weights} == {tf.float32} and model.output.dtype == tf.float32
+    assert keras.mixed_precision.global_policy().name == "float32"  # the policy is not left behind
+
+
 def test_another_width_cannot_continue_a_run(tmp_path):
     run = tmp_path / "run"
     train.train(tiny_config(run, levels=(5,), steps=1))
