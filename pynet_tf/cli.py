@@ -15,3 +15,13 @@ def image_size(text: str) -> tuple[int, int]:
     if height <= 0 or width <= 0:
         raise argparse.ArgumentTypeError(f"height and width must be positive, got {text!r}")
     return height, width
+
+
+def command_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """``python -m MODULE``'s parser: the docstring's first line as the description, the rest (usage
+    examples) after the flags."""
+    lines = doc.strip().splitlines()
+    return argparse.ArgumentParser(
+        prog=f"python -m {module}", description=lines[0], epilog="\n".join(lines[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )

@@ -41,7 +41,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from pynet_tf import atomic, metrics, runs
-from pynet_tf.cli import image_size
+from pynet_tf.cli import command_parser, image_size
 from pynet_tf.data import isp
 from pynet_tf.data.augment import target_for_level
 from pynet_tf.data.photoio import encode_photo
@@ -373,10 +373,7 @@ def _cells(model: dict[str, float | None], baseline: dict[str, float | None]) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pynet_tf.evaluate", description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.splitlines()[1:]),
-    )  # fmt: skip
+    parser = command_parser("pynet_tf.evaluate", __doc__)
     add = parser.add_argument
     add("--model", required=True, help="a .keras file, a level folder or a run folder (its final level)")
     add("--data", default="samples", help="samples (default) | zrr:DIR | pairs:DIR | photos:DIR")

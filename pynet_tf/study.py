@@ -1,6 +1,6 @@
 """The loss study as one command: the same PyNET under the same budget, trained once per loss, one table.
 
-    python -m pynet_tf.study --preset quick --losses lab,mse=100 --alphas 0.5,0.95
+    python -m pynet_tf.study --preset quick --losses "lab;mse=100" --alphas 0.5,0.95
     python -m pynet_tf.study --preset reference --data zrr:/data/zrr --vgg-weights vgg19_..._notop.h5 \\
         --losses pynet,lab,lab_vgg --alphas 0.5,0.95
 
@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 from pynet_tf import atomic, losses, runs, train, train_config, vgg  # noqa: E402
-from pynet_tf.cli import image_size  # noqa: E402
+from pynet_tf.cli import command_parser, image_size  # noqa: E402
 from pynet_tf.data.photoio import read_photo  # noqa: E402
 from pynet_tf.data.sources import DataSourceError  # noqa: E402
 from pynet_tf.evaluate import IMAGES_FOLDER, EvaluationError, EvaluationResult, evaluate  # noqa: E402
@@ -196,10 +196,7 @@ def _centre(image: np.ndarray) -> np.ndarray:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pynet_tf.study", description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.splitlines()[1:]),
-    )  # fmt: skip
+    parser = command_parser("pynet_tf.study", __doc__)
     add = parser.add_argument
     add("--losses", default=",".join(DEFAULT_LOSSES),
         help="variants: loss presets or term=weight lists, separated by ';' if a list has commas "

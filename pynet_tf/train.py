@@ -23,6 +23,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from pynet_tf import atomic, losses, runs, train_config
+from pynet_tf.cli import command_parser
 from pynet_tf.data.sources import DataSourceError, parse_source
 from pynet_tf.distribute import StrategyError, make_strategy
 from pynet_tf.runs import RunDir
@@ -121,10 +122,7 @@ def _scores(scores: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pynet_tf.train", description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.splitlines()[1:]),
-    )
+    parser = command_parser("pynet_tf.train", __doc__)
     add_training_arguments(parser)
     return parser
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import signal
 import tempfile
 import time
@@ -27,7 +28,7 @@ from pynet_tf import atomic, metrics
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.sources import Source
 from pynet_tf.distribute import Placement
-from pynet_tf.losses import Loss
+from pynet_tf.losses import Loss, parse_loss
 from pynet_tf.model import build_pynet, transfer_weights
 from pynet_tf.runs import RunDir
 from pynet_tf.shapes import output_size
@@ -132,7 +133,7 @@ def train_level(
         log.info("level %d: %s", level, transfer_weights(warm_start, model))
     start = int(optimizer.iterations.numpy())
 
-    loss = Loss(_loss_weights(config, level), vgg=vgg, lab_alpha=config.lab_alpha)
+    loss = Loss(parse_loss(config.loss).weights(level), vgg=vgg, lab_alpha=config.lab_alpha)
     step_fn = _make_step(model, optimizer, loss, strategy, config.jit, config.mixed_precision)
     batches = iter(strategy.experimental_distribute_dataset(_train_data(config, level, source, placement, start)))
     validation = _Validation(config, level, source)
@@ -182,12 +183,6 @@ def train_level(
     if not scores:  # resumed at the last step: score the restored model
         scores = validation.score(model)
     return LevelResult(model, scores, schedule.steps)
-
-
-def _loss_weights(config: TrainConfig, level: int) -> dict[str, float]:
-    from pynet_tf.losses import parse_loss
-
-    return parse_loss(config.loss).weights(level)
 
 
 @contextmanager
@@ -305,8 +300,6 @@ def _checkpoint_dir(run: RunDir, level: int, placement: Placement) -> Path:
 
 def _remove_scratch(run: RunDir, level: int, placement: Placement) -> None:
     if not placement.is_chief:
-        import shutil
-
         shutil.rmtree(_checkpoint_dir(run, level, placement), ignore_errors=True)
 
 
