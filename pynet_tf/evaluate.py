@@ -49,7 +49,7 @@ from pynet_tf.data.pipeline import BadExampleError, PipelineOptions, load_exampl
 from pynet_tf.data.rawio import RawReadError, read_raw
 from pynet_tf.data.sources import DataSourceError, Example, parse_source
 from pynet_tf.data.unprocess import unprocess
-from pynet_tf.shapes import DOWNSAMPLING, LEVELS, InputShapeError, output_size, validate_input_shape
+from pynet_tf.shapes import DOWNSAMPLING, InputShapeError, level_of_output, validate_input_shape
 
 SPLIT = "test"
 JSON_FILE = "evaluation.json"
@@ -240,7 +240,7 @@ def evaluate(
     out_dir = Path(out) if out is not None else default_out_dir(model_file, data_spec)
     images = []
     for example in tqdm(examples, desc="evaluate", unit="image", disable=None, mininterval=1.0):
-        item = _prepare(example, source.kind, max_size, seed)
+        item = prepare_test_input(example, source.kind, max_size, seed)
         prediction = np.clip(predict(tf.constant(item.packed[np.newaxis]))[0].numpy(), 0.0, 1.0)
         target = target_for_level(tf.constant(item.target), level).numpy()
         baseline = target_for_level(item.baseline, level).numpy()
@@ -316,7 +316,7 @@ def centred_crop(
     return tuple((side - kept) // 2 for side, kept in zip(size, crop)), crop
 
 
-def _prepare(example: Example, kind: str, cap: tuple[int, int] | None, seed: int) -> _Input:
+def prepare_test_input(example: Example, kind: str, cap: tuple[int, int] | None, seed: int) -> _Input:
     """Load, crop and make the baseline's render of one example (RAW inputs cropped from the whole frame)."""
     packed, target = load_example(example, kind)
     full = (target.shape[0] // 2, target.shape[1] // 2)
@@ -343,19 +343,19 @@ def _model_level(model_file: Path, predict, recorded: int | None) -> int:
     """The level the model computes, from its output for a 16x16 input; must agree with ``level.json``."""
     side = DOWNSAMPLING
     output = predict(tf.zeros([1, side, side, 4]))
-    found = [level for level in LEVELS if output_size(level, side, side) == tuple(output.shape[1:3])]
-    if not found or output.shape[-1] != 3:
+    level = level_of_output((side, side), output.shape[1:3])
+    if level is None or output.shape[-1] != 3:
         raise EvaluationError(
             f"{model_file}: outputs {tuple(output.shape[1:])} for a {side}x{side}x4 input, which is no PyNET "
             "level's RGB output; pass a model written by python -m pynet_tf.train"
         )
-    if recorded is not None and recorded != found[0]:
+    if recorded is not None and recorded != level:
         raise EvaluationError(
             f"{model_file}: level.json says level {recorded}, but the model outputs {output.shape[1]}x"
-            f"{output.shape[2]} for a {side}x{side} input, as level {found[0]} does; the model file and its "
+            f"{output.shape[2]} for a {side}x{side} input, as level {level} does; the model file and its "
             "level.json do not belong together"
         )
-    return found[0]
+    return level
 
 
 def _means(rows: list[dict[str, float | None]]) -> dict[str, float | None]:

@@ -57,3 +57,10 @@ def validate_input_shape(height: int | None, width: int | None, channels: int | 
             f"packed input {height}x{width} is not a multiple of {DOWNSAMPLING} in height and width "
             f"(PyNET pools 2x2 four times); the nearest valid size is {fix}: crop or pad the input to it."
         )
+
+
+def level_of_output(input_size: tuple[int, int], output_hw: tuple[int, int]) -> int | None:
+    """The level whose RGB output for a packed input of ``input_size`` is ``output_hw``, or None if no level's
+    is: how a model's level is read off its output (all six differ for any valid input)."""
+    found = [level for level in LEVELS if output_size(level, *input_size) == tuple(output_hw)]
+    return found[0] if found else None

@@ -1,0 +1,181 @@
+"""How close an exported TFLite file is to the float Keras model it came from, and to the ground truth.
+
+Held-out inputs are the test split of a data source (``samples`` by default), each the centred crop of the
+export's packed shape (the same crops, synthetic RAW seeds and targets as ``pynet_tf.evaluate``):
+deterministic. An example smaller than the shape is cropped as large as it goes (multiples of 16) and
+mirrored at the bottom and right up to the static shape; only the output's valid (unpadded) area is scored.
+The float model and the file (LiteRT ``Interpreter``; uint8/int8 tensors are quantized and dequantized
+with the tensor's own scale and zero-point) see the same inputs; outputs are clipped to [0, 1]
+as they would be saved. Reported per image and as means: PSNR, SSIM and max abs error of the file against the
+float model, PSNR and SSIM of both against the ground truth, and ΔPSNR = file − float (vs ground truth).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+from ai_edge_litert.interpreter import Interpreter
+
+from pynet_tf import evaluate, metrics
+from pynet_tf.data.augment import target_for_level
+from pynet_tf.data.sources import parse_source
+from pynet_tf.shapes import DOWNSAMPLING, level_of_output
+
+
+class FidelityError(ValueError):
+    """Held-out inputs that cannot be prepared as asked; the message names the cause and fix."""
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """One held-out example at the export's size, with the float model's output (clipped)."""
+
+    name: str
+    packed: np.ndarray
+    """(H, W, 4) float32 in [0, 1]."""
+    target: np.ndarray
+    """Ground truth at the model level's output size, of the valid (unpadded) area."""
+    reference: np.ndarray
+    """The float Keras model's output of the valid area, clipped to [0, 1]."""
+    padded: tuple[int, int] = (0, 0)
+    """Packed rows and columns mirrored at the bottom and right to reach the export's shape."""
+
+
+def model_level(model: keras.Model) -> int:
+    """The PyNET level a model computes, from its output size for a 16x16 input."""
+    side = DOWNSAMPLING
+    shape = tuple(model(tf.zeros([1, side, side, 4]), training=False).shape[1:3])
+    level = level_of_output((side, side), shape)
+    if level is not None:
+        return level
+    raise FidelityError(f"the model outputs {shape} for a {side}x{side} input, which is no PyNET level's")
+
+
+def held_out(
+    model: keras.Model,
+    shape: tuple[int, int],
+    data: str = "samples",
+    *,
+    seed: int = 0,
+    limit: int | None = None,
+) -> list[HeldOut]:
+    """The test split of ``data`` cropped (centred) to ``shape`` packed pixels, with the float model's output.
+
+    Uses ``pynet_tf.evaluate``'s preparation (``prepare_test_input``: crop, synthetic RAW seed per image name); an
+    example smaller than ``shape`` is mirrored up to it (see the module's docstring).
+    """
+    source = parse_source(data)
+    level = model_level(model)
+    spec = tf.TensorSpec([1, *shape, 4], tf.float32)
+    predict = tf.function(lambda raw: model(raw, training=False), input_signature=[spec])
+    items = []
+    for example in source.examples(evaluate.SPLIT)[:limit]:
+        item = evaluate.prepare_test_input(example, source.kind, tuple(shape), seed)
+        packed = np.asarray(item.packed, np.float32)
+        height, width = packed.shape[:2]
+        padded = (shape[0] - height, shape[1] - width)
+        if padded[0] > height or padded[1] > width:
+            raise FidelityError(
+                f"--data {data!r}: test example {example.name!r} is {height}x{width} packed, less than "
+                f"half the export's {shape[0]}x{shape[1]}; choose a smaller --input-shape or other --data"
+            )
+        packed = np.pad(packed, ((0, padded[0]), (0, padded[1]), (0, 0)), mode="symmetric")
+        target = target_for_level(tf.constant(item.target), level).numpy()
+        reference = np.clip(predict(tf.constant(packed[np.newaxis]))[0].numpy(), 0.0, 1.0)
+        reference = reference[: target.shape[0], : target.shape[1]]
+        items.append(HeldOut(example.name, packed, target, reference, padded))
+    if not items:
+        raise FidelityError(f"--data {data!r}: no {evaluate.SPLIT} examples to measure fidelity on")
+    return items
+
+
+class TFLiteRunner:
+    """Runs a TFLite flatbuffer on float inputs, quantizing and dequantizing integer io as needed."""
+
+    def __init__(self, content: bytes) -> None:
+        self.interpreter = Interpreter(model_content=content)
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.interpreter.allocate_tensors()
+
+    def __call__(self, packed: np.ndarray) -> np.ndarray:
+        """(H, W, 4) float in [0, 1] -> the output (h, w, 3) as float32, dequantized, not clipped."""
+        batch = packed[np.newaxis].astype(np.float32)
+        if tuple(self.input["shape"]) != batch.shape:
+            self.interpreter.resize_tensor_input(self.input["index"], batch.shape)
+            self.interpreter.allocate_tensors()
+            self.input = self.interpreter.get_input_details()[0]
+            self.output = self.interpreter.get_output_details()[0]
+        self.interpreter.set_tensor(self.input["index"], quantize(batch, self.input))
+        self.interpreter.invoke()
+        return dequantize(self.interpreter.get_tensor(self.output["index"]), self.output)[0]
+
+
+def quantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    """Float values -> the tensor's dtype: ``round(x / scale) + zero_point``, saturated (float: as is)."""
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind == "f":
+        return values.astype(dtype)
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(values / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    """The tensor's values as float32: ``(q - zero_point) * scale`` for integer tensors."""
+    if np.dtype(detail["dtype"]).kind == "f":
+        return values.astype(np.float32)
+    scale, zero_point = detail["quantization"]
+    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def _pair(a: np.ndarray, b: np.ndarray) -> dict[str, float | None]:
+    ta, tb = tf.constant(a, tf.float32), tf.constant(b, tf.float32)
+    fits = min(a.shape[:2]) >= metrics.SSIM_FILTER_SIZE
+    return {"psnr": float(metrics.psnr(ta, tb)), "ssim": float(metrics.ssim(ta, tb)) if fits else None}
+
+
+def measure(content: bytes, items: list[HeldOut]) -> dict:
+    """Fidelity of the flatbuffer ``content`` on ``items`` (see the module's docstring), JSON-ready.
+
+    PSNR of identical images is ``inf`` (Python's json writes ``Infinity``).
+    """
+    runner = TFLiteRunner(content)
+    rows = []
+    for item in items:
+        output = np.clip(runner(item.packed), 0.0, 1.0)[: item.target.shape[0], : item.target.shape[1]]
+        versus_float = _pair(output, item.reference)
+        file_gt, float_gt = _pair(output, item.target), _pair(item.reference, item.target)
+        rows.append({
+            "name": item.name,
+            "padded": list(item.padded),
+            "vs_float": {**versus_float, "max_abs": float(np.max(np.abs(output - item.reference)))},
+            "vs_ground_truth": {"file": file_gt, "float": float_gt,
+                                "delta_psnr": file_gt["psnr"] - float_gt["psnr"]},
+        })  # fmt: skip
+
+    def mean(get) -> float | None:
+        values = [get(row) for row in rows]
+        return None if any(v is None for v in values) else float(np.mean(values))
+
+    return {
+        "images": len(rows),
+        "input_shape": list(items[0].packed.shape[:2]),
+        "outputs": "clipped to [0, 1]; PSNR peak 1.0, SSIM as pynet_tf.metrics",
+        "vs_float": {
+            "psnr": mean(lambda r: r["vs_float"]["psnr"]),
+            "ssim": mean(lambda r: r["vs_float"]["ssim"]),
+            "max_abs": max(r["vs_float"]["max_abs"] for r in rows),
+        },
+        "vs_ground_truth": {
+            "file": {"psnr": mean(lambda r: r["vs_ground_truth"]["file"]["psnr"]),
+                     "ssim": mean(lambda r: r["vs_ground_truth"]["file"]["ssim"])},
+            "float": {"psnr": mean(lambda r: r["vs_ground_truth"]["float"]["psnr"]),
+                      "ssim": mean(lambda r: r["vs_ground_truth"]["float"]["ssim"])},
+            "delta_psnr": mean(lambda r: r["vs_ground_truth"]["delta_psnr"]),
+        },
+        "per_image": rows,
+    }  # fmt: skip

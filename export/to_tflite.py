@@ -1,0 +1,265 @@
+"""Convert a trained PyNET level to TFLite (float32, fp16, dynamic range, int8), each with a JSON sidecar.
+
+    python export/to_tflite.py --model runs/NAME/final --float32 --fp16 --dynamic --int8 --out exported/
+    python export/to_tflite.py --int8 --io uint8 --calibration calibration/set.npz --input-shape 224x224
+    python -m export.to_tflite --format fp16,int8 --min-psnr 30
+
+Batch 1 and a static packed H x W (--input-shape, default 224x224; `dynamic` for float32/fp16/dynamic only).
+Every file is scored against the float Keras model (and ground truth) on held-out inputs (--data's test
+split) and written atomically with <file>.json beside it; one below --min-psnr (dB vs the float model) is not
+written and the command exits 1 after the other formats. User errors exit 2 with one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script (python export/to_tflite.py): the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import export  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
+from calibration.build import default_calibration  # noqa: E402
+from calibration.calibration_set import CalibrationError, CalibrationSet  # noqa: E402
+from export import fidelity, sidecar  # noqa: E402
+from export.formats import (  # noqa: E402
+    DEFAULT_SHAPE,
+    FORMATS,
+    ExportError,
+    ExportFormat,
+    ExportSettings,
+    check_calibration,
+    validate,
+)
+from pynet_tf import atomic, runs  # noqa: E402
+from pynet_tf.cli import image_size  # noqa: E402
+from pynet_tf.data.sources import DataSourceError  # noqa: E402
+
+DEFAULT_OUT = Path("exported")
+DEFAULT_RUNS = Path("runs")
+STATUS_OK, STATUS_BELOW, STATUS_ERROR = "ok", "below --min-psnr", "error"
+
+
+@dataclass(frozen=True)
+class FormatResult:
+    """One format's outcome: written (``ok``), refused (``below --min-psnr``) or failed (``error``)."""
+
+    format: str
+    status: str
+    path: Path | None
+    """The written file; None unless ``ok``."""
+    size_bytes: int | None
+    psnr_vs_float: float | None
+    delta_psnr: float | None
+    """File minus float model, PSNR versus ground truth (dB)."""
+    seconds: float
+    message: str = ""
+    sidecar: dict | None = None
+
+    def row(self) -> str:
+        size = f"{self.size_bytes / sidecar.MB:.3f}" if self.size_bytes is not None else "-"
+        psnr = f"{self.psnr_vs_float:.2f}" if self.psnr_vs_float is not None else "-"
+        delta = f"{self.delta_psnr:+.2f}" if self.delta_psnr is not None else "-"
+        where = str(self.path) if self.path else self.message
+        seconds = f"{self.seconds:.1f}"
+        return f"{self.format:<8} {self.status:<17} {size:>9} {psnr:>13} {delta:>11} {seconds:>7}  {where}"
+
+
+HEADER = (
+    f"{'format':<8} {'status':<17} {'size MB':>9} {'PSNR vs float':>13} {'ΔPSNR vs GT':>11} "
+    f"{'time s':>7}  file"
+)
+
+
+def newest_run(root: str | Path = DEFAULT_RUNS) -> Path:
+    """The most recently modified ``runs/*/final``: the default ``--model``."""
+    finals = [path for path in Path(root).glob("*/final") if path.exists()]
+    if not finals:
+        raise runs.RunError(f"{root}/: no run with a 'final' level; pass --model, or train one first")
+    return max(finals, key=lambda path: path.stat().st_mtime)
+
+
+def file_stem(model_file: Path, level: int, input_shape: tuple[int, int] | None) -> str:
+    """``<run>_level<L>_<HxW|dynamic>``: the run folder's name, or the model file's stem outside a run."""
+    folder = model_file.parent
+    name = folder.parent.name if re.fullmatch(r"level_\d+|final", folder.name) else model_file.stem
+    shape = f"{input_shape[0]}x{input_shape[1]}" if input_shape else "dynamic"
+    return f"{name}_level{level}_{shape}"
+
+
+def export_model(
+    model_path: str | Path,
+    formats: Sequence[str],
+    *,
+    out: str | Path = DEFAULT_OUT,
+    input_shape: tuple[int, int] | None = DEFAULT_SHAPE,
+    io: str | None = None,
+    calibration: str | Path | CalibrationSet | None = None,
+    data: str = "samples",
+    seed: int = 0,
+    min_psnr: float | None = None,
+    report=None,
+) -> list[FormatResult]:
+    """Convert the model at ``model_path`` to each of ``formats`` (names in ``FORMATS``) and write those that
+    pass ``min_psnr`` into ``out`` with their sidecars; returns one result per format, in registry order.
+
+    ``io`` and ``calibration`` apply to int8 only (a path, a loaded set, or None: ``default_calibration``
+    built on the fly from the samples). ``report`` (callable) gets each result as it is done. Bad arguments
+    raise ``ExportError`` (or ``RunError``, ``CalibrationError``, ``DataSourceError``) before any conversion.
+    """
+    given = [name for name, value in (("io", io), ("calibration", calibration)) if value is not None]
+    chosen: list[ExportFormat] = validate(formats, input_shape=input_shape, given=given)
+    if io is not None and io not in ("float32", "uint8", "int8"):
+        raise ExportError(f"--io must be float32, uint8 or int8, got {io!r}")
+    model_file = runs.resolve_model_path(model_path)
+    calibration_set, calibration_record = None, None
+    if any(f.name == "int8" for f in chosen):
+        if isinstance(calibration, CalibrationSet):
+            calibration_set = calibration
+        elif calibration is not None:
+            calibration_set = CalibrationSet.load(calibration)
+        if calibration_set is not None:
+            check_calibration(calibration_set, input_shape)
+    try:
+        model = runs.load_model(model_file)
+    except (OSError, ValueError) as error:
+        raise ExportError(f"{model_file}: cannot load the model ({type(error).__name__}: {error})") from error
+    level = fidelity.model_level(model)
+    items = fidelity.held_out(model, input_shape or DEFAULT_SHAPE, data, seed=seed)
+    if any(f.name == "int8" for f in chosen):
+        if calibration_set is None:
+            calibration_set = default_calibration(input_shape)
+        calibration_record = {
+            "path": str(calibration_set.path) if calibration_set.path else None,
+            "file_sha256": sidecar.sha256_file(calibration_set.path) if calibration_set.path else None,
+            "inputs_sha256": calibration_set.sha256,
+            "num": len(calibration_set),
+            "shape": list(calibration_set.shape),
+            "data": calibration_set.metadata.get("data"),
+            "seed": calibration_set.metadata.get("seed"),
+            "built": "on the fly (default_calibration)" if calibration_set.path is None else "loaded",
+        }
+    settings = ExportSettings(input_shape=input_shape, io=io or "float32", calibration=calibration_set)
+    record = runs.level_record(model_file)
+    source = {"model": str(model_file), "sha256": sidecar.sha256_file(model_file), "level": level,
+              "base_filters": record.get("base_filters")}
+    stem = file_stem(model_file, level, input_shape)
+    out = Path(out)
+    results = []
+    for export_format in chosen:
+        started = time.perf_counter()
+        is_int8 = export_format.name == "int8"
+        suffix = export_format.suffix
+        if is_int8 and settings.io != "float32":
+            suffix = suffix.replace(".tflite", f"_{settings.io}io.tflite")
+        path = out / f"{stem}{suffix}"
+        try:
+            content = export_format.convert(model, settings)
+            converted = time.perf_counter()
+            measured = fidelity.measure(content, items)
+        except Exception as error:  # noqa: BLE001 (a converter failure is one format's error, not the run's)
+            cause = f"{type(error).__name__}: {error}".strip().splitlines()
+            result = FormatResult(export_format.name, STATUS_ERROR, None, None, None, None,
+                                  time.perf_counter() - started, cause[0] if cause else type(error).__name__)
+        else:
+            psnr = measured["vs_float"]["psnr"]
+            delta = measured["vs_ground_truth"]["delta_psnr"]
+            timing = {"convert_s": round(converted - started, 3),
+                      "fidelity_s": round(time.perf_counter() - converted, 3)}
+            if min_psnr is not None and not (psnr is not None and psnr >= min_psnr):
+                message = f"not written: PSNR vs float {psnr:.2f} dB < --min-psnr {min_psnr:g}"
+                result = FormatResult(export_format.name, STATUS_BELOW, None, len(content), psnr, delta,
+                                      time.perf_counter() - started, message)
+            else:
+                side = sidecar.build_sidecar(
+                    path, content,
+                    export_format={"name": export_format.name, "description": export_format.description},
+                    source=source,
+                    settings={
+                        "input_shape": f"{input_shape[0]}x{input_shape[1]}" if input_shape else "dynamic",
+                        "batch_shape": list(settings.batch_shape),
+                        "io": settings.io if is_int8 else "float32",
+                        "data": data, "seed": seed, "min_psnr": min_psnr,
+                    },
+                    calibration=calibration_record if is_int8 else None,
+                    fidelity=measured,
+                )  # fmt: skip
+                side["timing"] = timing
+                atomic.write_bytes(path, content)
+                atomic.write_json(sidecar.sidecar_path(path), side)
+                result = FormatResult(export_format.name, STATUS_OK, path, len(content), psnr, delta,
+                                      time.perf_counter() - started, sidecar=side)
+        results.append(result)
+        if report is not None:
+            report(result)
+    return results
+
+
+def build_parser() -> argparse.ArgumentParser:
+    lines = __doc__.strip().splitlines()
+    parser = argparse.ArgumentParser(
+        prog="python export/to_tflite.py", description=lines[0], epilog="\n".join(lines[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--model", help="a .keras file, a level folder or a run folder (default: the newest runs/*/final)")
+    for export_format in FORMATS.values():
+        add(export_format.flag, action="store_true", help=export_format.description)
+    add("--format", help=f"comma-separated formats, as the flags: {','.join(FORMATS)}")
+    add("--input-shape", default=f"{DEFAULT_SHAPE[0]}x{DEFAULT_SHAPE[1]}",
+        help="packed HxW, multiples of 16 (default 224x224), or 'dynamic' (not with --int8)")
+    add("--io", help="int8 only: input/output tensor type float32 (default) | uint8 | int8")
+    add("--calibration", help="int8 only: calibration set .npz (default: 16 sample crops built on the fly)")
+    add("--data", default="samples", help="held-out inputs for fidelity: the test split of this source")
+    add("--seed", type=int, default=0, help="seed of the synthetic RAW of photo sources (default 0)")
+    add("--min-psnr", type=float, help="do not write a file whose PSNR vs the float model is below this (dB)")
+    add("-o", "--out", default=str(DEFAULT_OUT), help="output folder (default exported/)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", module="tf_keras")
+    names = [f.name for f in FORMATS.values() if getattr(args, f.name)]
+    names += [name for name in (args.format or "").split(",") if name.strip()]
+    try:
+        if args.input_shape.lower() == "dynamic":
+            input_shape = None
+        else:
+            try:
+                input_shape = image_size(args.input_shape)
+            except argparse.ArgumentTypeError as error:
+                raise ExportError(f"--input-shape: {error}, or 'dynamic'") from None
+        model = args.model if args.model is not None else newest_run()
+        print(json.dumps({**vars(args), "model": str(model), "formats": names}))
+        printed: list[FormatResult] = []
+
+        def report(result: FormatResult) -> None:
+            if not printed:
+                print(HEADER)
+            printed.append(result)
+            print(result.row(), flush=True)
+
+        results = export_model(
+            model, names, out=args.out, input_shape=input_shape, io=args.io, calibration=args.calibration,
+            data=args.data, seed=args.seed, min_psnr=args.min_psnr, report=report,
+        )
+    except (ExportError, runs.RunError, CalibrationError, DataSourceError, fidelity.FidelityError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    failed = [r for r in results if r.status != STATUS_OK]
+    for result in failed:
+        print(f"{result.format}: {result.status}: {result.message}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
