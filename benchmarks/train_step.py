@@ -5,8 +5,10 @@
 
 Times ``pynet_tf.trainer``'s own compiled step (the one ``python -m pynet_tf.train`` runs) for level 0 on a
 224x224 packed patch, batch 1, with the reference ``pynet`` loss (MSE + VGG-19 content + SSIM; the VGG
-weights are random here, which changes no timing). Achieved GFLOP/s counts a step as three forward passes
-(``pynet_tf.flops``). The peak is printed two ways, both measured in this run: the cores' nominal rate
+weights are random here, which changes no timing). Achieved GFLOP/s counts a step as three PyNET forward
+passes plus, with a VGG term, four VGG-19 passes at the output size (target and prediction forward, and the
+prediction's backward pass, twice a forward): at 448x448 VGG-19 up to relu5_4 costs more than PyNET at
+width 16 (``pynet_tf.flops``). The peak is printed two ways, both measured in this run: the cores' nominal rate
 (cores x clock x 32 fp32 FLOP per cycle for AVX2 with two FMA units) and a large float32 matmul.
 For scale (issue 5): the official PyNET graph took ~64 s per full-width level-0 Adam step here.
 """
@@ -54,8 +56,11 @@ def matmul_gflops(size: int = 4096, repeats: int = 5) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def time_step(width: int, side: int, jit: bool, steps: int, loss_name: str) -> tuple[float, float, float]:
-    """(first call seconds, mean step seconds, forward GFLOP)."""
+VGG_PASSES_PER_STEP = 4
+
+
+def time_step(width: int, side: int, jit: bool, steps: int, loss_name: str) -> tuple[float, float, float, float]:
+    """(first call seconds, mean step seconds, PyNET forward GFLOP, step GFLOP)."""
     keras.utils.set_random_seed(0)
     strategy = make_strategy("default").strategy
     model = build_pynet(0, base_filters=width)
@@ -73,8 +78,9 @@ def time_step(width: int, side: int, jit: bool, steps: int, loss_name: str) -> t
     for _ in range(steps):
         float(step(next(data))[0])
     mean = (time.perf_counter() - start) / steps
-    fixed = build_pynet(0, base_filters=width, input_shape=(side, side, 4))
-    return first, mean, forward_flops(fixed) / 1e9
+    pynet = forward_flops(model, (side, side))
+    perceptual = forward_flops(vgg.model, (2 * side, 2 * side)) if vgg is not None else 0
+    return first, mean, pynet / 1e9, (TRAIN_STEP_FORWARDS * pynet + VGG_PASSES_PER_STEP * perceptual) / 1e9
 
 
 def main() -> None:
@@ -90,13 +96,14 @@ def main() -> None:
     print(f"fp32 peak: nominal {peak:.0f} GFLOP/s ({cores} cores x {clock:.2f} GHz x {FLOP_PER_CYCLE_AVX2_FMA}), "
           f"measured 4096^2 matmul {matmul_gflops():.0f} GFLOP/s")
     print(f"level 0, {args.side}x{args.side} packed, batch 1, loss {args.loss}, Adam")
-    print(f"{'width':>5} {'XLA':>4} {'fwd GFLOP':>10} {'first call s':>13} {'step s':>8} {'GFLOP/s':>8} {'% nominal':>9}")
+    print(f"{'width':>5} {'XLA':>4} {'fwd GFLOP':>10} {'step GFLOP':>10} {'first call s':>13} {'step s':>8} "
+          f"{'GFLOP/s':>8} {'% nominal':>9}")
     jits = {"on": [True], "off": [False], "both": [False, True]}[args.jit]
     for width in (int(w) for w in args.widths.split(",")):
         for jit in jits:
-            first, mean, gflop = time_step(width, args.side, jit, args.steps, args.loss)
-            achieved = TRAIN_STEP_FORWARDS * gflop / mean
-            print(f"{width:>5} {'on' if jit else 'off':>4} {gflop:>10.1f} {first:>13.1f} {mean:>8.2f} "
+            first, mean, forward, step = time_step(width, args.side, jit, args.steps, args.loss)
+            achieved = step / mean
+            print(f"{width:>5} {'on' if jit else 'off':>4} {forward:>10.1f} {step:>10.1f} {first:>13.1f} {mean:>8.2f} "
                   f"{achieved:>8.1f} {100 * achieved / peak:>8.0f}%", flush=True)
 
 

@@ -19,8 +19,12 @@ TRAIN_STEP_FORWARDS = 3
 INSTANCE_NORM_OPS = 6
 
 
-def forward_flops(model: keras.Model) -> int:
-    """FLOPs of one forward pass of ``model`` for one image; the model must have a static input size."""
+def forward_flops(model: keras.Model, input_size: tuple[int, int] | None = None) -> int:
+    """FLOPs of one forward pass of ``model`` for one image of its static input size, or of ``input_size``
+    (height, width) for a model built for run-time sizes (counted on a clone built at that size)."""
+    if input_size is not None:
+        channels = model.input_shape[-1]
+        model = keras.models.clone_model(model, input_tensors=keras.Input((*input_size, channels)))
     if any(size is None for size in model.input_shape[1:]):
         raise ValueError(f"count FLOPs on a model built for a fixed input size, got input {model.input_shape}")
     total = 0

@@ -31,6 +31,8 @@ def test_full_width_level_0_is_the_reference_size():
     assert forward_flops(model) / 1e9 == pytest.approx(672, rel=2e-3)
 
 
-def test_dynamic_sizes_are_refused():
+def test_dynamic_sizes_are_refused_unless_a_size_is_given():
+    dynamic = build_pynet(3, base_filters=2)
     with pytest.raises(ValueError, match="fixed input size"):
-        forward_flops(build_pynet(5, base_filters=2))
+        forward_flops(dynamic)
+    assert forward_flops(dynamic, (64, 48)) == forward_flops(build_pynet(3, base_filters=2, input_shape=(64, 48, 4)))
