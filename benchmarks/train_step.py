@@ -11,6 +11,20 @@ prediction's backward pass, twice a forward): at 448x448 VGG-19 up to relu5_4 co
 width 16 (``pynet_tf.flops``). The peak is printed two ways, both measured in this run: the cores' nominal rate
 (cores x clock x 32 fp32 FLOP per cycle for AVX2 with two FMA units) and a large float32 matmul.
 For scale (issue 5): the official PyNET graph took ~64 s per full-width level-0 Adam step here.
+
+Measured here on 2026-11-25 (2 cores, nominal peak 157 GFLOP/s, matmul 89 GFLOP/s; another job shared the
+cores during the width 8 and 16 rows; step GFLOP includes the 4 x 156 GFLOP of VGG-19 at 448x448):
+
+    width  XLA  step GFLOP  first call s  step s  GFLOP/s  % nominal
+        8  off         752          52.9   17.67     42.6        27%
+        8   on         752          75.0   22.53     33.4        21%
+       16  off        1130          79.8   37.25     30.3        19%
+       16   on        1130         111.2   45.45     24.9        16%
+       32  off        2641          92.7   52.18     50.6        32%
+       32   on        2641          88.6   42.19     62.6        40%
+
+So XLA pays at the paper's width (42 s against 52 s per step, 0.66x the official graph's 64 s), which is
+why the ``reference`` preset turns it on, and not at the small widths of ``quick``.
 """
 
 from __future__ import annotations

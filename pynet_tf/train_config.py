@@ -37,8 +37,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "schedule": {5: (5000, 50), 4: (5000, 50), 3: (20000, 48), 2: (20000, 18), 1: (35000, 12), 0: (100000, 10)},
         "checkpoint_every": 1000,
         "validate_every": 1000,
-        # XLA: 3.6 s against 5.8 s per step measured on a width-8 level-0 step; its 1-1.5 min of tracing is
-        # nothing against 100k steps.
+        # XLA: 42 s against 52 s per full-width level-0 step on a 2-core CPU (benchmarks/train_step.py); its
+        # minute or two of compiling is nothing against 100k steps.
         "jit": True,
     },
     "quick": {
@@ -49,7 +49,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "schedule": {5: (150, 8), 4: (150, 8), 3: (150, 8), 2: (100, 4), 1: (60, 4), 0: (40, 2)},
         "checkpoint_every": 50,
         "validate_every": 50,
-        # A few hundred steps do not repay XLA's minute of compilation per level on a CPU.
+        # At small widths XLA was slower per step here (width 8: 22.5 against 17.7 s), and a few hundred
+        # steps would not repay its compiling anyway.
         "jit": False,
     },
 }

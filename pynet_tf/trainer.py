@@ -136,7 +136,7 @@ def train_level(
     loss = Loss(parse_loss(config.loss).weights(level), vgg=vgg, lab_alpha=config.lab_alpha)
     step_fn = _make_step(model, optimizer, loss, strategy, config.jit, config.mixed_precision)
     batches = iter(strategy.experimental_distribute_dataset(_train_data(config, level, source, placement, start)))
-    validation = _Validation(config, level, source)
+    validation = _Validation(config, level, source, model)
     metrics_log = MetricsLog(run, level, placement.is_chief)
     scores: dict[str, float | None] = {}
     sums: dict[str, float] = {}
@@ -164,7 +164,7 @@ def train_level(
                 metrics_log.write("train", step, {name: value / count for name, value in sums.items()})
                 sums = {}
             if step % config.validate_every == 0 or step == schedule.steps:
-                scores = validation.score(model)
+                scores = validation.score()
                 metrics_log.write("validation", step, scores)
             if step % config.checkpoint_every == 0 or step == schedule.steps:
                 manager.save(checkpoint_number=step)
@@ -181,7 +181,7 @@ def train_level(
         metrics_log.close()
         _remove_scratch(run, level, placement)
     if not scores:  # resumed at the last step: score the restored model
-        scores = validation.score(model)
+        scores = validation.score()
     return LevelResult(model, scores, schedule.steps)
 
 
@@ -263,7 +263,7 @@ def _train_data(config: TrainConfig, level: int, source: Source, placement: Plac
 class _Validation:
     """PSNR, SSIM and MS-SSIM on the same crops of the test split every time (those that fit the output)."""
 
-    def __init__(self, config: TrainConfig, level: int, source: Source) -> None:
+    def __init__(self, config: TrainConfig, level: int, source: Source, model: keras.Model) -> None:
         options = PipelineOptions(
             level=level, patch=config.patch, batch_size=config.schedule[level].batch_size, seed=config.seed,
             augment=False, training=False, skip_bad=True,
@@ -276,10 +276,10 @@ class _Validation:
                 f"({config.patch} packed pixels, {2 * config.patch} photo pixels): use a smaller --patch"
             )
         self.side = min(output_size(level, config.patch, config.patch))
+        self.predict = tf.function(lambda raw: model(raw, training=False))  # traced once per level
 
-    def score(self, model: keras.Model) -> dict[str, float | None]:
-        predict = tf.function(lambda raw: model(raw, training=False))
-        predictions = [tf.cast(predict(raw), tf.float32) for raw, _ in self.batches]
+    def score(self) -> dict[str, float | None]:
+        predictions = [tf.cast(self.predict(raw), tf.float32) for raw, _ in self.batches]
         targets = [target for _, target in self.batches]
         prediction, target = tf.concat(predictions, 0), tf.concat(targets, 0)
         clipped = tf.clip_by_value(prediction, 0.0, 1.0)  # scored as it would be saved
