@@ -114,6 +114,25 @@ class TFLiteRunner:
         return dequantize(self.interpreter.get_tensor(self.output["index"]), self.output)[0]
 
 
+class OnnxRunner:
+    """Runs an ONNX model (bytes) in onnxruntime's CPUExecutionProvider on float inputs: the same call as
+    ``TFLiteRunner``, for ``measure(..., runner=OnnxRunner)``. One float32 input, the first output scored."""
+
+    def __init__(self, content: bytes) -> None:
+        import onnxruntime  # noqa: PLC0415 (only ONNX exports need it)
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(content, options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.output = self.session.get_outputs()[0].name
+
+    def __call__(self, packed: np.ndarray) -> np.ndarray:
+        """(H, W, 4) float in [0, 1] -> the output (h, w, 3) as float32, not clipped."""
+        batch = packed[np.newaxis].astype(np.float32)
+        return np.asarray(self.session.run([self.output], {self.input: batch})[0], np.float32)[0]
+
+
 def quantize(values: np.ndarray, detail: dict) -> np.ndarray:
     """Float values -> the tensor's dtype: ``round(x / scale) + zero_point``, saturated (float: as is)."""
     dtype = np.dtype(detail["dtype"])
@@ -138,12 +157,13 @@ def _pair(a: np.ndarray, b: np.ndarray) -> dict[str, float | None]:
     return {"psnr": float(metrics.psnr(ta, tb)), "ssim": float(metrics.ssim(ta, tb)) if fits else None}
 
 
-def measure(content: bytes, items: list[HeldOut]) -> dict:
+def measure(content: bytes, items: list[HeldOut], *, runner=None) -> dict:
     """Fidelity of the flatbuffer ``content`` on ``items`` (see the module's docstring), JSON-ready.
 
-    PSNR of identical images is ``inf`` (Python's json writes ``Infinity``).
+    PSNR of identical images is ``inf`` (Python's json writes ``Infinity``). ``runner``: the class that runs
+    ``content`` (``TFLiteRunner`` by default; ``OnnxRunner`` for ONNX files).
     """
-    runner = TFLiteRunner(content)
+    runner = (runner or TFLiteRunner)(content)
     rows = []
     for item in items:
         output = np.clip(runner(item.packed), 0.0, 1.0)[: item.target.shape[0], : item.target.shape[1]]

@@ -9,11 +9,17 @@ Schema (``FORMAT``, ``VERSION`` 1)::
     settings              {input_shape ("HxW" | "dynamic"), batch, io, data, seed, min_psnr}
     calibration           int8: {path, file_sha256, inputs_sha256, num, shape, data}; otherwise null
     inputs, outputs       [{name, shape, shape_signature, dtype, quantization: {scale, zero_point} | null}]
-    ops                   {op name: count} from the LiteRT interpreter's op details
+    ops                   {op name: count} from the LiteRT interpreter's op details (ONNX: node op_types)
     float_tensors         int8: [{name, dtype, shape}] tensors left in float; otherwise null
     unquantized_ops       int8: [{op, index, float_inputs, float_outputs}] ops that read or write float
     fidelity              export.fidelity.measure's result (vs the float model and vs ground truth)
-    versions              {python, tensorflow, tf_keras, ai_edge_litert, numpy}
+    versions              {python, tensorflow, tf_keras, ai_edge_litert, numpy}; ONNX adds onnx, onnxruntime,
+                          tf2onnx
+
+ONNX files (export/to_onnx.py) use the same schema through ``build_sidecar(..., describer=describe_onnx)``:
+settings add ``opset``, ``max_abs_error`` and ``execution_provider``; inputs/outputs' ``shape`` holds ONNX's
+dims (an int, or the symbolic name of a run-time dim), ``shape_signature`` the same with -1 for run-time dims
+(as LiteRT's), ``quantization`` null.
 """
 
 from __future__ import annotations
@@ -46,9 +52,10 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def tool_versions() -> dict[str, str | None]:
+def tool_versions(extra: tuple[str, ...] = ()) -> dict[str, str | None]:
+    """Versions of Python and the conversion packages; ``extra`` names more packages (distribution names)."""
     versions: dict[str, str | None] = {"python": platform.python_version()}
-    for package in ("tensorflow", "tf_keras", "ai-edge-litert", "numpy"):
+    for package in ("tensorflow", "tf_keras", "ai-edge-litert", "numpy", *extra):
         try:
             versions[package.replace("-", "_")] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -98,6 +105,40 @@ def describe(content: bytes, *, quantized: bool) -> dict:
     return info
 
 
+ONNX_PACKAGES = ("onnx", "onnxruntime", "tf2onnx")
+
+
+def _onnx_tensor(value_info) -> dict:
+    from onnx import helper  # noqa: PLC0415 (only ONNX exports need it)
+
+    tensor = value_info.type.tensor_type
+    shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim]
+    return {
+        "name": value_info.name,
+        "shape": shape,
+        "shape_signature": [d if isinstance(d, int) else -1 for d in shape],
+        "dtype": np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type)).name,
+        "quantization": None,
+    }
+
+
+def describe_onnx(content: bytes) -> dict:
+    """Inputs, outputs and node op_type counts of a serialized ONNX model (ops outside the default domain
+    are named ``domain.op_type``); ``float_tensors`` / ``unquantized_ops`` null (float models only)."""
+    import onnx  # noqa: PLC0415
+
+    model = onnx.load_model_from_string(content)
+    initializers = {t.name for t in model.graph.initializer}
+    return {
+        "inputs": [_onnx_tensor(v) for v in model.graph.input if v.name not in initializers],
+        "outputs": [_onnx_tensor(v) for v in model.graph.output],
+        "ops": dict(Counter(f"{n.domain}.{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type
+                            for n in model.graph.node).most_common()),
+        "float_tensors": None,
+        "unquantized_ops": None,
+    }
+
+
 def build_sidecar(
     exported: Path,
     content: bytes,
@@ -107,8 +148,15 @@ def build_sidecar(
     settings: dict,
     calibration: dict | None,
     fidelity: dict | None,
+    describer=None,
+    packages: tuple[str, ...] = (),
 ) -> dict:
-    """The sidecar of ``content``, to be written at ``exported``'s sidecar path (see the module's schema)."""
+    """The sidecar of ``content``, to be written at ``exported``'s sidecar path (see the module's schema).
+
+    ``describer`` (``content -> {inputs, outputs, ops, float_tensors, unquantized_ops}``) replaces the TFLite
+    ``describe`` for other file types (``describe_onnx``); ``packages`` adds their versions.
+    """
+    described = describer(content) if describer else describe(content, quantized=calibration is not None)
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -118,7 +166,7 @@ def build_sidecar(
         "source": source,
         "settings": settings,
         "calibration": calibration,
-        **describe(content, quantized=calibration is not None),
+        **described,
         "fidelity": fidelity,
-        "versions": tool_versions(),
+        "versions": tool_versions(packages),
     }  # fmt: skip

@@ -22,6 +22,7 @@ from export import fidelity
 from export.formats import FORMATS, ExportError, check_format, validate
 from export.to_tflite import STATUS_BELOW, STATUS_OK, export_model, main
 from pynet_tf.model import build_pynet
+from model_fixtures import informative
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPE = (64, 64)
@@ -38,20 +39,6 @@ FP16_MIN_PSNR = 55.0
 # which shows the quantization path itself is sound; its floor is 35 dB.
 INT8_MIN_PSNR = 8.0
 INT8_NO_NORM_MIN_PSNR = 35.0
-
-
-def informative(model: keras.Model, seed: int = 5) -> keras.Model:
-    """He-normal conv kernels, as in tests/test_model.py: outputs carry signal (the reference init's std 0.01
-    gives a near-constant image, against which any file looks faithful)."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            weights = layer.get_weights()
-            k_h, k_w, *channels = weights[0].shape
-            fan_in = k_h * k_w * channels[1 if isinstance(layer, keras.layers.Conv2DTranspose) else 0]
-            weights[0] = rng.normal(0.0, np.sqrt(2.0 / fan_in), weights[0].shape).astype(np.float32)
-            layer.set_weights(weights)
-    return model
 
 
 @pytest.fixture(scope="module")
