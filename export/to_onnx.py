@@ -31,13 +31,20 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from export import fidelity, sidecar  # noqa: E402
 from export.formats import DEFAULT_SHAPE, ExportError, ExportSettings  # noqa: E402
-from export.to_tflite import STATUS_ERROR, STATUS_OK, FormatResult, file_stem, newest_run  # noqa: E402
+from export.to_tflite import (  # noqa: E402
+    DEFAULT_OUT,
+    STATUS_ERROR,
+    STATUS_OK,
+    FormatResult,
+    add_source_arguments,
+    file_stem,
+    newest_run,
+)
 from pynet_tf import atomic, runs  # noqa: E402
-from pynet_tf.cli import image_size  # noqa: E402
+from pynet_tf.cli import command_parser, image_size  # noqa: E402
 from pynet_tf.data.sources import DataSourceError  # noqa: E402
 from pynet_tf.shapes import InputShapeError, validate_input_shape  # noqa: E402
 
-DEFAULT_OUT = Path("exported")
 DEFAULT_OPSET = 17
 MIN_OPSET = 17
 MAX_OPSET = 18
@@ -192,23 +199,14 @@ def export_onnx(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    lines = __doc__.strip().splitlines()
-    parser = argparse.ArgumentParser(
-        prog="python export/to_onnx.py", description=lines[0], epilog="\n".join(lines[1:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("export.to_onnx", __doc__, script=True)
     add = parser.add_argument
-    add("--model", help="a .keras file, a level folder or a run folder (default: the newest runs/*/final)")
-    add("--input-shape", default=f"{DEFAULT_SHAPE[0]}x{DEFAULT_SHAPE[1]}",
-        help="packed HxW, multiples of 16 (default 224x224), or 'dynamic'")
+    add_source_arguments(parser, "packed HxW, multiples of 16 (default 224x224), or 'dynamic'")
     add("--opset", type=int, default=DEFAULT_OPSET,
         help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET})")
     add("--max-abs-error", type=float, default=MAX_ABS_ERROR,
         help=f"do not write the file if onnxruntime's outputs differ more from Keras' "
         f"(default {MAX_ABS_ERROR:g})")
-    add("--data", default="samples", help="held-out inputs for fidelity: the test split of this source")
-    add("--seed", type=int, default=0, help="seed of the synthetic RAW of photo sources (default 0)")
-    add("-o", "--out", default=str(DEFAULT_OUT), help="output folder (default exported/)")
     return parser
 
 

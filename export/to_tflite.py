@@ -39,7 +39,7 @@ from export.formats import (  # noqa: E402
     validate,
 )
 from pynet_tf import atomic, runs  # noqa: E402
-from pynet_tf.cli import image_size  # noqa: E402
+from pynet_tf.cli import command_parser, image_size  # noqa: E402
 from pynet_tf.data.sources import DataSourceError  # noqa: E402
 
 DEFAULT_OUT = Path("exported")
@@ -203,25 +203,26 @@ def export_model(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    lines = __doc__.strip().splitlines()
-    parser = argparse.ArgumentParser(
-        prog="python export/to_tflite.py", description=lines[0], epilog="\n".join(lines[1:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("export.to_tflite", __doc__, script=True)
     add = parser.add_argument
-    add("--model", help="a .keras file, a level folder or a run folder (default: the newest runs/*/final)")
+    add_source_arguments(parser, "packed HxW, multiples of 16 (default 224x224), or 'dynamic' (not with --int8)")
     for export_format in FORMATS.values():
         add(export_format.flag, action="store_true", help=export_format.description)
     add("--format", help=f"comma-separated formats, as the flags: {','.join(FORMATS)}")
-    add("--input-shape", default=f"{DEFAULT_SHAPE[0]}x{DEFAULT_SHAPE[1]}",
-        help="packed HxW, multiples of 16 (default 224x224), or 'dynamic' (not with --int8)")
     add("--io", help="int8 only: input/output tensor type float32 (default) | uint8 | int8")
     add("--calibration", help="int8 only: calibration set .npz (default: 16 sample crops built on the fly)")
+    add("--min-psnr", type=float, help="do not write a file whose PSNR vs the float model is below this (dB)")
+    return parser
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, shape_help: str) -> None:
+    """The flags every exporter shares: the model, its input shape, the held-out data, the output folder."""
+    add = parser.add_argument
+    add("--model", help="a .keras file, a level folder or a run folder (default: the newest runs/*/final)")
+    add("--input-shape", default=f"{DEFAULT_SHAPE[0]}x{DEFAULT_SHAPE[1]}", help=shape_help)
     add("--data", default="samples", help="held-out inputs for fidelity: the test split of this source")
     add("--seed", type=int, default=0, help="seed of the synthetic RAW of photo sources (default 0)")
-    add("--min-psnr", type=float, help="do not write a file whose PSNR vs the float model is below this (dB)")
     add("-o", "--out", default=str(DEFAULT_OUT), help="output folder (default exported/)")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,11 +17,12 @@ def image_size(text: str) -> tuple[int, int]:
     return height, width
 
 
-def command_parser(module: str, doc: str) -> argparse.ArgumentParser:
-    """``python -m MODULE``'s parser: the docstring's first line as the description, the rest (usage
-    examples) after the flags."""
+def command_parser(module: str, doc: str, *, script: bool = False) -> argparse.ArgumentParser:
+    """``python -m MODULE``'s parser (``python path/to/module.py`` for a ``script``): the docstring's first
+    line as the description, the rest (usage examples) after the flags."""
     lines = doc.strip().splitlines()
+    prog = f"python {module.replace('.', '/')}.py" if script else f"python -m {module}"
     return argparse.ArgumentParser(
-        prog=f"python -m {module}", description=lines[0], epilog="\n".join(lines[1:]),
+        prog=prog, description=lines[0], epilog="\n".join(lines[1:]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

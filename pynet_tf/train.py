@@ -58,13 +58,15 @@ def train(config: TrainConfig) -> Path:
     if placement.is_chief:
         atomic.write_json(run.config, record)
 
-    previous: keras.Model | None = _completed_model(run, config.levels[0] + 1)
+    previous: keras.Model | None = None  # the model the next level warm-starts from
     with stop_requests() as stop_requested:
         for level in config.levels:
             if run.completed(level):
                 print(f"level {level}: already trained ({run.level_record(level)}), skipping")
-                previous = runs.load_model(run.level_dir(level))
+                previous = None  # loaded only if a level after it still needs training
                 continue
+            if previous is None:
+                previous = _completed_model(run, level + 1)
             if previous is None and level < 5:
                 log.warning(
                     "level %d starts from random weights: level %d is not trained in %s", level, level + 1, run.root

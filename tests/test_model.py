@@ -13,6 +13,7 @@ from ai_edge_litert.interpreter import Interpreter
 from export.tflite import to_tflite_float32
 from pynet_tf.model import build_pynet, level_width, transfer_weights
 from pynet_tf.shapes import LEVELS, InputShapeError, output_size, validate_input_shape
+from model_fixtures import informative
 
 SMALL = 4  # base width for runnable test models
 REFERENCE_PARAMS = 47_548_170  # trainable parameters of the official PyNET graph (all six outputs)
@@ -23,25 +24,6 @@ LEVEL_1_NORM_PARAMS = 4 * 8 * 2 * 32
 # weights (below) the largest difference measured over all levels was 4.1e-5 on outputs of std 0.33; 1e-4
 # is the issue's bar. A wiring or layout mistake moves outputs by O(0.1).
 TFLITE_TOL = 1e-4
-
-
-def informative(model: keras.Model, seed: int = 5) -> keras.Model:
-    """Redraw every conv kernel He-normal (std sqrt(2 / fan_in)) so that each level's output carries signal.
-
-    The reference initialisation (std 0.01) is what training starts from, but it makes the levels without
-    instance norm (1 and 0) output a near-constant image, against which a comparison proves little, and
-    it makes the instance norms divide variances of ~1e-8 by sqrt(1e-3 + var), where float32 rounding is
-    amplified level after level (up to 6e-4 apart between two correct float32 implementations).
-    """
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):  # Conv2DTranspose included: kernel (k, k, out, in)
-            weights = layer.get_weights()
-            k_h, k_w, *channels = weights[0].shape
-            fan_in = k_h * k_w * channels[1 if isinstance(layer, keras.layers.Conv2DTranspose) else 0]
-            weights[0] = rng.normal(0.0, np.sqrt(2.0 / fan_in), weights[0].shape).astype(np.float32)
-            layer.set_weights(weights)
-    return model
 
 
 @pytest.fixture(scope="module")
