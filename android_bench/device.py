@@ -1,0 +1,209 @@
+"""One benchmark session on an Android device: push the tool and models, run rows, read the device, clean up.
+
+Files go to ``/data/local/tmp/pynet_bench/`` under their own names (a file already there with the same
+SHA-256 is not pushed again); ``cleanup`` removes only what this session pushed (``--keep`` skips it).
+Each row runs ``benchmark_model`` with ``--warmup_runs``/``--num_runs`` and zero minimum durations, so the
+counts asked for are the counts measured; ``--max_secs`` is the row's timeout, so a slow model ends with
+fewer runs instead of being killed. Where the device has ``timeout`` (toybox, Android 7+), it kills a hung
+tool a little later; ``--cpu-mask`` prefixes ``taskset MASK``.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from android_bench.adb import Adb, AdbError, DeviceEntry, TransportError
+from export.sidecar import sha256_file
+
+REMOTE_DIR = "/data/local/tmp/pynet_bench"
+BINARY_NAME = "benchmark_model"
+# benchmark_model's flags per --delegates name. "cpu" turns off XNNPACK, which newer tools apply by default;
+# "external" adds nothing: the vendor delegate comes from --extra-args (--external_delegate_path=...).
+DELEGATE_FLAGS = {
+    "cpu": ["--use_xnnpack=false"],
+    "xnnpack": ["--use_xnnpack=true"],
+    "gpu": ["--use_gpu=true"],
+    "nnapi": ["--use_nnapi=true"],
+    "hexagon": ["--use_hexagon=true"],
+    "external": [],
+}
+KILL_GRACE_S = 30  # at most; a short --timeout gets half of itself
+# ELF e_machine -> Android ABI, to catch a benchmark_model built for another CPU before any run.
+ELF_ABIS = {0x28: "armeabi-v7a", 0xB7: "arm64-v8a", 0x03: "x86", 0x3E: "x86_64"}
+BINARY_HINT = (
+    "TFLite's prebuilt android_aarch64_benchmark_model (arm64-v8a) or android_arm_benchmark_model "
+    "(armeabi-v7a), see https://www.tensorflow.org/lite/performance/measurement"
+)
+PROPS = {
+    "model": "ro.product.model", "manufacturer": "ro.product.manufacturer", "brand": "ro.product.brand",
+    "device": "ro.product.device", "board": "ro.product.board", "platform": "ro.board.platform",
+    "soc_manufacturer": "ro.soc.manufacturer", "soc_model": "ro.soc.model", "hardware": "ro.hardware",
+    "android_release": "ro.build.version.release", "sdk": "ro.build.version.sdk", "abi": "ro.product.cpu.abi",
+    "abis": "ro.product.cpu.abilist", "fingerprint": "ro.build.fingerprint",
+}  # fmt: skip
+GOVERNORS_SCRIPT = (
+    "for f in /sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor; "
+    'do echo "$f $(cat "$f" 2>/dev/null)"; done'
+)
+THERMAL_SCRIPT = (
+    "for z in /sys/class/thermal/thermal_zone*; "
+    'do echo "$(cat "$z/type" 2>/dev/null) $(cat "$z/temp" 2>/dev/null)"; done'
+)
+
+
+def elf_abi(path: Path) -> str | None:
+    """The Android ABI an ELF executable is built for; None for other files (scripts) or unknown CPUs."""
+    with open(path, "rb") as file:
+        header = file.read(20)
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        return None
+    machine = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+    return ELF_ABIS.get(machine)
+
+
+def parse_getprop(text: str) -> dict[str, str]:
+    props = {}
+    for line in text.splitlines():
+        if line.startswith("[") and "]: [" in line:
+            key, _, value = line.partition("]: [")
+            props[key[1:]] = value.rstrip().removesuffix("]")
+    return props
+
+
+def parse_thermal(text: str) -> dict[str, float]:
+    """``type milli-degrees`` lines -> {type: degrees C}; unreadable or implausible zones are left out."""
+    zones: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.strip().rpartition(" ")
+        try:
+            reading = float(value)
+        except ValueError:
+            continue
+        celsius = reading / 1000.0 if abs(reading) >= 1000 else reading
+        if name and -40.0 <= celsius <= 150.0:
+            key = name if name not in zones else f"{name}#{sum(k.split('#')[0] == name for k in zones) + 1}"
+            zones[key] = round(celsius, 1)
+    return zones
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One benchmark_model run: its merged output and exit status, or why it did not complete."""
+
+    output: str
+    exit_code: int | None
+    error: str | None
+
+
+class DeviceSession:
+    def __init__(self, adb: Adb, binary: Path, *, keep: bool, timeout_s: float):
+        self.adb = adb
+        self.binary = binary
+        self.keep = keep
+        self.timeout_s = timeout_s
+        self.pushed: list[str] = []
+        self.has_timeout = False
+        self.lost = False
+        self.kill_after_s = math.ceil(timeout_s + min(KILL_GRACE_S, timeout_s / 2))
+
+    def facts(self, entry: DeviceEntry) -> dict:
+        props = parse_getprop(self.adb.shell("getprop").output)
+        facts = {"kind": "android", "serial": entry.serial, "adb_details": entry.details}
+        facts.update({key: props.get(prop) or None for key, prop in PROPS.items()})
+        governors = {}
+        for line in self.adb.shell(GOVERNORS_SCRIPT).output.splitlines():
+            path, _, governor = line.partition(" ")
+            cpu = next(
+                (part for part in path.split("/") if part.startswith("cpu") and part[3:].isdigit()), None
+            )
+            if cpu and governor.strip():
+                governors[cpu] = governor.strip()
+        facts["governors"] = governors
+        facts["thermal_c"] = self.temperatures()
+        facts["timeout_command"] = self.has_timeout
+        return facts
+
+    def check_binary(self, abis: str | None) -> None:
+        built_for = elf_abi(self.binary)
+        device_abis = [abi for abi in (abis or "").split(",") if abi]
+        if built_for and device_abis and built_for not in device_abis:
+            raise AdbError(
+                f"--benchmark-binary {self.binary} is built for {built_for} but the device runs "
+                f"{', '.join(device_abis)}: use {BINARY_HINT}"
+            )
+
+    def temperatures(self) -> dict[str, float]:
+        try:
+            return parse_thermal(self.adb.shell(THERMAL_SCRIPT, timeout=30).output)
+        except TransportError:
+            return {}
+
+    def prepare(self) -> None:
+        """Create the folder, install the tool (executable) and see whether ``timeout`` exists."""
+        created = self.adb.run(["mkdir", "-p", REMOTE_DIR])
+        if created.exit_code != 0:
+            raise AdbError(f"cannot create {REMOTE_DIR} on the device: {created.output.strip()}")
+        binary = self.install(self.binary, BINARY_NAME)
+        self.adb.run(["chmod", "755", binary])
+        self.has_timeout = self.adb.shell("command -v timeout >/dev/null").exit_code == 0
+
+    def install(self, local: Path, name: str) -> str:
+        """Push ``local`` as ``REMOTE_DIR/name`` unless a file with the same SHA-256 is already there."""
+        remote = f"{REMOTE_DIR}/{name}"
+        if self.adb.remote_sha256(remote) != sha256_file(local):
+            self.adb.push(str(local), remote)
+            self.pushed.append(remote)
+        return remote
+
+    def benchmark_argv(
+        self, remote_model: str, delegate: str, threads: int, warmup: int, runs: int, extra_args: list[str]
+    ) -> list[str]:
+        return [f"{REMOTE_DIR}/{BINARY_NAME}", f"--graph={remote_model}", f"--num_threads={threads}",
+                f"--warmup_runs={warmup}", "--warmup_min_secs=0", f"--num_runs={runs}", "--min_secs=0",
+                f"--max_secs={self.timeout_s:g}", *DELEGATE_FLAGS[delegate], *extra_args]  # fmt: skip
+
+    def command_line(self, argv: list[str], cpu_mask: str | None) -> str:
+        """The device-shell string: [timeout -s KILL N] [taskset MASK] argv..., stderr merged into stdout."""
+        prefix = ["timeout", "-s", "KILL", str(self.kill_after_s)] if self.has_timeout else []
+        prefix += ["taskset", cpu_mask] if cpu_mask else []
+        return f"{shlex.join(prefix + argv)} 2>&1"
+
+    def run(self, command_line: str) -> Outcome:
+        try:
+            result = self.adb.shell(command_line, timeout=self.kill_after_s + KILL_GRACE_S)
+        except TransportError as error:
+            if self.adb.state() != "device":
+                self.lost = True
+                return Outcome("", None, f"device {self.adb.serial} disconnected during the run ({error})")
+            return Outcome("", None, str(error))
+        if self.has_timeout and result.exit_code in (124, 128 + signal.SIGKILL):
+            return Outcome(
+                result.output,
+                result.exit_code,
+                f"timed out: killed after {self.kill_after_s} s (--timeout {self.timeout_s:g})",
+            )
+        return Outcome(result.output, result.exit_code, None)
+
+    def cleanup(self) -> str | None:
+        """Remove what this session pushed (and the folder if then empty); a warning if that failed."""
+        if self.keep or not self.pushed:
+            return None
+        try:
+            removed = self.adb.run(["rm", "-f", "--", *self.pushed])
+            self.adb.shell(f"rmdir {shlex.quote(REMOTE_DIR)} 2>/dev/null || true")
+        except TransportError as error:
+            return f"could not remove the pushed files from the device: {error}"
+        return None if removed.exit_code == 0 else f"rm on the device failed: {removed.output.strip()}"
+
+
+def exit_status_text(code: int) -> str:
+    if code > 128:
+        try:
+            return f"exit status {code} ({signal.Signals(code - 128).name})"
+        except ValueError:
+            pass
+    return f"exit status {code}"

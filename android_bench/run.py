@@ -1,0 +1,443 @@
+"""Benchmark exported .tflite files on a phone over adb (TFLite's benchmark_model), or here with --host.
+
+    python -m android_bench.run --models exported/*.tflite --benchmark-binary android_aarch64_benchmark_model
+    python -m android_bench.run --models exported/ --delegates cpu,gpu,nnapi --threads 1,4 --cooldown 30 ...
+    python -m android_bench.run --models m.tflite --delegates external \
+        --extra-args "--external_delegate_path=/vendor/lib64/libvx_delegate.so" --benchmark-binary ...
+    python -m android_bench.run --host --models exported/*.tflite --delegates cpu,xnnpack --threads 1,2
+
+One row per (model, delegate, threads), written to --out/<UTC time>_<serial|host>.json after every row
+(schema: android_bench/results.py). A failing combination (delegate unsupported, crash, timeout, device
+unplugged) is that row's error with the tool's message; the others still run. Exit status: 0 all rows ok,
+1 some row failed (results saved), 2 bad flags or no usable device (one line on stderr), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import platform
+import re
+import shlex
+import socket
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+from android_bench import host, results
+from android_bench.adb import Adb, AdbError, TransportError, choose_device, find_adb, list_devices
+from android_bench.benchmark_output import coverage, parse
+from android_bench.device import BINARY_HINT, DELEGATE_FLAGS, DeviceSession, exit_status_text, parse_thermal
+from export.sidecar import sha256_file
+from pynet_tf.cli import command_parser
+
+DEFAULT_DEVICE_DELEGATES = "cpu,xnnpack,gpu,nnapi"
+DEFAULT_HOST_DELEGATES = "cpu,xnnpack"
+DEVICE_ONLY = ("serial", "benchmark_binary", "extra_args", "keep")
+
+
+class UsageError(Exception):
+    """Bad flags: one line naming the flag and the fix; exit 2."""
+
+
+def _csv(text: str, flag: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items or len(set(items)) != len(items):
+        raise UsageError(f"{flag} {text!r}: give a comma-separated list without repeats")
+    return items
+
+
+def expand_models(patterns: list[str]) -> list[Path]:
+    """--models: files, folders (their *.tflite) and quoted globs; in order, without repeats."""
+    models: list[Path] = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            found = sorted(path.glob("*.tflite"))
+            if not found:
+                raise UsageError(f"--models {pattern}: the folder holds no .tflite file")
+        elif path.is_file():
+            found = [path]
+        elif glob.has_magic(pattern) and (matches := sorted(glob.glob(pattern))):
+            found = [Path(match) for match in matches]
+        else:
+            raise UsageError(f"--models {pattern}: no such file")
+        for model in found:
+            if model.suffix != ".tflite":
+                raise UsageError(f"--models {model}: not a .tflite file")
+            if model.resolve() not in [m.resolve() for m in models]:
+                models.append(model)
+    return models
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser("android_bench.run", __doc__)
+    parser.add_argument(
+        "--models", nargs="+", required=True, metavar="MODEL", help=".tflite files, folders of them, or globs"
+    )
+    parser.add_argument(
+        "--delegates",
+        help=f"comma-separated: {', '.join(DELEGATE_FLAGS)} (default "
+        f"{DEFAULT_DEVICE_DELEGATES}; with --host: cpu, xnnpack, default {DEFAULT_HOST_DELEGATES})",
+    )
+    parser.add_argument("--threads", default="1,4", help="comma-separated CPU thread counts (default 1,4)")
+    parser.add_argument(
+        "--serial", help="the device's serial (adb devices -l), needed when several are attached"
+    )
+    parser.add_argument(
+        "--benchmark-binary",
+        type=Path,
+        metavar="PATH",
+        help=f"benchmark_model for the phone's ABI: {BINARY_HINT}",
+    )
+    parser.add_argument("--warmup", type=int, default=1, help="warm-up runs (default 1)")
+    parser.add_argument("--runs", type=int, default=50, help="measured runs (default 50)")
+    parser.add_argument(
+        "--cooldown",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="pause between rows against thermal throttling (default 0)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="per row: benchmark_model's --max_secs, killed a little later (default 600)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
+    parser.add_argument("--keep", action="store_true", help="leave the pushed tool and models on the device")
+    parser.add_argument(
+        "--extra-args",
+        default="",
+        metavar="ARGS",
+        help="more benchmark_model flags, e.g. vendor delegate options (recorded in every row)",
+    )
+    parser.add_argument("--cpu-mask", metavar="HEX", help="pin to CPUs, as taskset (e.g. f0 = CPUs 4-7)")
+    parser.add_argument(
+        "--host", action="store_true", help="benchmark here through LiteRT instead of a phone"
+    )
+    return parser
+
+
+def validate(args: argparse.Namespace) -> argparse.Namespace:
+    """Check every flag before anything runs; sets ``models``, ``delegate_list``, ``thread_list``, ``extra``
+    (the parsed --extra-args)."""
+    args.models = expand_models(args.models)
+    allowed = host.HOST_DELEGATES if args.host else tuple(DELEGATE_FLAGS)
+    args.delegate_list = _csv(
+        args.delegates or (DEFAULT_HOST_DELEGATES if args.host else DEFAULT_DEVICE_DELEGATES), "--delegates"
+    )
+    for delegate in args.delegate_list:
+        if delegate not in allowed:
+            where = (
+                "--host runs LiteRT on this machine's CPU; drop --host to use a phone"
+                if args.host and delegate in DELEGATE_FLAGS
+                else f"choose from {', '.join(allowed)}"
+            )
+            raise UsageError(f"--delegates {delegate}: not available ({where})")
+    try:
+        args.thread_list = [int(item) for item in _csv(args.threads, "--threads")]
+    except ValueError:
+        raise UsageError(f"--threads {args.threads!r}: give whole numbers, e.g. 1,4") from None
+    if any(n < 1 for n in args.thread_list):
+        raise UsageError(f"--threads {args.threads!r}: thread counts must be at least 1")
+    for flag, value, low in (("--warmup", args.warmup, 0), ("--runs", args.runs, 1)):
+        if value < low:
+            raise UsageError(f"{flag} {value}: must be at least {low}")
+    if args.cooldown < 0 or args.timeout <= 0:
+        raise UsageError("--cooldown must be >= 0 and --timeout > 0 seconds")
+    if args.cpu_mask is not None and not (
+        re.fullmatch(r"(0x)?[0-9a-fA-F]+", args.cpu_mask) and int(args.cpu_mask, 16) > 0
+    ):
+        raise UsageError(f"--cpu-mask {args.cpu_mask!r}: give a non-zero hexadecimal CPU mask such as f0")
+    try:
+        args.extra = shlex.split(args.extra_args)
+    except ValueError as error:
+        raise UsageError(f"--extra-args {args.extra_args!r}: {error}") from None
+    if args.host:
+        given = [f"--{name.replace('_', '-')}" for name in DEVICE_ONLY if getattr(args, name)]
+        if given:
+            raise UsageError(f"{', '.join(given)}: only for a phone run; drop them with --host")
+        return args
+    if args.benchmark_binary is None or not args.benchmark_binary.is_file():
+        raise UsageError(f"--benchmark-binary {args.benchmark_binary or ''}: give the path of {BINARY_HINT}")
+    names = [model.name for model in args.models]
+    if len(set(names)) != len(names):
+        raise UsageError("--models: two files share a name; the device folder holds one per name, rename one")
+    if "external" in args.delegate_list and not any(
+        a.startswith("--external_delegate_path") for a in args.extra
+    ):
+        raise UsageError(
+            "--delegates external needs --extra-args '--external_delegate_path=/path/on/device.so'"
+        )
+    return args
+
+
+def settings(args: argparse.Namespace) -> dict:
+    binary = None
+    if args.benchmark_binary is not None:
+        binary = {
+            "path": str(args.benchmark_binary.resolve()),
+            "name": args.benchmark_binary.name,
+            "bytes": args.benchmark_binary.stat().st_size,
+            "sha256": sha256_file(args.benchmark_binary),
+        }
+    return {
+        "delegates": args.delegate_list,
+        "threads": args.thread_list,
+        "warmup": args.warmup,
+        "runs": args.runs,
+        "cooldown_s": args.cooldown,
+        "timeout_s": args.timeout,
+        "extra_args": args.extra,
+        "cpu_mask": args.cpu_mask,
+        "keep": args.keep,
+        "benchmark_binary": binary,
+    }
+
+
+def _sysfs(pattern: str) -> list[tuple[Path, str]]:
+    """(path, stripped text) of the readable files matching ``pattern``."""
+    found = []
+    for path in sorted(glob.glob(pattern)):
+        try:
+            found.append((Path(path), Path(path).read_text().strip()))
+        except OSError:
+            continue
+    return found
+
+
+def host_temperatures() -> dict[str, float]:
+    types = dict(_sysfs("/sys/class/thermal/thermal_zone*/type"))
+    return parse_thermal(
+        "\n".join(
+            f"{types.get(path.with_name('type'), path.parent.name)} {value}"
+            for path, value in _sysfs("/sys/class/thermal/thermal_zone*/temp")
+        )
+    )
+
+
+def host_facts() -> dict:
+    processor = platform.processor() or None
+    for _, text in _sysfs("/proc/cpuinfo"):
+        names = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")]
+        processor = names[0] if names else processor
+    governors = {
+        path.parts[5]: value
+        for path, value in _sysfs("/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor")
+    }
+    versions = {}
+    for package in ("ai-edge-litert", "numpy"):
+        try:
+            versions[package.replace("-", "_")] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package.replace("-", "_")] = None
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {"kind": "host", "hostname": socket.gethostname(), "system": platform.system(),
+            "release": platform.release(), "machine": platform.machine(), "processor": processor,
+            "cpu_count": os.cpu_count(), "cpus_allowed": allowed, "governors": governors,
+            "thermal_c": host_temperatures(), "python": platform.python_version(), **versions}  # fmt: skip
+
+
+class Runner:
+    """Runs the rows, saving the document after each one."""
+
+    def __init__(self, args: argparse.Namespace, document: dict, path: Path):
+        self.args, self.document, self.path = args, document, path
+
+    def add(self, row: dict) -> None:
+        self.document["rows"].append(row)
+        results.save(self.path, self.document)
+        timings, cov = row["timings"] or {}, row["coverage"] or {}
+        summary = (
+            f"avg {timings.get('inference_avg_ms')} ms, min {timings.get('inference_min_ms')} ms"
+            + (f", coverage {cov.get('status')}" if row["coverage"] else "")
+            if row["status"] == "ok"
+            else f"ERROR {row['error']}"
+        )
+        print(
+            f"{row['model']['name']}  {row['delegate']:<8} threads={row['threads']:<3} {summary}", flush=True
+        )
+
+    def cooldown(self, first: bool) -> None:
+        if not first and self.args.cooldown > 0:
+            time.sleep(self.args.cooldown)
+
+    def rows(self):
+        """(model Path, model record, sidecar, sidecar error, delegate, threads) per row, in order."""
+        for model in self.args.models:
+            record = results.model_record(model)
+            side, side_error = results.load_sidecar(model)
+            for delegate in self.args.delegate_list:
+                for threads in self.args.thread_list:
+                    yield model, record, side, side_error, delegate, threads
+
+    def new_row(self, record, side, side_error, delegate, threads) -> dict:
+        return results.new_row(
+            record, side, side_error, delegate, threads, self.args.extra, self.args.cpu_mask
+        )
+
+    def run_host(self) -> None:
+        first = True
+        for model, record, side, side_error, delegate, threads in self.rows():
+            self.cooldown(first)
+            first = False
+            row = self.new_row(record, side, side_error, delegate, threads)
+            command = host.child_command(
+                model, delegate, threads, self.args.warmup, self.args.runs, self.args.cpu_mask
+            )
+            row.update(
+                command=command, command_line=host.command_line(command), temperature_c=host_temperatures()
+            )
+            started = time.perf_counter()
+            measured, error, stderr = host.run_isolated(command, self.args.timeout)
+            row["wall_s"] = round(time.perf_counter() - started, 3)
+            row["log"] = results.tail(stderr)
+            if measured is None:
+                row["error"] = error
+            else:
+                row.update(
+                    status="ok",
+                    timings=host.timings(measured),
+                    memory=host.memory(measured),
+                    coverage=host.coverage(measured),
+                    tool_model_size_mb=record["size_mb"],
+                )
+            self.add(row)
+
+    def run_device(self, session: DeviceSession) -> None:
+        first, remote = True, {}
+        for model, record, side, side_error, delegate, threads in self.rows():
+            row = self.new_row(record, side, side_error, delegate, threads)
+            if session.lost:
+                row["error"] = f"not run: device {session.adb.serial} disconnected earlier in this run"
+                self.add(row)
+                continue
+            try:
+                if model not in remote:
+                    remote[model] = session.install(model, model.name)
+            except TransportError as error:
+                session.lost = session.adb.state() != "device"
+                row["error"] = f"could not push {model.name}: {error}"
+                self.add(row)
+                continue
+            self.cooldown(first)
+            first = False
+            argv = session.benchmark_argv(
+                remote[model], delegate, threads, self.args.warmup, self.args.runs, self.args.extra
+            )
+            line = session.command_line(argv, self.args.cpu_mask)
+            row.update(command=argv, command_line=line, temperature_c=session.temperatures())
+            started = time.perf_counter()
+            outcome = session.run(line)
+            row["wall_s"] = round(time.perf_counter() - started, 3)
+            row["log"] = results.tail(outcome.output)
+            self.fill_from_output(row, outcome.output, outcome.exit_code, outcome.error, delegate)
+            self.add(row)
+
+    @staticmethod
+    def fill_from_output(
+        row: dict, output: str, exit_code: int | None, error: str | None, delegate: str
+    ) -> None:
+        parsed = parse(output)
+        row.update(
+            tool_version=parsed.tool_version,
+            tool_model_size_mb=parsed.model_size_mb,
+            coverage=coverage(parsed, delegate),
+            memory=results.memory_from_output(parsed),
+        )
+        if error is None and exit_code == 0 and parsed.ok:
+            row.update(status="ok", timings=results.timings_from_output(parsed))
+            return
+        if parsed.inference_avg_us is not None:
+            row["timings"] = results.timings_from_output(parsed)
+        message = error or parsed.error_message()
+        if message is None:
+            lines = [line.strip() for line in output.splitlines() if line.strip()]
+            what = exit_status_text(exit_code) if exit_code else "printed no timings"
+            message = f"benchmark_model {what}" + (f": {' | '.join(lines[-3:])}" if lines else "")
+        row["error"] = message
+
+
+def open_device(args: argparse.Namespace) -> tuple[DeviceSession, dict]:
+    """Pick the device, install the tool and read the device's facts; ``AdbError`` when that fails."""
+    executable = find_adb()
+    entry = choose_device(list_devices(executable), args.serial)
+    session = DeviceSession(
+        Adb(executable, entry.serial), args.benchmark_binary, keep=args.keep, timeout_s=args.timeout
+    )
+    try:
+        session.prepare()
+        facts = session.facts(entry)
+    except TransportError as error:
+        raise AdbError(f"device {entry.serial}: {error}") from error
+    session.check_binary(facts.get("abis") or facts.get("abi"))
+    return session, facts
+
+
+def attach_extra_args(argv: list[str]) -> list[str]:
+    """``--extra-args "--flag=x"`` as ``--extra-args=--flag=x``: argparse would take a value that starts with
+    ``--`` for an option of its own, and benchmark_model's flags all do."""
+    joined, position = [], 0
+    while position < len(argv):
+        if argv[position] == "--extra-args" and position + 1 < len(argv):
+            joined.append(f"--extra-args={argv[position + 1]}")
+            position += 2
+        else:
+            joined.append(argv[position])
+            position += 1
+    return joined
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = validate(build_parser().parse_args(attach_extra_args(argv)))
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    started = time.time()
+    session = None
+    try:
+        if args.host:
+            device = host_facts()
+        else:
+            session, device = open_device(args)
+    except AdbError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    document = results.new_document(
+        "host" if args.host else "device",
+        ["python", "-m", "android_bench.run", *argv],
+        settings(args),
+        device,
+        started,
+    )
+    path = results.result_path(args.out, started, device.get("serial") or "host")
+    runner = Runner(args, document, path)
+    results.save(path, document)
+    interrupted = False
+    try:
+        runner.run_host() if session is None else runner.run_device(session)
+        document["run"]["complete"] = True
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        warning = session.cleanup() if session is not None and not session.lost else None
+        if warning:
+            document["run"]["cleanup_warning"] = warning
+            print(f"warning: {warning}", file=sys.stderr)
+        document["run"]["finished"] = results.utc_now()
+        results.save(path, document)
+    print(f"results: {path}")
+    if interrupted:
+        return 130
+    return 0 if all(row["status"] == "ok" for row in document["rows"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

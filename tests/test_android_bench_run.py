@@ -1,0 +1,507 @@
+"""python -m android_bench.run against a fake phone, and --host through LiteRT.
+
+The phone is tests/fakes/adb (first on PATH; its /data/local/tmp is a temporary folder) running
+tests/fakes/benchmark_model, which prints the real tool's format with timings from a host LiteRT run of the
+model. Failure modes are the fakes' environment variables (see their docstrings). Models: PyNET level 5 at
+base width 2 on a 32x32 packed input (converted once, ~2 s), with a real export sidecar; a 5-op graph whose
+CUMSUM XNNPACK cannot take; and the third-party MicroISP (1x1500x2000x4).
+"""
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+
+from android_bench import run
+from android_bench.adb import AdbError, choose_device, parse_devices
+from android_bench.device import parse_thermal
+from export import sidecar
+from export.tflite import to_tflite_float32
+from pynet_tf.model import build_pynet
+
+FAKES = Path(__file__).resolve().parent / "fakes"
+MICROISP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "third_party" / "MicroISP.tflite"
+WEIRD = "a b;rm -rf x.tflite"
+
+
+def _function_model(path: Path, shape) -> Path:
+    """x -> relu(2x + 1) -> cumsum -> 3y + 1: MUL, ADD, CUMSUM, MUL, ADD (XNNPACK has no CUMSUM)."""
+    module = tf.Module()
+    module.f = tf.function(
+        lambda x: tf.math.cumsum(tf.nn.relu(x * 2.0 + 1.0), axis=1) * 3.0 + 1.0,
+        input_signature=[tf.TensorSpec(shape, tf.float32)],
+    )
+    path.write_bytes(
+        tf.lite.TFLiteConverter.from_concrete_functions([module.f.get_concrete_function()], module).convert()
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("models")
+    content = to_tflite_float32(build_pynet(5, base_filters=2), (1, 32, 32, 4))
+    pynet = folder / "pynet_level5_32x32_float32.tflite"
+    pynet.write_bytes(content)
+    side = sidecar.build_sidecar(
+        pynet,
+        content,
+        export_format={"name": "float32", "description": "test"},
+        source={"model": "build_pynet(5, base_filters=2)"},
+        settings={"input_shape": "32x32"},
+        calibration=None,
+        fidelity=None,
+    )
+    sidecar.sidecar_path(pynet).write_text(json.dumps(side))
+    weird = folder / "weird" / WEIRD
+    weird.parent.mkdir()
+    shutil.copyfile(pynet, weird)
+    return {
+        "pynet": pynet,
+        "sidecar": side,
+        "weird": weird,
+        "partial": _function_model(folder / "partial.tflite", [1, 8, 8, 4]),
+        "dynamic": _function_model(folder / "dynamic.tflite", [None, None, None, 4]),
+    }
+
+
+@pytest.fixture()
+def phone(tmp_path, monkeypatch) -> dict:
+    """The fake adb first on PATH, with `python3` meaning this interpreter (the fakes are Python scripts)."""
+    bin_dir, device = tmp_path / "bin", tmp_path / "device"
+    bin_dir.mkdir()
+    device.mkdir()
+    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (bin_dir / "python3").chmod(0o755)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), str(FAKES), os.environ.get("PATH", "")]))
+    monkeypatch.setenv("FAKE_ADB_DEVICE_DIR", str(device))
+    monkeypatch.setenv("FAKE_ADB_LOG", str(tmp_path / "adb.jsonl"))
+    for name in (
+        "FAKE_ADB_MODE",
+        "FAKE_ADB_DISCONNECT_AFTER",
+        "FAKE_BENCHMARK_FAIL_DELEGATE",
+        "FAKE_BENCHMARK_GPU_FALLBACK",
+        "FAKE_BENCHMARK_SLEEP",
+        "FAKE_BENCHMARK_CRASH",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return {"device": device, "log": tmp_path / "adb.jsonl", "out": tmp_path / "results", "bin": bin_dir}
+
+
+def device_run(phone, *flags: str) -> tuple[int, dict | None]:
+    code = run.main(
+        [*flags, "--benchmark-binary", str(FAKES / "benchmark_model"), "--out", str(phone["out"])]
+    )
+    files = sorted(phone["out"].glob("*.json"))
+    return code, json.loads(files[-1].read_text()) if files else None
+
+
+def adb_calls(phone) -> list[list[str]]:
+    return [json.loads(line) for line in phone["log"].read_text().splitlines()]
+
+
+def test_device_run_every_delegate(phone, models):
+    code, doc = device_run(
+        phone,
+        "--models",
+        str(models["pynet"]),
+        "--delegates",
+        "cpu,xnnpack,gpu,nnapi",
+        "--threads",
+        "1,2",
+        "--warmup",
+        "1",
+        "--runs",
+        "3",
+        "--cpu-mask",
+        "1",
+        "--extra-args",
+        "--enable_op_profiling=false",
+    )
+    assert code == 0
+    assert (doc["format"], doc["version"], doc["run"]["mode"], doc["run"]["complete"]) == (
+        "pynet-tf benchmark results",
+        1,
+        "device",
+        True,
+    )
+    assert doc["run"]["finished"] is not None
+    device = doc["device"]
+    assert (
+        device["serial"],
+        device["model"],
+        device["platform"],
+        device["soc_model"],
+        device["android_release"],
+        device["abi"],
+    ) == ("FAKE0001", "Pixel Fake", "fakesoc", "FS8000", "15", "arm64-v8a")
+    rows = doc["rows"]
+    assert [(r["delegate"], r["threads"]) for r in rows] == [
+        (d, t) for d in ("cpu", "xnnpack", "gpu", "nnapi") for t in (1, 2)
+    ]
+    total = sum(models["sidecar"]["ops"].values())  # the graph's nodes, counted by the exporter
+    for row in rows:
+        assert row["status"] == "ok" and row["error"] is None, row["error"]
+        t = row["timings"]
+        assert (t["warmup_runs"], t["inference_runs"]) == (1, 3)
+        assert 0 < t["inference_min_ms"] <= t["inference_avg_ms"] <= t["inference_max_ms"]
+        assert t["inference_min_ms"] <= t["percentiles_ms"]["p50"] <= t["inference_max_ms"]
+        assert t["init_ms"] > 0 and t["first_inference_ms"] > 0
+        assert row["memory"]["overall_mb"] >= row["memory"]["init_mb"] >= 0
+        assert (
+            row["tool_model_size_mb"]
+            == row["model"]["size_mb"]
+            == round(models["pynet"].stat().st_size / 1e6, 6)
+        )
+        assert row["sidecar"] == models["sidecar"]
+        assert (
+            row["extra_args"] == ["--enable_op_profiling=false"]
+            and row["command"][-1] == "--enable_op_profiling=false"
+        )
+        assert f"--num_threads={row['threads']}" in row["command"]
+        assert row["command_line"].startswith("timeout -s KILL ") and " taskset 1 " in row["command_line"]
+    coverage = {row["delegate"]: row["coverage"] for row in rows}
+    assert coverage["cpu"] is None
+    assert (
+        coverage["xnnpack"]["status"],
+        coverage["xnnpack"]["delegated_nodes"],
+        coverage["xnnpack"]["cpu_nodes"],
+    ) == ("full", total, 0)
+    assert (coverage["gpu"]["status"], coverage["gpu"]["delegate"], coverage["gpu"]["total_nodes"]) == (
+        "full",
+        "TfLiteGpuDelegateV2",
+        total,
+    )
+    assert coverage["nnapi"]["status"] == "none"
+    assert "--use_xnnpack=false" in rows[0]["command"] and "--use_gpu=true" in rows[4]["command"]
+    # what was pushed is gone again (no --keep), the folder too
+    assert not (phone["device"] / "pynet_bench").exists()
+
+
+def test_shell_characters_stay_in_the_file_name_and_keep_skips_pushes(phone, models):
+    canary = phone["device"] / "x.tflite"
+    canary.write_text("must survive")
+    code, doc = device_run(
+        phone,
+        "--models",
+        str(models["weird"]),
+        "--delegates",
+        "xnnpack",
+        "--threads",
+        "1",
+        "--runs",
+        "2",
+        "--keep",
+    )
+    assert code == 0 and canary.read_text() == "must survive"
+    (row,) = doc["rows"]
+    assert row["status"] == "ok" and row["model"]["name"] == WEIRD
+    assert f"--graph=/data/local/tmp/pynet_bench/{WEIRD}" in row["command"]
+    kept = phone["device"] / "pynet_bench" / WEIRD
+    assert kept.read_bytes() == models["weird"].read_bytes()
+    pushes = [call for call in adb_calls(phone) if call[2:3] == ["push"]]
+    assert [call[-1] for call in pushes] == [
+        "/data/local/tmp/pynet_bench/benchmark_model",
+        f"/data/local/tmp/pynet_bench/{WEIRD}",
+    ]
+    # a second run finds both files with the same SHA-256 and pushes nothing; not having pushed them, it
+    # leaves them in place even without --keep
+    phone["log"].unlink()
+    code, doc = device_run(
+        phone, "--models", str(models["weird"]), "--delegates", "xnnpack", "--threads", "1", "--runs", "2"
+    )
+    assert code == 0 and doc["rows"][0]["status"] == "ok"
+    assert not [call for call in adb_calls(phone) if call[2:3] == ["push"]]
+    assert kept.is_file() and canary.read_text() == "must survive"
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("unauthorized", "FAKE0001 is unauthorized: unlock the phone and accept"),
+    ("offline", "FAKE0001 is offline: reconnect"),
+    ("none", "no device: connect a phone"),
+    ("two", "2 devices attached: FAKE0001 (device), FAKE0002 (device); pass --serial SERIAL"),
+])  # fmt: skip
+def test_device_states_are_one_line_errors(phone, models, monkeypatch, capsys, mode, expected):
+    monkeypatch.setenv("FAKE_ADB_MODE", mode)
+    code, doc = device_run(phone, "--models", str(models["pynet"]), "--delegates", "xnnpack")
+    err = capsys.readouterr().err
+    assert code == 2 and doc is None
+    assert expected in err and len(err.strip().splitlines()) == 1
+
+
+def test_serial_picks_one_of_two_devices(phone, models, monkeypatch):
+    monkeypatch.setenv("FAKE_ADB_MODE", "two")
+    code, doc = device_run(
+        phone,
+        "--models",
+        str(models["pynet"]),
+        "--delegates",
+        "xnnpack",
+        "--threads",
+        "1",
+        "--runs",
+        "1",
+        "--serial",
+        "FAKE0002",
+    )
+    assert code == 0 and doc["device"]["serial"] == "FAKE0002"
+    assert all(call[:2] == ["-s", "FAKE0002"] for call in adb_calls(phone) if call[0] != "devices")
+
+
+def test_missing_adb_says_how_to_install_it(phone, models, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(phone["bin"]))  # python3 only, no adb
+    code, _ = device_run(phone, "--models", str(models["pynet"]))
+    assert code == 2 and "adb not found on PATH" in capsys.readouterr().err
+
+
+def test_delegate_failure_is_that_rows_error_and_partial_gpu(phone, models, monkeypatch):
+    monkeypatch.setenv("FAKE_BENCHMARK_FAIL_DELEGATE", "nnapi")
+    monkeypatch.setenv("FAKE_BENCHMARK_GPU_FALLBACK", "3")
+    code, doc = device_run(
+        phone, "--models", str(models["pynet"]), "--delegates", "nnapi,gpu", "--threads", "1", "--runs", "2"
+    )
+    assert code == 1 and doc["run"]["complete"]
+    nnapi, gpu = doc["rows"]
+    assert nnapi["status"] == "error" and nnapi["timings"] is None
+    assert "Failed to apply NNAPI delegate." in nnapi["error"] and "Benchmarking failed." in nnapi["error"]
+    assert gpu["status"] == "ok"
+    total = sum(models["sidecar"]["ops"].values())
+    assert gpu["coverage"] | {"unsupported_ops": None} == {
+        "status": "partial",
+        "delegate": "TfLiteGpuDelegateV2",
+        "delegated_nodes": total - 3,
+        "total_nodes": total,
+        "cpu_nodes": 3,
+        "partitions": 2,
+        "unsupported_ops": None,
+    }
+
+
+def test_disconnect_mid_run_keeps_what_ran(phone, models, monkeypatch):
+    monkeypatch.setenv("FAKE_ADB_DISCONNECT_AFTER", "1")
+    code, doc = device_run(
+        phone,
+        "--models",
+        str(models["pynet"]),
+        "--delegates",
+        "cpu,xnnpack,gpu",
+        "--threads",
+        "1",
+        "--runs",
+        "2",
+    )
+    assert code == 1
+    first, lost, skipped = doc["rows"]
+    assert first["status"] == "ok"
+    assert "FAKE0001 disconnected during the run" in lost["error"] and "error: closed" in lost["error"]
+    assert skipped["error"] == "not run: device FAKE0001 disconnected earlier in this run"
+    assert doc["run"]["finished"] is not None
+
+
+@pytest.mark.parametrize("env, flags, expected", [
+    ({"FAKE_BENCHMARK_SLEEP": "20"}, ["--timeout", "1"], "timed out: killed after 2 s (--timeout 1)"),
+    ({"FAKE_BENCHMARK_CRASH": "1"}, [], "benchmark_model exit status 139 (SIGSEGV): "),
+])  # fmt: skip
+def test_hang_and_crash_are_row_errors(phone, models, monkeypatch, env, flags, expected):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code, doc = device_run(
+        phone,
+        "--models",
+        str(models["pynet"]),
+        "--delegates",
+        "xnnpack",
+        "--threads",
+        "1",
+        "--runs",
+        "1",
+        *flags,
+    )
+    assert code == 1
+    assert doc["rows"][0]["error"].startswith(expected)
+
+
+def test_binary_for_another_cpu_is_refused(phone, models, tmp_path, capsys):
+    elf = tmp_path / "benchmark_model_x86_64"
+    elf.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(11) + (0x3E).to_bytes(2, "little") + bytes(44))
+    code = run.main(
+        ["--models", str(models["pynet"]), "--benchmark-binary", str(elf), "--out", str(phone["out"])]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "is built for x86_64 but the device runs arm64-v8a" in err
+
+
+DEVICE = ["--models", "{pynet}", "--benchmark-binary", "{binary}"]
+HOST = ["--host", "--models", "{pynet}"]
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--models", "nope.tflite", "--benchmark-binary", "{binary}"], "--models nope.tflite: no such file"),
+    ([*DEVICE, "--threads", "0"], "--threads '0': thread counts must be at least 1"),
+    ([*DEVICE, "--threads", "one"], "--threads 'one': give whole numbers"),
+    ([*DEVICE, "--delegates", "tpu"], "--delegates tpu: not available"),
+    ([*DEVICE, "--delegates", "gpu,gpu"], "without repeats"),
+    ([*DEVICE, "--runs", "0"], "--runs 0: must be at least 1"),
+    ([*DEVICE, "--cpu-mask", "zz"], "--cpu-mask 'zz'"),
+    ([*DEVICE, "--extra-args", "'unclosed"], "--extra-args"),
+    ([*DEVICE, "--delegates", "external"], "--delegates external needs --extra-args"),
+    (["--models", "{pynet}"], "--benchmark-binary : give the path of"),
+    ([*HOST, "--delegates", "gpu"], "--delegates gpu: not available (--host runs LiteRT on this machine"),
+    ([*HOST, "--serial", "X"], "--serial: only for a phone run"),
+])  # fmt: skip
+def test_bad_flags_are_one_line_errors(models, tmp_path, capsys, flags, expected):
+    names = {"pynet": models["pynet"], "binary": FAKES / "benchmark_model"}
+    assert run.main([flag.format(**names) for flag in flags] + ["--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_host_run_rows_memory_and_coverage(models, tmp_path):
+    out = tmp_path / "results"
+    code = run.main(
+        [
+            "--host",
+            "--models",
+            str(models["pynet"]),
+            str(models["partial"]),
+            str(models["dynamic"]),
+            "--delegates",
+            "cpu,xnnpack",
+            "--threads",
+            "1,2",
+            "--warmup",
+            "1",
+            "--runs",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
+    (path,) = out.glob("*_host.json")
+    doc = json.loads(path.read_text())
+    assert code == 1  # the dynamic-shape rows fail, the others run
+    assert (
+        doc["run"]["mode"] == "host" and doc["device"]["kind"] == "host" and doc["device"]["cpu_count"] >= 1
+    )
+    rows = {(Path(r["model"]["path"]).name, r["delegate"], r["threads"]): r for r in doc["rows"]}
+    assert len(rows) == 12
+    for (name, delegate, threads), row in rows.items():
+        if name == "dynamic.tflite":
+            assert row["status"] == "error" and "has a dynamic shape [-1, -1, -1, 4]" in row["error"]
+            continue
+        assert row["status"] == "ok", row["error"]
+        t, memory = row["timings"], row["memory"]
+        assert (t["warmup_runs"], t["inference_runs"]) == (1, 3)
+        assert (
+            t["inference_min_ms"]
+            <= t["percentiles_ms"]["p50"]
+            <= t["percentiles_ms"]["p90"]
+            <= t["inference_max_ms"]
+        )
+        # peak: the child's absolute high-water mark, at least Python + LiteRT (~37 MB measured)
+        assert memory["peak_mb"] > 20 and memory["peak_mb"] >= memory["overall_mb"] >= memory["init_mb"] >= 0
+        assert row["command"][row["command"].index("--threads") + 1] == str(threads)
+    total = sum(models["sidecar"]["ops"].values())
+    pynet_xnnpack = rows[(models["pynet"].name, "xnnpack", 2)]["coverage"]
+    assert (pynet_xnnpack["status"], pynet_xnnpack["delegated_nodes"], pynet_xnnpack["total_nodes"]) == (
+        "full",
+        total,
+        total,
+    )
+    assert rows[(models["pynet"].name, "xnnpack", 2)]["sidecar"] == models["sidecar"]
+    partial = rows[("partial.tflite", "xnnpack", 1)]["coverage"]
+    assert (
+        partial["status"],
+        partial["delegated_nodes"],
+        partial["total_nodes"],
+        partial["cpu_nodes"],
+        partial["partitions"],
+    ) == ("partial", 4, 5, 1, 2)  # CUMSUM splits MUL, ADD | MUL, ADD
+    assert rows[("partial.tflite", "cpu", 1)]["coverage"] is None
+
+
+def test_host_timeout_is_the_rows_error(models, tmp_path):
+    code = run.main(
+        [
+            "--host",
+            "--models",
+            str(models["pynet"]),
+            "--delegates",
+            "cpu",
+            "--threads",
+            "1",
+            "--timeout",
+            "0.01",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    (path,) = tmp_path.glob("*.json")
+    assert code == 1
+    assert json.loads(path.read_text())["rows"][0]["error"] == "timed out after 0.01 s (--timeout)"
+
+
+def test_host_runs_the_third_party_microisp(tmp_path):
+    # One inference of a 1x1500x2000x4 input, with LiteRT's built-in kernels: XNNPACK takes ~37 s and 10 GB
+    # to initialise on this model here (measured), too much for a test.
+    code = run.main(
+        [
+            "--host",
+            "--models",
+            str(MICROISP),
+            "--delegates",
+            "cpu",
+            "--threads",
+            "2",
+            "--warmup",
+            "0",
+            "--runs",
+            "1",
+            "--timeout",
+            "300",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    (path,) = tmp_path.glob("*.json")
+    (row,) = json.loads(path.read_text())["rows"]
+    assert code == 0 and row["status"] == "ok", row["error"]
+    assert row["sidecar"] is None and row["coverage"] is None
+    assert (row["timings"]["warmup_runs"], row["timings"]["inference_runs"]) == (0, 1)
+    # its output alone, 1x3000x4000x3 float32, is 137.3 MiB that must become resident (measured: 331 MiB)
+    assert row["memory"]["overall_mb"] > 3000 * 4000 * 3 * 4 / 2**20
+
+
+def test_parse_devices_and_choose():
+    # the format `adb devices -l` prints (developer.android.com/tools/adb), plus the states users meet
+    listing = ("List of devices attached\n"
+               "emulator-5556 device product:sdk_google_phone_x86_64 model:Android_SDK_built_for_x86_64 "
+               "device:generic_x86_64 transport_id:1\n"
+               "0a388e93      no permissions (user in plugdev group; are your udev rules wrong?); see "
+               "[http://developer.android.com/tools/device.html] usb:1-1\n\n")  # fmt: skip
+    entries = parse_devices(listing)
+    assert [(e.serial, e.state) for e in entries] == [
+        ("emulator-5556", "device"),
+        ("0a388e93", "no permissions"),
+    ]
+    assert entries[0].details["model"] == "Android_SDK_built_for_x86_64"
+    assert choose_device(entries, "emulator-5556").serial == "emulator-5556"
+    with pytest.raises(AdbError, match="0a388e93 is no permissions: the USB device is not accessible"):
+        choose_device(entries, "0a388e93")
+    with pytest.raises(AdbError, match="--serial nope: no such device"):
+        choose_device(entries, "nope")
+
+
+def test_thermal_zones_in_millidegrees_or_degrees():
+    text = "cpu-0-0-usr 41200\nbattery 28\nskin-therm 39800\nbroken \nbms -273000\ncpu-0-0-usr 42000\n"
+    assert parse_thermal(text) == {
+        "cpu-0-0-usr": 41.2,
+        "battery": 28.0,
+        "skin-therm": 39.8,
+        "cpu-0-0-usr#2": 42.0,
+    }
