@@ -4,7 +4,7 @@ The tool's wording has moved between releases, and its lines arrive bare (``coun
 severity tag (``INFO: ``, ``VERBOSE: ``, LiteRT's ``INFO: [file.cc:12] ``) or inside Android logcat
 (``05-30 15:16:44.857  3380  3380 I tflite  : ...``) when run through the benchmark APK. Every pattern is
 therefore searched on the message with any such prefix removed. What is read, and from which releases
-(tests/data/benchmark_model/ holds verbatim outputs of TF 2.4, 2.8, 2.9 and 2.15):
+(tests/data/benchmark_model/ holds verbatim outputs of TF 2.4 to 2.15 and LiteRT 2.1.5):
 
 - ``Inference timings in us: Init: I, First inference: F, Warmup (avg): W, Inference (avg): A``
 - the per-phase statistics ``count=N first=.. curr=.. min=.. max=.. avg=.. std=..``, one after each
@@ -21,6 +21,10 @@ therefore searched on the message with any such prefix removed. What is read, an
   the GPU delegate's ``N operations will run on the GPU, and the remaining M operations will run on the
   CPU`` and its list of unsupported ops
 - failure: ``Failed to apply GPU delegate.``, ``Benchmarking failed.``, ``ERROR: ...`` lines, or no summary.
+
+LiteRT 2.x also ships a CompiledModel ``benchmark_model`` (litert/tools/benchmark_litert_model.h) whose
+summary is a block of ``Model initialization: X ms``, ``Warmup (first)``, ``Warmup (avg): X ms (N runs)``,
+``Inference (avg|min|max|std)`` and ``Init|Overall footprint: X MB`` lines; it is read into the same fields.
 """
 
 from __future__ import annotations
@@ -63,6 +67,11 @@ _GPU_SPLIT = re.compile(
 _UNSUPPORTED_HEADER = re.compile(r"(?:Following|Next) operations are not supported by GPU delegate")
 _UNSUPPORTED_OP = re.compile(r"^([A-Z][A-Z0-9_]+): ?(.*)$")
 _FAILED = re.compile(r"^(Failed to .*|Benchmarking failed\.?)$")
+_COMPILED = re.compile(
+    rf"^(Model initialization|Warmup \(first\)|Warmup \(avg\)|Inference \((?:avg|min|max|std)\)):\s+"
+    rf"({_NUMBER})(?: ms)?(?: \((\d+) runs\))?$"
+)
+_COMPILED_MEMORY = re.compile(rf"^(Init footprint|Overall footprint|Peak memory):\s+({_NUMBER}) MB$")
 
 EXTENT_STATUS = {"completely": "full", "partially": "partial"}
 # Substrings (lower case) of the names benchmark_model uses for each --delegates choice, in the
@@ -184,6 +193,7 @@ def parse(text: str) -> BenchmarkOutput:
     """Read one ``benchmark_model`` run; never raises on unexpected text (missing facts stay ``None``)."""
     out = BenchmarkOutput()
     phases: list[PhaseStats] = []
+    compiled: dict[str, tuple[float, int | None]] = {}
     in_unsupported = False
     for line in text.splitlines():
         msg, is_error = message(line)
@@ -202,6 +212,13 @@ def parse(text: str) -> BenchmarkOutput:
             out.init_us, out.first_inference_us, out.warmup_avg_us, out.inference_avg_us = map(
                 float, match.groups()
             )
+        elif match := _COMPILED.match(msg):
+            compiled[match.group(1)] = (
+                float(match.group(2)),
+                int(match.group(3)) if match.group(3) else None,
+            )
+        elif match := _COMPILED_MEMORY.match(msg):
+            compiled[match.group(1)] = (float(match.group(2)), None)
         elif match := _STAT.match(msg):
             if out.inference_avg_us is None:  # op-profiling tables after the summary reuse "count="
                 phases.append(_stats(match.group(2), int(match.group(1))))
@@ -235,7 +252,47 @@ def parse(text: str) -> BenchmarkOutput:
     if phases:
         out.inference = phases[-1]
         out.warmup = phases[-2] if len(phases) > 1 else None
+    if out.inference_avg_us is None and "Inference (avg)" in compiled:
+        _read_compiled_summary(out, compiled)
     return out
+
+
+def _read_compiled_summary(out: BenchmarkOutput, compiled: dict[str, tuple[float, int | None]]) -> None:
+    """LiteRT's CompiledModel tool: milliseconds and MB lines (see the module's docstring)."""
+
+    def us(key: str) -> float | None:
+        return compiled[key][0] * 1000.0 if key in compiled else None
+
+    out.init_us, out.first_inference_us = us("Model initialization"), us("Warmup (first)")
+    out.warmup_avg_us, out.inference_avg_us = us("Warmup (avg)"), us("Inference (avg)")
+    if out.inference is None:
+        out.inference = PhaseStats(
+            compiled["Inference (avg)"][1] or 0,
+            None,
+            None,
+            us("Inference (min)"),
+            us("Inference (max)"),
+            out.inference_avg_us,
+            us("Inference (std)"),
+            {},
+        )
+    if out.warmup is None and "Warmup (avg)" in compiled:
+        out.warmup = PhaseStats(
+            compiled["Warmup (avg)"][1] or 0,
+            out.first_inference_us,
+            None,
+            None,
+            None,
+            out.warmup_avg_us,
+            None,
+            {},
+        )
+    if "Init footprint" in compiled:  # the same mem_footprint_kb deltas as the classic tool's line
+        out.memory_measure = "Memory footprint delta from the start of the tool"
+        out.memory_init_mb = compiled["Init footprint"][0]
+        out.memory_overall_mb = compiled.get("Overall footprint", (None,))[0]
+    if "Peak memory" in compiled:
+        out.peak_memory_mb = compiled["Peak memory"][0]
 
 
 def _family(name: str) -> str | None:

@@ -2,8 +2,8 @@
 
     python -m android_bench.run --models exported/*.tflite --benchmark-binary android_aarch64_benchmark_model
     python -m android_bench.run --models exported/ --delegates cpu,gpu,nnapi --threads 1,4 --cooldown 30 ...
-    python -m android_bench.run --models m.tflite --delegates external \
-        --extra-args "--external_delegate_path=/vendor/lib64/libvx_delegate.so" --benchmark-binary ...
+    python -m android_bench.run --models m.tflite --delegates external --benchmark-binary ...
+        --extra-args "--external_delegate_path=/vendor/lib64/libvx_delegate.so"   (one command)
     python -m android_bench.run --host --models exported/*.tflite --delegates cpu,xnnpack --threads 1,2
 
 One row per (model, delegate, threads), written to --out/<UTC time>_<serial|host>.json after every row
@@ -154,6 +154,8 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         re.fullmatch(r"(0x)?[0-9a-fA-F]+", args.cpu_mask) and int(args.cpu_mask, 16) > 0
     ):
         raise UsageError(f"--cpu-mask {args.cpu_mask!r}: give a non-zero hexadecimal CPU mask such as f0")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out}: a file is in the way; give a folder for the results")
     try:
         args.extra = shlex.split(args.extra_args)
     except ValueError as error:

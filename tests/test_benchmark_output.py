@@ -1,5 +1,5 @@
 """The benchmark_model parser on verbatim outputs of the real tool (tests/data/benchmark_model/, each file's
-header names its source and TFLite version: 2.4.0, 2.6.0, 2.8, 2.9, 2.15.0). Expected numbers are read off
+header names its source and TFLite version: 2.4.0, 2.6.0, 2.8, 2.9, 2.15.0, LiteRT 2.1.5). Expected numbers are read off
 the files by eye; the parser must reproduce them exactly (they are printed decimals, parsed with float())."""
 
 from pathlib import Path
@@ -191,6 +191,25 @@ def test_percentiles_as_litert_prints_them():
         1.8857,
         1.171,
         66.002,
+    )
+
+
+def test_litert_compiled_model_summary():
+    out = parse(load("litert2.1.5_compiled_model_gpu.txt"))
+    assert out.ok
+    assert (out.init_us, out.first_inference_us, out.warmup_avg_us, out.inference_avg_us) == pytest.approx(
+        (23744730, 7441040, 7441040, 7430200)
+    )  # printed in ms with 2 decimals, scaled to us
+    assert (out.inference.count, out.warmup.count) == (10, 1)
+    assert (out.inference.min_us, out.inference.max_us, out.inference.std_us) == pytest.approx(
+        (7416400, 7448860, 9920)
+    )
+    assert (out.memory_init_mb, out.memory_overall_mb, out.peak_memory_mb) == (6391.74, 6391.74, None)
+    timings = timings_from_output(out)
+    assert (timings["init_ms"], timings["inference_avg_ms"], timings["inference_runs"]) == (
+        23744.73,
+        7430.2,
+        10,
     )
 
 
