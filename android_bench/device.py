@@ -124,7 +124,6 @@ class DeviceSession:
                 governors[cpu] = governor.strip()
         facts["governors"] = governors
         facts["thermal_c"] = self.temperatures()
-        facts["timeout_command"] = self.has_timeout
         return facts
 
     def check_binary(self, abis: str | None) -> None:

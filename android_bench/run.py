@@ -373,11 +373,12 @@ def open_device(args: argparse.Namespace) -> tuple[DeviceSession, dict]:
         Adb(executable, entry.serial), args.benchmark_binary, keep=args.keep, timeout_s=args.timeout
     )
     try:
-        session.prepare()
         facts = session.facts(entry)
+        session.check_binary(facts.get("abis") or facts.get("abi"))  # before anything is pushed
+        session.prepare()
     except TransportError as error:
         raise AdbError(f"device {entry.serial}: {error}") from error
-    session.check_binary(facts.get("abis") or facts.get("abi"))
+    facts["timeout_command"] = session.has_timeout
     return session, facts
 
 

@@ -139,6 +139,7 @@ def test_device_run_every_delegate(phone, models):
         device["android_release"],
         device["abi"],
     ) == ("FAKE0001", "Pixel Fake", "fakesoc", "FS8000", "15", "arm64-v8a")
+    assert device["timeout_command"] is True  # the fake device's shell has coreutils' timeout
     rows = doc["rows"]
     assert [(r["delegate"], r["threads"]) for r in rows] == [
         (d, t) for d in ("cpu", "xnnpack", "gpu", "nnapi") for t in (1, 2)
@@ -333,6 +334,7 @@ def test_binary_for_another_cpu_is_refused(phone, models, tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert code == 2 and "is built for x86_64 but the device runs arm64-v8a" in err
+    assert not [call for call in adb_calls(phone) if call[2:3] == ["push"]]
 
 
 DEVICE = ["--models", "{pynet}", "--benchmark-binary", "{binary}"]
