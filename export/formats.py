@@ -1,20 +1,26 @@
 """The one registry of TFLite export formats: name, file suffix, what it is, which arguments it takes.
 
-Every format is converted by one function of the same shape, ``(model, settings) -> bytes``. Arguments are
-checked against the registry before anything is converted (``validate``), so a bad combination fails in a
-second with one line naming the flag, not after minutes of conversion.
+Every format is converted by one function of the same shape, ``(model, settings) -> bytes | Conversion``
+(a ``Conversion`` when the format has more to tell: analyses for the sidecar, fidelity it already measured).
+A format's extra arguments live in ``ExportSettings`` and are named in its ``arguments``, so a new one
+(e.g. a step count) is a field, an ``ARGUMENT_FLAGS`` entry and a name in the formats that take it.
+Arguments are checked against the registry before anything is converted (``validate``), so a bad
+combination fails in a second with one line naming the flag, not after minutes of conversion.
 """
 
 from __future__ import annotations
 
 import difflib
+import fnmatch
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import tensorflow as tf
 import tf_keras as keras
 
 from calibration.calibration_set import CalibrationError, CalibrationSet
+from export import fidelity, sensitivity, sidecar
 from export.tflite import converter_for
 from pynet_tf.shapes import InputShapeError, validate_input_shape
 
@@ -22,6 +28,7 @@ DEFAULT_SHAPE = (224, 224)
 """The packed input (H, W) exported when ``--input-shape`` is not given: the paper's 448x448 photo crops."""
 IO_TYPES = {"float32": tf.float32, "uint8": tf.uint8, "int8": tf.int8}
 """``--io``: the int8 model's input and output tensor type (float32: quantize/dequantize inside the model)."""
+AUTO = sensitivity.AUTO
 
 
 class ExportError(ValueError):
@@ -36,12 +43,34 @@ class ExportSettings:
     io: str = "float32"
     calibration: CalibrationSet | None = None
     """int8 only: the representative data (required by ``convert_int8``)."""
+    float_fallback: tuple[str, ...] = ()
+    """int8: Keras layer names or globs, or TFLite tensor names, to keep in float; ``(AUTO,)``: search."""
+    min_psnr: float | None = None
+    """dB vs the float model that ``--float-fallback auto`` searches for."""
+    held_out: tuple[fidelity.HeldOut, ...] = ()
+    """The inputs ``--float-fallback auto`` measures each candidate on (``export.fidelity.held_out``)."""
 
     @property
     def batch_shape(self) -> tuple[int | None, ...]:
         """Batch fixed at 1; H and W static unless ``input_shape`` is None."""
         height, width = self.input_shape or (None, None)
         return (1, height, width, 4)
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """A converted file with what its format adds: ``sidecar`` keys, ``fidelity`` if already measured on
+    ``settings.held_out``, and a ``note`` for the printed row."""
+
+    content: bytes
+    sidecar: dict = field(default_factory=dict)
+    fidelity: dict | None = None
+    note: str = ""
+
+
+def as_conversion(result: bytes | Conversion) -> Conversion:
+    """Any conversion function's result as a ``Conversion``."""
+    return result if isinstance(result, Conversion) else Conversion(result)
 
 
 def convert_float32(model: keras.Model, settings: ExportSettings) -> bytes:
@@ -61,16 +90,71 @@ def convert_dynamic(model: keras.Model, settings: ExportSettings) -> bytes:
     return converter.convert()
 
 
-def convert_int8(model: keras.Model, settings: ExportSettings) -> bytes:
+def float_ops(content: bytes) -> dict[str, int]:
+    """{op: count} of an int8 file's ops that compute in float (not counting QUANTIZE/DEQUANTIZE, which
+    convert between int8 and float)."""
+    described = sidecar.describe(content, quantized=True)
+    return dict(Counter(
+        op["op"] for op in described["unquantized_ops"] if op["op"] not in ("QUANTIZE", "DEQUANTIZE")
+    ).most_common())  # fmt: skip
+
+
+def convert_int8(model: keras.Model, settings: ExportSettings) -> Conversion:
+    """Full-integer int8, or with ``settings.float_fallback`` layers kept in float; the per-layer error
+    analysis (``export.sensitivity``) goes into the sidecar either way."""
     if settings.calibration is None:
         raise ExportError("int8 needs a calibration set (--calibration FILE or the default)")
-    converter = converter_for(model, settings.batch_shape)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = settings.calibration.representative_dataset
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = IO_TYPES[settings.io]
-    converter.inference_output_type = IO_TYPES[settings.io]
-    return converter.convert()
+    analysis = sensitivity.analyse(model, settings.batch_shape, settings.calibration,
+                                   float_ops=bool(settings.float_fallback))
+    record = {"quantization_debug": analysis.record()}
+    if not settings.float_fallback:
+        content = analysis.quantize((), IO_TYPES[settings.io])
+        left = float_ops(content)
+        if left:
+            raise ExportError(f"int8: {', '.join(left)} could not be quantized, so the file would not be "
+                              "full-integer; keep those layers in float with --float-fallback NAME,...")
+        return Conversion(content, {**record, "full_integer": True, "float_fallback": None})
+    try:
+        content, measured, fallback = _float_fallback(analysis, settings)
+    except sensitivity.UnquantizedIOError as error:
+        raise ExportError(f"--io {settings.io} with --float-fallback: {error}") from None
+    kept = fallback["float_ops"] = float_ops(content)
+    note = f"float fallback: {len(fallback['layers'])} layers in float, not full-integer" if kept else ""
+    if not fallback.get("reached", True):
+        best = max(step["psnr_vs_float"] for step in fallback["steps"])
+        every = fallback["steps"][-1]
+        note = (f"float fallback cannot reach --min-psnr {settings.min_psnr:g}: best {best:.2f} dB "
+                f"(all {every['layers']} layers in float: {every['psnr_vs_float']:.2f} dB)")
+    analyses = {**record, "full_integer": not kept, "float_fallback": fallback}
+    return Conversion(content, analyses, measured, note)
+
+
+def _float_fallback(
+    analysis: sensitivity.Analysis, settings: ExportSettings
+) -> tuple[bytes, dict | None, dict]:
+    """The int8 file with ``settings.float_fallback`` in float, its fidelity if the search measured it, and
+    the sidecar's ``float_fallback`` record (without ``float_ops``)."""
+    io_type = IO_TYPES[settings.io]
+    record = {"requested": list(settings.float_fallback), "min_psnr": settings.min_psnr}
+    if settings.float_fallback == (AUTO,):
+        found = sensitivity.auto_fallback(
+            analysis, lambda content: fidelity.measure(content, list(settings.held_out)), settings.min_psnr,
+            io_type)
+        units = analysis.units()
+        record |= {"requested": AUTO, "layers": found.layers, "tensors": found.tensors,
+                   "ranked_layers": found.count, "steps": [step.record(units) for step in found.steps],
+                   "reached": found.reached}
+        return found.content, found.measured, record
+    resolved = analysis.resolve(settings.float_fallback)
+    empty = [name for name, members in resolved.items() if not members]
+    if empty:
+        worst = ", ".join(unit for unit, _ in analysis.units()[:5])
+        raise ExportError(f"--float-fallback {','.join(empty)}: no quantized tensor of that name or layer in "
+                          f"the int8 model (layers by int8 error: {worst}, ...)")
+    named = list(dict.fromkeys(t for members in resolved.values() for t in members))
+    tensors = analysis.with_passthrough(named)
+    record |= {"layers": analysis.layers_of(tensors), "tensors": tensors}
+    return analysis.quantize(tensors, io_type), None, record
 
 
 @dataclass(frozen=True)
@@ -88,6 +172,15 @@ class ExportFormat:
     def flag(self) -> str:
         return f"--{self.name}"
 
+    def file_suffix(self, settings: ExportSettings) -> str:
+        """``suffix``, marked ``_fallback`` when layers stay in float and ``_<io>io`` for integer io."""
+        suffix = self.suffix
+        if "float_fallback" in self.arguments and settings.float_fallback:
+            suffix = suffix.replace(".tflite", "_fallback.tflite")
+        if "io" in self.arguments and settings.io != "float32":
+            suffix = suffix.replace(".tflite", f"_{settings.io}io.tflite")
+        return suffix
+
 
 FORMATS: dict[str, ExportFormat] = {
     f.name: f
@@ -102,10 +195,10 @@ FORMATS: dict[str, ExportFormat] = {
                      frozenset(), True, convert_dynamic),
         ExportFormat("int8", "_int8.tflite",
                      "TFLite full-integer int8 post-training quantization from a calibration set (NPU, DSP)",
-                     frozenset({"io", "calibration"}), False, convert_int8),
+                     frozenset({"io", "calibration", "float_fallback"}), False, convert_int8),
     )
 }  # fmt: skip
-ARGUMENT_FLAGS = {"io": "--io", "calibration": "--calibration"}
+ARGUMENT_FLAGS = {"io": "--io", "calibration": "--calibration", "float_fallback": "--float-fallback"}
 
 
 def check_format(name: str) -> ExportFormat:
@@ -162,3 +255,29 @@ def check_calibration(calibration: CalibrationSet, input_shape: tuple[int, int])
         calibration.check_shape(*input_shape)
     except CalibrationError as error:
         raise ExportError(str(error)) from None
+
+
+def parse_float_fallback(text: str) -> tuple[str, ...]:
+    """``--float-fallback``'s value: ``auto``, or comma-separated Keras layer names/globs or tensor names."""
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    if not names:
+        raise ExportError("--float-fallback: give 'auto' or layer names ('l3_dec1_3x3a_norm', '*_norm')")
+    if AUTO in names and len(names) > 1:
+        raise ExportError("--float-fallback: 'auto' chooses the layers itself; give it alone or give names")
+    return names
+
+
+def check_float_fallback(names: Sequence[str], min_psnr: float | None, layer_names: Sequence[str]) -> None:
+    """``ExportError`` unless ``auto`` comes with ``min_psnr`` and every name matches a Keras layer of the
+    model (exactly or as a glob) or looks like a TFLite tensor name (``scope/op``, checked at conversion)."""
+    if tuple(names) == (AUTO,):
+        if min_psnr is None:
+            raise ExportError("--float-fallback auto needs --min-psnr DB, the PSNR vs float to reach")
+        return
+    for name in names:
+        if "/" in name or any(fnmatch.fnmatchcase(layer, name) for layer in layer_names):
+            continue
+        close = difflib.get_close_matches(name, layer_names, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ExportError(f"--float-fallback {name!r} matches no layer of the model: {hint}give Keras layer "
+                          "names or globs (e.g. '*_norm'), tensor names from the sidecar, or 'auto'")

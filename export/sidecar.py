@@ -1,17 +1,30 @@
 """The JSON sidecar written beside every exported file (``<file>.json``): where it came from and what it is.
 
-Schema (``FORMAT``, ``VERSION`` 1)::
+Schema (``FORMAT``, ``VERSION`` 2; 2 added ``full_integer``, ``float_fallback``, ``quantization_debug``,
+``delegates``)::
 
-    format, version       "pynet-tf export sidecar", 1
+    format, version       "pynet-tf export sidecar", 2
     file                  {name, bytes, mb, sha256}               the exported file
     export_format         {name, description}                    a key of export.formats.FORMATS
     source                {model, sha256, level, base_filters}   the .keras file it was converted from
-    settings              {input_shape ("HxW" | "dynamic"), batch, io, data, seed, min_psnr}
+    settings              {input_shape ("HxW" | "dynamic"), batch, io, data, seed, min_psnr, float_fallback}
     calibration           int8: {path, file_sha256, inputs_sha256, num, shape, data}; otherwise null
     inputs, outputs       [{name, shape, shape_signature, dtype, quantization: {scale, zero_point} | null}]
     ops                   {op name: count} from the LiteRT interpreter's op details (ONNX: node op_types)
     float_tensors         int8: [{name, dtype, shape}] tensors left in float; otherwise null
     unquantized_ops       int8: [{op, index, float_inputs, float_outputs}] ops that read or write float
+    full_integer          int8: true when every op computes in int8 (float io conversion aside); else null
+    float_fallback        int8 with --float-fallback: {requested ("auto" | [names]), min_psnr, layers (Keras
+                          layers kept in float), tensors (their TFLite tensors, denylisted), float_ops {op:
+                          count}, and for auto: ranked_layers (how many of the worst layers it chose; layers
+                          adds pass-through neighbours), steps [{layers, last, psnr_vs_float}] (every count
+                          of worst layers tried, by count) and reached}; otherwise null
+    quantization_debug    int8: export.sensitivity.Analysis.record(): per-tensor error of each quantized op
+                          (tensor, op, layer, rmse, scale, rmse_over_scale, nsr, max_abs_error) and per Keras
+                          layer (layer, nsr of its worst tensor, tensors), both worst first; otherwise null
+    delegates             TFLite: export.delegates.delegate_report(): ops (count), per delegate (gpu, nnapi)
+                          {delegate, supported (full|partial|none), unsupported_ops {op: count}, notes}, nnapi
+                          adds unsupported_why {op: reason} and min_android_api; ONNX: null
     fidelity              export.fidelity.measure's result (vs the float model and vs ground truth)
     versions              {python, tensorflow, tf_keras, ai_edge_litert, numpy}; ONNX adds onnx, onnxruntime,
                           tf2onnx
@@ -33,8 +46,12 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from export.delegates import delegate_report
+
 FORMAT = "pynet-tf export sidecar"
-VERSION = 1
+ANALYSES = ("full_integer", "float_fallback", "quantization_debug")
+"""Keys a format fills through ``build_sidecar(..., analyses=...)`` (null otherwise)."""
+VERSION = 2
 SUFFIX = ".json"
 MB = 1024 * 1024
 
@@ -150,13 +167,16 @@ def build_sidecar(
     fidelity: dict | None,
     describer=None,
     packages: tuple[str, ...] = (),
+    analyses: dict | None = None,
 ) -> dict:
     """The sidecar of ``content``, to be written at ``exported``'s sidecar path (see the module's schema).
 
     ``describer`` (``content -> {inputs, outputs, ops, float_tensors, unquantized_ops}``) replaces the TFLite
-    ``describe`` for other file types (``describe_onnx``); ``packages`` adds their versions.
+    ``describe`` for other file types (``describe_onnx``); ``packages`` adds their versions. ``analyses``:
+    the format's own keys (``full_integer``, ``float_fallback``, ``quantization_debug``), null when absent.
     """
     described = describer(content) if describer else describe(content, quantized=calibration is not None)
+    analyses = {key: None for key in ANALYSES} | (analyses or {})
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -167,6 +187,8 @@ def build_sidecar(
         "settings": settings,
         "calibration": calibration,
         **described,
+        **analyses,
+        "delegates": None if describer else delegate_report(content),
         "fidelity": fidelity,
         "versions": tool_versions(packages),
     }  # fmt: skip

@@ -3,11 +3,15 @@
     python export/to_tflite.py --model runs/NAME/final --float32 --fp16 --dynamic --int8 --out exported/
     python export/to_tflite.py --int8 --io uint8 --calibration calibration/set.npz --input-shape 224x224
     python -m export.to_tflite --format fp16,int8 --min-psnr 30
+    python export/to_tflite.py --int8 --float-fallback auto --min-psnr 40      # worst layers in float
+    python export/to_tflite.py --int8 --float-fallback '*_norm'                # every instance norm in float
 
 Batch 1 and a static packed H x W (--input-shape, default 224x224; `dynamic` for float32/fp16/dynamic only).
 Every file is scored against the float Keras model (and ground truth) on held-out inputs (--data's test
 split) and written atomically with <file>.json beside it; one below --min-psnr (dB vs the float model) is not
-written and the command exits 1 after the other formats. User errors exit 2 with one line.
+written and the command exits 1 after the other formats. User errors exit 2 with one line. Every int8 file
+gets a per-layer error analysis (export/sensitivity.py), every file a GPU/NNAPI delegate op report
+(export/delegates.py); both are in the sidecar and summarised under the file's row.
 """
 
 from __future__ import annotations
@@ -28,14 +32,17 @@ if __package__ in (None, ""):  # run as a script (python export/to_tflite.py): t
 import export  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
 from calibration.build import default_calibration  # noqa: E402
 from calibration.calibration_set import CalibrationError, CalibrationSet  # noqa: E402
-from export import fidelity, sidecar  # noqa: E402
+from export import delegates, fidelity, sidecar  # noqa: E402
 from export.formats import (  # noqa: E402
     DEFAULT_SHAPE,
     FORMATS,
     ExportError,
     ExportFormat,
     ExportSettings,
+    as_conversion,
     check_calibration,
+    check_float_fallback,
+    parse_float_fallback,
     validate,
 )
 from pynet_tf import atomic, runs  # noqa: E402
@@ -62,14 +69,38 @@ class FormatResult:
     seconds: float
     message: str = ""
     sidecar: dict | None = None
+    note: str = ""
+    """What the format adds to the row (e.g. layers kept in float: not full-integer)."""
 
     def row(self) -> str:
         size = f"{self.size_bytes / sidecar.MB:.3f}" if self.size_bytes is not None else "-"
         psnr = f"{self.psnr_vs_float:.2f}" if self.psnr_vs_float is not None else "-"
         delta = f"{self.delta_psnr:+.2f}" if self.delta_psnr is not None else "-"
         where = str(self.path) if self.path else self.message
+        if self.note and self.path:
+            where += f"  ({self.note})"
         seconds = f"{self.seconds:.1f}"
         return f"{self.format:<8} {self.status:<17} {size:>9} {psnr:>13} {delta:>11} {seconds:>7}  {where}"
+
+    def details(self, worst: int = 5) -> list[str]:
+        """Indented lines under the row: the worst int8 layers, the float fallback, the delegate report."""
+        side = self.sidecar or {}
+        lines = []
+        if side.get("quantization_debug"):
+            layers = side["quantization_debug"]["layers"][:worst]
+            lines.append("int8 error, worst layers (noise/signal): "
+                         + ", ".join(f"{entry['layer']} {entry['nsr']:.2f}" for entry in layers))
+        fallback = side.get("float_fallback")
+        if fallback:
+            tried = fallback.get("steps", [])
+            steps = " ".join(f"{step['layers']}:{step['psnr_vs_float']:.1f}" for step in tried)
+            lines.append(f"float fallback ({'auto' if fallback['requested'] == 'auto' else 'by name'}): "
+                         f"{len(fallback['layers'])} layers in float, float ops "
+                         + (", ".join(f"{op} x{n}" for op, n in fallback["float_ops"].items()) or "none")
+                         + (f"; layers:dB tried {steps}" if steps else ""))
+        if side.get("delegates"):
+            lines.append(f"delegates: {delegates.summary(side['delegates'])}")
+        return [f"    {line}" for line in lines]
 
 
 HEADER = (
@@ -105,16 +136,21 @@ def export_model(
     data: str = "samples",
     seed: int = 0,
     min_psnr: float | None = None,
+    float_fallback: Sequence[str] = (),
     report=None,
 ) -> list[FormatResult]:
     """Convert the model at ``model_path`` to each of ``formats`` (names in ``FORMATS``) and write those that
     pass ``min_psnr`` into ``out`` with their sidecars; returns one result per format, in registry order.
 
-    ``io`` and ``calibration`` apply to int8 only (a path, a loaded set, or None: ``default_calibration``
-    built on the fly from the samples). ``report`` (callable) gets each result as it is done. Bad arguments
-    raise ``ExportError`` (or ``RunError``, ``CalibrationError``, ``DataSourceError``) before any conversion.
+    ``io``, ``calibration`` and ``float_fallback`` apply to int8 only (calibration: a path, a loaded set, or
+    None: ``default_calibration`` built on the fly from the samples; float_fallback: names as
+    ``parse_float_fallback`` returns them, ``("auto",)`` with ``min_psnr``). ``report`` (callable) gets each
+    result as it is done. Bad arguments raise ``ExportError`` (or ``RunError``, ``CalibrationError``,
+    ``DataSourceError``) before any conversion.
     """
-    given = [name for name, value in (("io", io), ("calibration", calibration)) if value is not None]
+    float_fallback = tuple(float_fallback)
+    given = [name for name, value in (("io", io), ("calibration", calibration),
+                                      ("float_fallback", float_fallback or None)) if value is not None]
     chosen: list[ExportFormat] = validate(formats, input_shape=input_shape, given=given)
     if io is not None and io not in ("float32", "uint8", "int8"):
         raise ExportError(f"--io must be float32, uint8 or int8, got {io!r}")
@@ -131,6 +167,8 @@ def export_model(
         model = runs.load_model(model_file)
     except (OSError, ValueError) as error:
         raise ExportError(f"{model_file}: cannot load the model ({type(error).__name__}: {error})") from error
+    if float_fallback:
+        check_float_fallback(float_fallback, min_psnr, [layer.name for layer in model.layers])
     level = fidelity.model_level(model)
     items = fidelity.held_out(model, input_shape or DEFAULT_SHAPE, data, seed=seed)
     if any(f.name == "int8" for f in chosen):
@@ -146,7 +184,8 @@ def export_model(
             "seed": calibration_set.metadata.get("seed"),
             "built": "on the fly (default_calibration)" if calibration_set.path is None else "loaded",
         }
-    settings = ExportSettings(input_shape=input_shape, io=io or "float32", calibration=calibration_set)
+    settings = ExportSettings(input_shape=input_shape, io=io or "float32", calibration=calibration_set,
+                              float_fallback=float_fallback, min_psnr=min_psnr, held_out=tuple(items))
     record = runs.level_record(model_file)
     source = {"model": str(model_file), "sha256": sidecar.sha256_file(model_file), "level": level,
               "base_filters": record.get("base_filters")}
@@ -156,14 +195,12 @@ def export_model(
     for export_format in chosen:
         started = time.perf_counter()
         is_int8 = export_format.name == "int8"
-        suffix = export_format.suffix
-        if is_int8 and settings.io != "float32":
-            suffix = suffix.replace(".tflite", f"_{settings.io}io.tflite")
-        path = out / f"{stem}{suffix}"
+        path = out / f"{stem}{export_format.file_suffix(settings)}"
         try:
-            content = export_format.convert(model, settings)
+            conversion = as_conversion(export_format.convert(model, settings))
+            content = conversion.content
             converted = time.perf_counter()
-            measured = fidelity.measure(content, items)
+            measured = conversion.fidelity or fidelity.measure(content, items)
         except Exception as error:  # noqa: BLE001 (a converter failure is one format's error, not the run's)
             cause = f"{type(error).__name__}: {error}".strip().splitlines()
             result = FormatResult(export_format.name, STATUS_ERROR, None, None, None, None,
@@ -175,6 +212,8 @@ def export_model(
                       "fidelity_s": round(time.perf_counter() - converted, 3)}
             if min_psnr is not None and not (psnr is not None and psnr >= min_psnr):
                 message = f"not written: PSNR vs float {psnr:.2f} dB < --min-psnr {min_psnr:g}"
+                if conversion.note:
+                    message += f"; {conversion.note}"
                 result = FormatResult(export_format.name, STATUS_BELOW, None, len(content), psnr, delta,
                                       time.perf_counter() - started, message)
             else:
@@ -187,15 +226,17 @@ def export_model(
                         "batch_shape": list(settings.batch_shape),
                         "io": settings.io if is_int8 else "float32",
                         "data": data, "seed": seed, "min_psnr": min_psnr,
+                        "float_fallback": (list(float_fallback) or None) if is_int8 else None,
                     },
                     calibration=calibration_record if is_int8 else None,
                     fidelity=measured,
+                    analyses=conversion.sidecar,
                 )  # fmt: skip
                 side["timing"] = timing
                 atomic.write_bytes(path, content)
                 atomic.write_json(sidecar.sidecar_path(path), side)
                 result = FormatResult(export_format.name, STATUS_OK, path, len(content), psnr, delta,
-                                      time.perf_counter() - started, sidecar=side)
+                                      time.perf_counter() - started, sidecar=side, note=conversion.note)
         results.append(result)
         if report is not None:
             report(result)
@@ -211,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--format", help=f"comma-separated formats, as the flags: {','.join(FORMATS)}")
     add("--io", help="int8 only: input/output tensor type float32 (default) | uint8 | int8")
     add("--calibration", help="int8 only: calibration set .npz (default: 16 sample crops built on the fly)")
+    add("--float-fallback", metavar="auto|NAME,...",
+        help="int8 only: keep layers in float (not full-integer): 'auto' adds the worst layers of the error "
+             "analysis until --min-psnr is reached; or Keras layer names/globs ('*_norm') or tensor names")
     add("--min-psnr", type=float, help="do not write a file whose PSNR vs the float model is below this (dB)")
     return parser
 
@@ -239,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                 input_shape = image_size(args.input_shape)
             except argparse.ArgumentTypeError as error:
                 raise ExportError(f"--input-shape: {error}, or 'dynamic'") from None
+        float_fallback = parse_float_fallback(args.float_fallback) if args.float_fallback is not None else ()
         model = args.model if args.model is not None else newest_run()
         print(json.dumps({**vars(args), "model": str(model), "formats": names}))
         printed: list[FormatResult] = []
@@ -248,10 +293,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(HEADER)
             printed.append(result)
             print(result.row(), flush=True)
+            for line in result.details():
+                print(line, flush=True)
 
         results = export_model(
             model, names, out=args.out, input_shape=input_shape, io=args.io, calibration=args.calibration,
-            data=args.data, seed=args.seed, min_psnr=args.min_psnr, report=report,
+            data=args.data, seed=args.seed, min_psnr=args.min_psnr, float_fallback=float_fallback,
+            report=report,
         )
     except (ExportError, runs.RunError, CalibrationError, DataSourceError, fidelity.FidelityError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -156,7 +156,10 @@ def test_sidecar_contents(exported, workdir):
         assert side["settings"]["batch_shape"] == [1, 64, 64, 4]
         assert side["ops"] and all(count > 0 for count in side["ops"].values()) and "CONV_2D" in side["ops"]
         assert side["versions"]["tensorflow"] == tf.__version__ and side["versions"]["ai_edge_litert"]
+        assert set(side["delegates"]) >= {"gpu", "nnapi"}  # export.delegates, tested in test_delegates.py
         if name == "int8":
+            assert side["full_integer"] is True and side["float_fallback"] is None
+            assert side["quantization_debug"]["tensors"]  # export.sensitivity, tested in test_sensitivity.py
             assert side["calibration"]["file_sha256"] == calibration_sha
             assert side["calibration"]["path"] == str(workdir / "calibration.npz")
             # float io: the only float tensors are the model's input and output, around QUANTIZE/DEQUANTIZE
@@ -165,6 +168,7 @@ def test_sidecar_contents(exported, workdir):
             assert {op["op"] for op in side["unquantized_ops"]} == {"QUANTIZE", "DEQUANTIZE"}
         else:
             assert side["calibration"] is None and side["float_tensors"] is None
+            assert side["full_integer"] is side["quantization_debug"] is None
 
 
 def test_format_typo_suggests_the_name():
