@@ -25,7 +25,7 @@ from typing import Sequence
 import tensorflow as tf
 import tf_keras as keras
 
-from pynet_tf.layers import InputShapeCheck, InstanceNorm, ScaledTanh
+from pynet_tf.layers import InputShapeCheck, InstanceNorm, SameConv2D, ScaledTanh
 from pynet_tf.shapes import InputShapeError, check_level, validate_input_shape
 
 LEVEL0_FILTERS = 8
@@ -176,10 +176,9 @@ class _Layers:
         self.norms = norms
 
     def conv(self, x: tf.Tensor, filters: int, kernel: int, name: str, norm: bool) -> tf.Tensor:
-        x = keras.layers.Conv2D(
+        x = SameConv2D(
             filters,
             kernel,
-            padding="same",
             kernel_initializer=_KERNEL_INIT,
             bias_initializer=_BIAS_INIT,
             name=name,
@@ -225,10 +224,9 @@ class _Layers:
 
     def head(self, x: tf.Tensor, level: int) -> tf.Tensor:
         """A level's RGB output: a 3x3 conv to 3 channels, then ``tanh(x) * 0.58 + 0.5``."""
-        x = keras.layers.Conv2D(
+        x = SameConv2D(
             3,
             3,
-            padding="same",
             kernel_initializer=_KERNEL_INIT,
             bias_initializer=_BIAS_INIT,
             name=f"l{level}_out_conv",

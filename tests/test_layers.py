@@ -1,9 +1,11 @@
 """The registered custom layers against direct NumPy formulas."""
 
 import numpy as np
+import pytest
+import tensorflow as tf
 import tf_keras as keras
 
-from pynet_tf.layers import InstanceNorm, ScaledTanh
+from pynet_tf.layers import PER_IMAGE_MIN_AREA, InstanceNorm, SameConv2D, ScaledTanh, same_conv2d
 
 # float32 arithmetic on O(1) values: the formulas agree to a few ulps; 1e-5 leaves room for the
 # different summation order of reduce_mean, nothing more.
@@ -49,3 +51,62 @@ def test_layers_are_registered_for_serialisation():
         clone = keras.saving.deserialize_keras_object(config)
         assert type(clone) is type(layer)
         assert clone.get_config() == layer.get_config()
+
+
+# same_conv2d's gradients against TF's own (Conv2DBackpropInput / Conv2DBackpropFilter): the same sums in
+# another order. Measured: relative max error <= 4e-6 on O(1) inputs with sums of up to 9*9*6*W*H terms;
+# 2e-5 leaves room for XLA's order, nothing more (a wrong tap, flip or channel swap is an O(1) error).
+GRADIENT_RTOL = 2e-5
+
+
+def _reference_and_fast_gradients(shape, kernel_size, channels_out, jit):
+    rng = np.random.default_rng(kernel_size)
+    x = tf.constant(rng.normal(size=shape).astype(np.float32))
+    kernel = tf.constant(rng.normal(size=(kernel_size, kernel_size, shape[-1], channels_out)).astype(np.float32))
+    weights = tf.constant(rng.normal(size=(*shape[:3], channels_out)).astype(np.float32))
+
+    def gradients(conv):
+        with tf.GradientTape() as tape:
+            tape.watch([x, kernel])
+            loss = tf.reduce_sum(conv(x, kernel) * weights)  # d loss / d output = weights: not uniform
+        return tape.gradient(loss, [x, kernel])
+
+    stock = tf.function(lambda: gradients(lambda a, b: tf.nn.conv2d(a, b, 1, "SAME")), jit_compile=jit)
+    fast = tf.function(lambda: gradients(same_conv2d), jit_compile=jit)
+    return [g.numpy() for g in stock()], [g.numpy() for g in fast()]
+
+
+@pytest.mark.parametrize(
+    "shape, kernel_size, jit",
+    [
+        ((1, 48, 56, 6), 9, False),  # 2688 px: the per-image kernel gradient
+        ((3, 48, 48, 5), 5, True),  # several images summed, under XLA
+        ((2, 20, 24, 4), 3, False),  # 480 px: below PER_IMAGE_MIN_AREA, TF's own kernel gradient
+    ],
+)
+def test_same_conv2d_gradients_match_tensorflow(shape, kernel_size, jit):
+    assert (shape[1] * shape[2] >= PER_IMAGE_MIN_AREA) == (shape[1] * shape[2] > 2000)
+    (dx_ref, dk_ref), (dx, dk) = _reference_and_fast_gradients(shape, kernel_size, 7, jit)
+    np.testing.assert_allclose(dx, dx_ref, rtol=0, atol=GRADIENT_RTOL * np.abs(dx_ref).max())
+    np.testing.assert_allclose(dk, dk_ref, rtol=0, atol=GRADIENT_RTOL * np.abs(dk_ref).max())
+
+
+def test_same_conv2d_layer_is_keras_conv2d_forward_and_round_trips(tmp_path):
+    rng = np.random.default_rng(1)
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, SameConv2D(4, 5, name="conv")(inputs))
+    stock = keras.Model(inputs, keras.layers.Conv2D(4, 5, padding="same", name="conv")(inputs))
+    stock.set_weights(model.get_weights())
+    x = rng.normal(size=(2, 17, 23, 3)).astype(np.float32)
+    np.testing.assert_array_equal(model(x).numpy(), stock(x).numpy())
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert type(loaded.get_layer("conv")) is SameConv2D
+    np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
+
+
+@pytest.mark.parametrize("arguments", [dict(kernel_size=4), dict(kernel_size=3, strides=2),
+                                       dict(kernel_size=3, padding="valid"), dict(kernel_size=(3, 5))])
+def test_same_conv2d_refuses_what_its_gradient_does_not_cover(arguments):
+    with pytest.raises(ValueError, match="SameConv2D .*odd square kernel"):
+        SameConv2D(4, **arguments)
