@@ -137,6 +137,8 @@ def _float_fallback(
     io_type = IO_TYPES[settings.io]
     record = {"requested": list(settings.float_fallback), "min_psnr": settings.min_psnr}
     if settings.float_fallback == (AUTO,):
+        if settings.min_psnr is None or not settings.held_out:
+            raise ExportError("--float-fallback auto needs --min-psnr and held-out inputs to measure on")
         found = sensitivity.auto_fallback(
             analysis, lambda content: fidelity.measure(content, list(settings.held_out)), settings.min_psnr,
             io_type)

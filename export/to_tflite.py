@@ -97,7 +97,7 @@ class FormatResult:
             lines.append(f"float fallback ({'auto' if fallback['requested'] == 'auto' else 'by name'}): "
                          f"{len(fallback['layers'])} layers in float, float ops "
                          + (", ".join(f"{op} x{n}" for op, n in fallback["float_ops"].items()) or "none")
-                         + (f"; layers:dB tried {steps}" if steps else ""))
+                         + (f"; tried (worst layers:dB) {steps}" if steps else ""))
         if side.get("delegates"):
             lines.append(f"delegates: {delegates.summary(side['delegates'])}")
         return [f"    {line}" for line in lines]
