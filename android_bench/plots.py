@@ -1,0 +1,136 @@
+"""The report's figures as PNG bytes: latency vs PSNR with the Pareto front, latency bars, image crops.
+
+Figures are drawn on matplotlib ``Figure`` objects with the Agg canvas (no pyplot state, no display), and
+saved without the PNG "Software" text so the bytes carry no URL.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from android_bench.crops import CropSet
+
+METRIC_LABELS = {"psnr_vs_gt": "PSNR vs ground truth (dB)", "psnr_vs_float": "PSNR vs float model (dB)"}
+MARKERS = {"float32": "o", "fp16": "s", "dynamic": "D", "int8": "^", "int16x8": "v", "uint8": "<"}
+INFINITE_MARGIN_DB = 10.0
+"""Where an identical output (PSNR = inf) is drawn: this far above the highest finite value."""
+
+
+def _png(figure: Figure) -> bytes:
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _colours(names: list[str]) -> dict[str, str]:
+    return {name: f"C{position % 10}" for position, name in enumerate(dict.fromkeys(names))}
+
+
+def pareto(rows: list[dict], metric: str, front: list[str], title: str) -> bytes:
+    """Mean latency (x) against ``metric`` (y) for the rows plotted (ids in order), the front joined."""
+    values = [row[metric] for row in rows]
+    finite = [value for value in values if math.isfinite(value)]
+    cap = (max(finite) if finite else 0.0) + INFINITE_MARGIN_DB
+    colours = _colours([row["delegate"] for row in rows])
+    figure = Figure(figsize=(7.5, 4.8))
+    axis = figure.add_subplot()
+    seen = set()
+    for row, value in zip(rows, values):
+        y = value if math.isfinite(value) else cap
+        label = f"{row['delegate']} / {row['precision']}"
+        axis.scatter(row["mean_ms"], y, c=colours[row["delegate"]], marker=MARKERS.get(row["precision"], "x"),
+                     s=60, label=None if label in seen else label, zorder=3)  # fmt: skip
+        seen.add(label)
+        suffix = "" if math.isfinite(value) else " (identical)"
+        axis.annotate(f"#{row['id']}{suffix}", (row["mean_ms"], y), textcoords="offset points", xytext=(5, 4),
+                      fontsize=8)  # fmt: skip
+    on_front = sorted((row for row in rows if row["id"] in front), key=lambda row: row["mean_ms"])
+    if on_front:
+        axis.plot([row["mean_ms"] for row in on_front],
+                  [row[metric] if math.isfinite(row[metric]) else cap for row in on_front],
+                  drawstyle="steps-post", color="0.3", linestyle="--", linewidth=1, zorder=2,
+                  label="Pareto front")  # fmt: skip
+        axis.scatter([row["mean_ms"] for row in on_front],
+                     [row[metric] if math.isfinite(row[metric]) else cap for row in on_front],
+                     s=180, facecolors="none", edgecolors="0.2", zorder=4)  # fmt: skip
+    latencies = [row["mean_ms"] for row in rows]
+    if latencies and max(latencies) > 10 * min(latencies) > 0:
+        axis.set_xscale("log")
+    axis.set_xlabel("mean latency (ms), lower is better")
+    axis.set_ylabel(METRIC_LABELS[metric] + ", higher is better")
+    axis.set_title(title, fontsize=10)
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def latency_bars(rows: list[dict], title: str) -> bytes:
+    """Per delegate, one bar per (file, threads): mean latency, the whisker one standard deviation."""
+    delegates = list(dict.fromkeys(row["delegate"] for row in rows))
+    counts = [sum(row["delegate"] == delegate for row in rows) for delegate in delegates]
+    figure = Figure(figsize=(8.0, 1.2 + 0.32 * sum(counts) + 0.5 * len(delegates)))
+    grid = figure.add_gridspec(len(delegates), 1, height_ratios=counts)
+    colours = _colours([row["precision"] or "unknown" for row in rows])
+    for position, delegate in enumerate(delegates):
+        axis = figure.add_subplot(grid[position])
+        members = [row for row in rows if row["delegate"] == delegate]
+        labels = [f"#{row['id']} {row['file']} x{row['threads']}" for row in members]
+        means = [row["mean_ms"] if row["mean_ms"] is not None else 0.0 for row in members]
+        errors = [row["std_ms"] or 0.0 for row in members]
+        axis.barh(range(len(members)), means, xerr=errors, capsize=2,
+                  color=[colours[row["precision"] or "unknown"] for row in members])  # fmt: skip
+        for y, row in enumerate(members):
+            failed = row["status"] != "ok" or row["mean_ms"] is None
+            end = 0.0 if failed else row["mean_ms"] + (row["std_ms"] or 0.0)
+            text = (
+                "failed"
+                if failed
+                else f"{row['mean_ms']:.4g}"
+                if row["mean_ms"] < 1000
+                else f"{row['mean_ms']:.0f}"
+            )
+            axis.text(end, y, f"  {text}", va="center", fontsize=7, color="C3" if failed else "0.2")
+        axis.set_yticks(range(len(members)), labels, fontsize=7)
+        axis.invert_yaxis()
+        axis.set_title(f"{delegate}", fontsize=9, loc="left")
+        axis.grid(True, axis="x", alpha=0.3)
+        if position == len(delegates) - 1:
+            axis.set_xlabel("mean latency (ms); whisker: one standard deviation")
+    handles = [Patch(color=colour, label=name) for name, colour in colours.items()]
+    figure.legend(handles=handles, loc="upper right", fontsize=8, ncols=len(handles))
+    figure.suptitle(title, fontsize=10, x=0.02, ha="left")
+    figure.tight_layout(rect=(0, 0, 1, 0.97))
+    return _png(figure)
+
+
+def crops(crop: CropSet) -> bytes:
+    """Top: ground truth, float model, each file; below each file: its error against the float model."""
+    columns = len(crop.images)
+    figure = Figure(figsize=(2.3 * columns + 0.8, 5.4))
+    grid = figure.add_gridspec(2, columns + 1, width_ratios=[1.0] * columns + [0.06])
+    vmax = max([float(np.max(panel.image)) for panel in crop.errors] + [1e-6])
+    heat = None
+    for column, panel in enumerate(crop.images):
+        axis = figure.add_subplot(grid[0, column])
+        axis.imshow(np.clip(panel.image, 0.0, 1.0), interpolation="nearest")
+        axis.set_title(panel.title, fontsize=7)
+        axis.set_axis_off()
+    offset = columns - len(crop.errors)
+    for column, panel in enumerate(crop.errors, offset):
+        axis = figure.add_subplot(grid[1, column])
+        heat = axis.imshow(panel.image, cmap="magma", vmin=0.0, vmax=vmax, interpolation="nearest")
+        axis.set_title(panel.title, fontsize=7)
+        axis.set_axis_off()
+    if heat is not None:
+        figure.colorbar(heat, cax=figure.add_subplot(grid[1, columns]), label="abs error")
+    figure.suptitle(f"{crop.source}: {crop.example}, centre crop {crop.box[2]}x{crop.box[3]} px", fontsize=9)
+    figure.tight_layout()
+    return _png(figure)

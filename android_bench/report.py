@@ -1,0 +1,359 @@
+"""Accuracy next to latency, and which file to ship: one report from android_bench.run's results.
+
+    python -m android_bench.report results/ -o report/
+    python -m android_bench.report results/phone.json results/host.json -o report/ --min-psnr 35
+    python -m android_bench.report results/ -o report/ --no-crops    # no TensorFlow, no source models needed
+
+Writes report.md (its PNG figures in figures/), a self-contained report.html (figures inline as data URIs, no
+external resources) and report.json, each atomically. Per section (a device and an input -> output shape: the
+files doing the same job there, the only ones compared with each other), one row per model x delegate x
+threads (file, precision, size, init / mean / median / p90 latency, peak memory, PSNR and SSIM vs the float
+model and vs ground truth from the file's export sidecar, speed-up vs the float32 file of the same source
+model), the fastest row at or above --min-psnr dB vs the float model per delegate ("ship"), a
+latency-vs-PSNR plot with its Pareto front, latency bars per delegate, and image crops of one held-out example
+(ground truth, float model, each file, error heat maps). Files without a sidecar (third-party models) appear
+with empty accuracy columns and no crops, with the reason. Exit status: 0 written, 2 bad input (one line on
+stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from android_bench import plots, report_inputs, report_rows
+from android_bench.crops import CropSet, crop_sets
+from android_bench.report_inputs import ReportInputError
+from pynet_tf import atomic
+from pynet_tf.cli import command_parser
+
+FORMAT = "pynet-tf benchmark report"
+VERSION = 1
+DEFAULT_MIN_PSNR = 40.0
+FIGURES = "figures"
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    """Path under the report folder, ``figures/<kind>_<n>.png`` (for report.md)."""
+    title: str
+    png: bytes
+
+
+@dataclass
+class Report:
+    rows: list[dict]
+    fronts: dict[str, dict]
+    ship: list[dict]
+    min_psnr: float
+    inputs: report_inputs.Inputs
+    crops: list[CropSet] = field(default_factory=list)
+    """Per source model and shape, then per file without a sidecar (empty with ``crops=False``)."""
+    crops_note: str | None = None
+    figures: dict[str, list[Figure]] = field(default_factory=dict)
+    """Per section: its Pareto and latency figures; key "crops": the crop grids."""
+
+    def notes(self) -> list[str]:
+        """What a reader must know to trust the numbers: skipped inputs, incomplete runs, empty accuracy."""
+        notes = [f"skipped {entry}" for entry in self.inputs.skipped]
+        for results_file in self.inputs.files:
+            run = results_file.document["run"]
+            if not run.get("complete"):
+                done = len(results_file.document["rows"])
+                notes.append(f"run {run.get('id')} ({results_file.path}) did not complete (interrupted or "
+                             f"still running): it holds the {done} rows done")  # fmt: skip
+        accuracy = {row["file"]: row["accuracy_note"] for row in self.rows if row["accuracy_note"]}
+        notes += [f"{name}: accuracy columns empty: {why}" for name, why in accuracy.items()]
+        return notes
+
+
+def build(paths: list[Path], *, min_psnr: float = DEFAULT_MIN_PSNR, crops: bool = True) -> Report:
+    """Read the results at ``paths`` and compute everything the report shows (figures included)."""
+    inputs = report_inputs.load(paths)
+    rows = report_rows.flatten(inputs)
+    report = Report(rows, report_rows.mark_pareto(rows), report_rows.ship(rows, min_psnr), min_psnr, inputs)
+    for number, (section, members) in enumerate(report_rows.sections(rows).items(), 1):
+        label, front = members[0]["section_label"], report.fronts[section]
+        plotted = [row for row in members if row["id"] in front["points"]]
+        figures = []
+        if plotted:
+            figures.append(Figure(f"{FIGURES}/pareto_{number}.png", f"Latency vs accuracy: {label}",
+                                  plots.pareto(plotted, front["metric"], front["front"], label)))  # fmt: skip
+        figures.append(Figure(f"{FIGURES}/latency_{number}.png", f"Latency per delegate: {label}",
+                              plots.latency_bars(members, label)))  # fmt: skip
+        report.figures[section] = figures
+    if crops:
+        report.crops = crop_sets(rows)
+        report.figures["crops"] = [
+            Figure(
+                f"{FIGURES}/crops_{number}.png",
+                f"{crop.source} ({crop.input_shape}): {crop.example}",
+                plots.crops(crop),
+            )
+            for number, crop in enumerate((c for c in report.crops if c.images), 1)
+        ]
+    else:
+        report.crops_note = "not made (--no-crops)"
+    return report
+
+
+# ----------------------------------------------------------------------------------------------- cells
+
+
+def number(value: float | None, digits: int = 2) -> str:
+    """A table cell: "–" for missing, "∞" for an infinite PSNR (identical output)."""
+    if value is None:
+        return "–"
+    if math.isinf(value):
+        return "∞"
+    return f"{value:.{digits}f}" if abs(value) < 10_000 else f"{value:.0f}"
+
+
+def _precision(row: dict) -> str:
+    text = row["precision"] or "?"
+    if row["precision_note"]:
+        text += f" ({row['precision_note']})"
+    return text + (" †" if row["precision_from"] == "tensor types" else "")
+
+
+COLUMNS = (
+    ("#", lambda r: r["id"]),
+    ("file", lambda r: r["file"]),
+    ("precision", _precision),
+    ("MB", lambda r: number(r["size_mb"], 3)),
+    ("delegate", lambda r: r["delegate"] + (f" ({r['coverage']})" if r["coverage"] else "")),
+    ("threads", lambda r: str(r["threads"])),
+    ("init ms", lambda r: number(r["init_ms"])),
+    ("mean ms", lambda r: number(r["mean_ms"])),
+    ("median ms", lambda r: number(r["median_ms"])),
+    ("p90 ms", lambda r: number(r["p90_ms"])),
+    ("peak MB", lambda r: number(r["peak_mb"], 1)),
+    ("PSNR vs float", lambda r: number(r["psnr_vs_float"])),
+    ("SSIM vs float", lambda r: number(r["ssim_vs_float"], 4)),
+    ("PSNR vs GT", lambda r: number(r["psnr_vs_gt"])),
+    ("SSIM vs GT", lambda r: number(r["ssim_vs_gt"], 4)),
+    ("speed-up vs fp32", lambda r: "–" if r["speedup_vs_fp32"] is None else f"{r['speedup_vs_fp32']:.2f}x"),
+    ("Pareto", lambda r: {True: "●", False: "", None: "–"}[r["pareto"]]),
+    ("status", lambda r: "ok" if r["status"] == "ok" else f"error: {r['error']}"),
+)
+
+
+def _ship_lines(report: Report, section: str) -> list[str]:
+    lines = []
+    for choice in (c for c in report.ship if c["section"] == section):
+        where = "overall" if choice["delegate"] is None else choice["delegate"]
+        if choice["row"] is None:
+            lines.append(f"{where}: nothing to ship: {choice['why']}")
+        else:
+            threads = f"{choice['threads']} thread" + ("s" if choice["threads"] != 1 else "")
+            psnr = number(choice["psnr_vs_float"])
+            lines.append(f"{where}: {choice['file']} with {threads} (#{choice['row']}), "
+                         f"{number(choice['mean_ms'])} ms mean, {psnr} dB vs float "
+                         f"({choice['why']})")  # fmt: skip
+    return lines
+
+
+LEGEND = (
+    "MB = 10^6 bytes. Latencies are the benchmark's measured runs (warm-up excluded); peak MB is the "
+    "results' memory.peak_mb (see memory_measure in report.json). PSNR/SSIM come from each file's export "
+    "sidecar: means over its held-out images, outputs clipped to [0, 1]. Speed-up: the float32 file of the "
+    "same source model, input shape, delegate and threads, divided by this row. Pareto ●: on the "
+    "latency/PSNR front of this section; – not plotted. † precision read off the file's tensor types (no "
+    "sidecar)."
+)
+
+
+def _crop_lines(crop: CropSet) -> list[str]:
+    if crop.reason:
+        return [f"{', '.join(crop.files)}: no crops: {crop.reason}"]
+    scores = "; ".join(
+        f"{s['file']} {number(s['psnr_vs_float'])} dB vs float, {number(s['psnr_vs_gt'])} dB vs GT"
+        for s in crop.scores
+    )
+    lines = [f"{crop.source} ({crop.input_shape}), example {crop.example} (whole output): {scores}"]
+    return lines + [f"not run: {entry}" for entry in crop.skipped]
+
+
+# ----------------------------------------------------------------------------------------------- Markdown
+
+
+def _md_cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def to_markdown(report: Report) -> str:
+    lines = ["# Benchmark report", "", f"Ship bar: PSNR vs the float model >= {report.min_psnr:g} dB.", ""]
+    for section, members in report_rows.sections(report.rows).items():
+        lines += [f"## {members[0]['section_label']}", "", "**Which file to ship** (fastest at the bar):", ""]
+        lines += [f"- {_md_cell(line)}" for line in _ship_lines(report, section)] + [""]
+        lines.append("| " + " | ".join(name for name, _ in COLUMNS) + " |")
+        lines.append(
+            "|"
+            + "|".join(" --- " if name in ("file", "status", "delegate") else " ---: " for name, _ in COLUMNS)
+            + "|"
+        )
+        lines += ["| " + " | ".join(_md_cell(cell(row)) for _, cell in COLUMNS) + " |" for row in members]
+        lines.append("")
+        lines += [f"![{figure.title}]({figure.name})" for figure in report.figures.get(section, [])] + [""]
+    lines += ["## Image crops", ""]
+    lines += [f"- {_md_cell(report.crops_note)}"] if report.crops_note else []
+    lines += [f"- {_md_cell(line)}" for crop in report.crops for line in _crop_lines(crop)]
+    lines += [""] + [f"![{figure.title}]({figure.name})" for figure in report.figures.get("crops", [])] + [""]
+    lines += ["## Notes", "", f"- {LEGEND}"] + [f"- {_md_cell(note)}" for note in report.notes()]
+    lines += [f"- inputs: {', '.join(str(f.path) for f in report.inputs.files)}"]
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------- HTML
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; font-size: 12px; margin: 0.5em 0 1em; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; white-space: nowrap; }
+th { background: #f0f0f0; white-space: normal; }
+td.text { text-align: left; white-space: normal; max-width: 28em; }
+tr.error td { background: #fde8e8; }
+tr.ship td { background: #e6f4e6; font-weight: 600; }
+img { max-width: 100%; border: 1px solid #ddd; margin: 0.3em 0; }
+p.note, li { font-size: 13px; }
+"""
+TEXT_COLUMNS = ("file", "delegate", "status")
+
+
+def _img(figure: Figure) -> str:
+    data = base64.b64encode(figure.png).decode("ascii")
+    return f'<figure><img alt="{html.escape(figure.title)}" src="data:image/png;base64,{data}"></figure>'
+
+
+def to_html(report: Report) -> str:
+    escape = html.escape
+    shipped = {c["row"] for c in report.ship if c["delegate"] is None and c["row"]}
+    parts = [
+        f"<h1>Benchmark report</h1><p>Ship bar: PSNR vs the float model &ge; {report.min_psnr:g} dB.</p>"
+    ]
+    for section, members in report_rows.sections(report.rows).items():
+        ship = "".join(f"<li>{escape(line)}</li>" for line in _ship_lines(report, section))
+        parts.append(f"<h2>{escape(members[0]['section_label'])}</h2>"
+                     f"<p><b>Which file to ship</b> (fastest at the bar):</p><ul>{ship}</ul>")  # fmt: skip
+        header = "".join(f"<th>{escape(name)}</th>" for name, _ in COLUMNS)
+        body = []
+        for row in members:
+            kind = "ship" if row["id"] in shipped else "error" if row["status"] != "ok" else ""
+            cells = "".join(
+                f'<td class="text">{escape(cell(row))}</td>'
+                if name in TEXT_COLUMNS
+                else f"<td>{escape(cell(row))}</td>"
+                for name, cell in COLUMNS
+            )
+            body.append(f'<tr class="{kind}">{cells}</tr>')
+        parts.append(f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+        parts += [_img(figure) for figure in report.figures.get(section, [])]
+    parts.append("<h2>Image crops</h2><ul>")
+    lines = ([report.crops_note] if report.crops_note else []) + [
+        line for crop in report.crops for line in _crop_lines(crop)
+    ]
+    parts.append("".join(f"<li>{escape(line)}</li>" for line in lines) + "</ul>")
+    parts += [_img(figure) for figure in report.figures.get("crops", [])]
+    parts.append(f"<h2>Notes</h2><p class='note'>{escape(LEGEND)}</p><ul>")
+    parts.append("".join(f"<li>{escape(note)}</li>" for note in report.notes()) + "</ul>")
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>Benchmark report</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------- JSON
+
+
+def to_json(report: Report) -> dict:
+    """report.json: the rows (android_bench/report_rows.py's schema) and every conclusion drawn from them.
+
+    PSNR of identical outputs is ``Infinity``, as in the sidecars (Python's json).
+    """
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "min_psnr": report.min_psnr,
+        "inputs": [
+            {
+                "path": str(f.path),
+                "run": f.document["run"].get("id"),
+                "mode": f.document["run"].get("mode"),
+                "complete": f.document["run"].get("complete"),
+                "device": report_rows.device_identity(f.document)[0],
+                "rows": len(f.document["rows"]),
+            }
+            for f in report.inputs.files
+        ],
+        "skipped_inputs": report.inputs.skipped,
+        "rows": report.rows,
+        "ship": report.ship,
+        "pareto": report.fronts,
+        "crops": [crop.record() for crop in report.crops],
+        "crops_note": report.crops_note,
+        "figures": {key: [figure.name for figure in figures] for key, figures in report.figures.items()},
+        "notes": report.notes(),
+    }
+
+
+def write(report: Report, out: Path) -> dict[str, Path]:
+    """The figures folder (replaced whole: no figure of an earlier report stays), then report.json, report.md
+    and report.html, each written atomically into ``out``."""
+
+    def figures(folder: Path) -> None:
+        folder.chmod(0o755)  # the temporary folder is private (mkdtemp's 0700); the figures are not
+        for figure in (figure for figures in report.figures.values() for figure in figures):
+            (folder / Path(figure.name).name).write_bytes(figure.png)
+
+    atomic.write_with(out / FIGURES, figures, directory=True)
+    return {
+        "json": atomic.write_json(out / "report.json", to_json(report)),
+        "md": atomic.write_text(out / "report.md", to_markdown(report)),
+        "html": atomic.write_text(out / "report.html", to_html(report)),
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser("android_bench.report", __doc__)
+    parser.add_argument(
+        "results", nargs="+", type=Path, help="results files or folders (android_bench.run --out)"
+    )
+    parser.add_argument(
+        "-o", "--out", type=Path, default=Path("report"), help="report folder (default report/)"
+    )
+    parser.add_argument(
+        "--min-psnr",
+        type=float,
+        default=DEFAULT_MIN_PSNR,
+        metavar="DB",
+        help=f"ship bar: PSNR vs the float model in dB (default {DEFAULT_MIN_PSNR:g})",
+    )
+    parser.add_argument("--no-crops", action="store_true",
+                        help="skip the image crops (they load TensorFlow and the source models)")  # fmt: skip
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if not math.isfinite(args.min_psnr):
+            raise ReportInputError(f"--min-psnr {args.min_psnr}: give a finite number of dB, e.g. 40")
+        if args.out.exists() and not args.out.is_dir():
+            raise ReportInputError(f"-o {args.out}: a file is in the way; give a folder for the report")
+        report = build(args.results, min_psnr=args.min_psnr, crops=not args.no_crops)
+    except ReportInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    written = write(report, args.out)
+    for section in report_rows.sections(report.rows):
+        print(f"{section}: ship {_ship_lines(report, section)[0]}")
+    print(f"report: {written['html']} ({written['md'].name}, {written['json'].name} beside it)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

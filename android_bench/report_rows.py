@@ -1,0 +1,315 @@
+"""The report's rows and what follows from them: precision, speed-up, the Pareto front, which file to ship.
+
+One row per results row (model x delegate x threads, per device), flattened to plain JSON values::
+
+    id                 "1", "2", ... in the order of the inputs
+    device, device_label   a device key (serial, or host:<hostname>) and a readable name
+    results_file, run  the results file and its run id
+    file, path, sha256, size_mb   the benchmarked file (size in 10^6 bytes, as benchmark_model)
+    input_shape, output_shape   "HxW" of the input and output tensors (sidecar, else the file), or null
+    section, section_label   the device and the shapes: rows of one section do the same job on the same
+                       device, and only they are compared (Pareto front, which file to ship)
+    precision          float32 | fp16 | dynamic | int8 | int16x8 | uint8, or null (file not readable here)
+    precision_from     "sidecar" (export_format) | "tensor types" (read off the file) | null
+    precision_note     e.g. "uint8 io", "3 layers in float"; null
+    source, source_sha256   the float Keras model the file came from (sidecar), or null
+    held_out_data, held_out_seed   the sidecar's --data and --seed: where its fidelity inputs came from
+    delegate, threads, status, error, coverage ("full" | "partial 12/15 nodes" | ...)
+    init_ms, mean_ms, median_ms (p50), p90_ms, std_ms, runs
+    peak_mb, growth_mb, memory_measure    results' memory.peak_mb, memory.overall_mb and what they measure
+    psnr_vs_float, ssim_vs_float, psnr_vs_gt, ssim_vs_gt, float_psnr_vs_gt, delta_psnr_vs_gt, fidelity_images
+                       the sidecar's fidelity (means over the held-out images); null without a sidecar
+    accuracy_note      why the accuracy columns are empty, or null
+    speedup_vs_fp32, fp32_row   float32 sibling's mean / this mean (same source model, input shape, device,
+                       delegate, threads) and that row's id; null when there is none
+    pareto             true on the device's latency/PSNR Pareto front, false off it, null when not plotted
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from android_bench.report_inputs import Inputs
+
+FLOAT32 = "float32"
+PRECISIONS = ("float32", "fp16", "dynamic", "int16x8", "int8", "uint8")
+"""Display order (widest first)."""
+
+
+def device_identity(document: dict) -> tuple[str, str]:
+    """(key, label) of the machine a results file was measured on."""
+    device = document.get("device") or {}
+    if device.get("kind") == "host":
+        cpus = f", {device['cpu_count']} CPUs" if device.get("cpu_count") else ""
+        return (
+            f"host:{device.get('hostname')}",
+            f"host {device.get('hostname')} ({device.get('processor')}{cpus})",
+        )
+    name = " ".join(str(part) for part in (device.get("manufacturer"), device.get("model")) if part)
+    details = [device.get("soc_model") or device.get("platform"),
+               f"Android {device['android_release']}" if device.get("android_release") else None,
+               f"serial {device.get('serial')}"]  # fmt: skip
+    return str(device.get("serial")), f"{name or 'Android device'} ({', '.join(d for d in details if d)})"
+
+
+def _hw(shape) -> str | None:
+    return f"{shape[1]}x{shape[2]}" if shape is not None and len(shape) == 4 else None
+
+
+def tflite_facts(path: str | Path) -> tuple[str | None, str | None, str | None]:
+    """(precision, input "HxW", output "HxW") read off a .tflite file's tensors; Nones when it cannot be read.
+
+    Activations are the outputs of ops other than (DE)QUANTIZE: 8-bit quantized -> int8 / uint8, 16-bit ->
+    int16x8. Float activations: float16 weights -> fp16, 8-bit weights (inputs no op produces) -> dynamic,
+    else float32.
+    """
+    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 (only files without a sidecar)
+
+    try:
+        interpreter = Interpreter(model_path=str(path))
+    except (ValueError, RuntimeError, OSError):
+        return None, None, None
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    ops = interpreter._get_ops_details()  # noqa: SLF001 (LiteRT's only op listing, as export/sidecar.py)
+    produced = {int(i) for op in ops for i in op["outputs"]}
+    graph_inputs = {d["index"] for d in interpreter.get_input_details()}
+
+    def dtypes(indices) -> Counter:
+        return Counter(np.dtype(tensors[i]["dtype"]).name for i in indices if i in tensors)
+
+    activations = dtypes(
+        int(i) for op in ops if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE") for i in op["outputs"]
+    )
+    weights = dtypes(
+        int(i) for op in ops for i in op["inputs"] if int(i) >= 0 and int(i) not in produced | graph_inputs
+    )
+    if activations["int8"] or activations["uint8"]:
+        precision = "int8" if activations["int8"] >= activations["uint8"] else "uint8"
+    elif activations["int16"]:
+        precision = "int16x8"
+    elif weights["float16"]:
+        precision = "fp16"
+    elif weights["int8"]:
+        precision = "dynamic"
+    else:
+        precision = FLOAT32
+    return (
+        precision,
+        _hw(interpreter.get_input_details()[0]["shape"]),
+        _hw(interpreter.get_output_details()[0]["shape"]),
+    )
+
+
+def _sidecar(row: dict) -> tuple[dict | None, str | None]:
+    """The row's sidecar if it describes the benchmarked file, else (None, why the accuracy is unknown)."""
+    side = row.get("sidecar")
+    if row.get("sidecar_error"):
+        return None, f"sidecar unreadable: {row['sidecar_error']}"
+    if side is None:
+        return None, "no sidecar (a third-party file?): no float model to compare with"
+    if (side.get("file") or {}).get("sha256") != row["model"].get("sha256"):
+        return None, "the sidecar beside the file describes another file (sha256 differs): re-export"
+    return side, None
+
+
+def _precision(side: dict) -> tuple[str | None, str | None]:
+    name = (side.get("export_format") or {}).get("name")
+    notes = []
+    io = (side.get("settings") or {}).get("io")
+    if io and io != FLOAT32:
+        notes.append(f"{io} io")
+    fallback = side.get("float_fallback")
+    if fallback:
+        notes.append(f"{len(fallback.get('layers') or [])} layers in float")
+    return name, ", ".join(notes) or None
+
+
+def _fidelity(side: dict | None) -> dict:
+    fidelity = (side or {}).get("fidelity") or {}
+    versus_float = fidelity.get("vs_float") or {}
+    truth = fidelity.get("vs_ground_truth") or {}
+    return {
+        "psnr_vs_float": versus_float.get("psnr"),
+        "ssim_vs_float": versus_float.get("ssim"),
+        "psnr_vs_gt": (truth.get("file") or {}).get("psnr"),
+        "ssim_vs_gt": (truth.get("file") or {}).get("ssim"),
+        "float_psnr_vs_gt": (truth.get("float") or {}).get("psnr"),
+        "delta_psnr_vs_gt": truth.get("delta_psnr"),
+        "fidelity_images": fidelity.get("images"),
+    }
+
+
+def _coverage(row: dict) -> str | None:
+    cov = row.get("coverage")
+    if not cov or not cov.get("status"):
+        return None
+    nodes = cov.get("delegated_nodes"), cov.get("total_nodes")
+    return cov["status"] + (f" {nodes[0]}/{nodes[1]} nodes" if None not in nodes else "")
+
+
+def flatten(inputs: Inputs) -> list[dict]:
+    """Every results row as a report row (see the module's docstring), speed-ups filled in."""
+    rows, facts = [], {}
+    for results_file in inputs.files:
+        document = results_file.document
+        device, label = device_identity(document)
+        for row in document["rows"]:
+            model = row["model"]
+            side, accuracy_note = _sidecar(row)
+            if side is not None:
+                (precision, note), origin = _precision(side), "sidecar"
+                shape, output = (
+                    _hw((side.get(key) or [{}])[0].get("shape")) for key in ("inputs", "outputs")
+                )
+            else:
+                if model["path"] not in facts:
+                    facts[model["path"]] = tflite_facts(model["path"])
+                (precision, shape, output), note = facts[model["path"]], None
+                origin = "tensor types" if precision else None
+                if precision is None:
+                    note = "file not readable here: precision unknown"
+            timings, memory = row.get("timings") or {}, row.get("memory") or {}
+            percentiles = timings.get("percentiles_ms") or {}
+            source, settings = (side or {}).get("source") or {}, (side or {}).get("settings") or {}
+            fidelity = _fidelity(side)
+            if side is not None and fidelity["psnr_vs_float"] is None:
+                accuracy_note = "the sidecar holds no fidelity measurement"
+            rows.append({
+                "id": str(len(rows) + 1), "device": device, "device_label": label,
+                "results_file": str(results_file.path), "run": document["run"].get("id"),
+                "file": model.get("name"), "path": model.get("path"), "sha256": model.get("sha256"),
+                "size_mb": model.get("size_mb"), "input_shape": shape, "output_shape": output,
+                "section": f"{device} {shape or '?'}->{output or '?'}",
+                "section_label": f"{label}: {shape or '?'} input -> {output or '?'} output",
+                "precision": precision, "precision_from": origin, "precision_note": note,
+                "source": source.get("model"), "source_sha256": source.get("sha256"),
+                "held_out_data": settings.get("data"), "held_out_seed": settings.get("seed"),
+                "delegate": row["delegate"], "threads": row["threads"], "status": row["status"],
+                "error": row.get("error"), "coverage": _coverage(row),
+                "init_ms": timings.get("init_ms"), "mean_ms": timings.get("inference_avg_ms"),
+                "median_ms": percentiles.get("p50"), "p90_ms": percentiles.get("p90"),
+                "std_ms": timings.get("inference_std_ms"), "runs": timings.get("inference_runs"),
+                "peak_mb": memory.get("peak_mb"), "growth_mb": memory.get("overall_mb"),
+                "memory_measure": memory.get("measure"),
+                **fidelity, "accuracy_note": accuracy_note,
+                "speedup_vs_fp32": None, "fp32_row": None, "pareto": None,
+            })  # fmt: skip
+    _speedups(rows)
+    return rows
+
+
+def _ok(row: dict) -> bool:
+    return row["status"] == "ok" and row["mean_ms"] is not None
+
+
+def _speedups(rows: list[dict]) -> None:
+    """speedup_vs_fp32 = the float32 file's mean / this row's mean, for files of the same source and shape."""
+
+    def key(row: dict) -> tuple:
+        return row["device"], row["source_sha256"], row["input_shape"], row["delegate"], row["threads"]
+
+    baselines: dict[tuple, dict] = {}
+    for row in rows:
+        if (
+            _ok(row)
+            and row["source_sha256"]
+            and row["precision"] == FLOAT32
+            and row["precision_from"] == "sidecar"
+        ):
+            baselines.setdefault(key(row), row)
+    for row in rows:
+        base = baselines.get(key(row)) if row["source_sha256"] and _ok(row) else None
+        if base is not None:
+            row["speedup_vs_fp32"], row["fp32_row"] = base["mean_ms"] / row["mean_ms"], base["id"]
+
+
+def pareto_front(points: dict[str, tuple[float, float]]) -> set[str]:
+    """Keys of the points no other point dominates: (latency, quality), lower latency and higher quality
+    better; a point is dominated when another is at least as good in both and strictly better in one."""
+    front = set()
+    for key, (latency, quality) in points.items():
+        dominated = any(
+            other_latency <= latency and other_quality >= quality
+            and (other_latency < latency or other_quality > quality)
+            for other, (other_latency, other_quality) in points.items() if other != key
+        )  # fmt: skip
+        if not dominated:
+            front.add(key)
+    return front
+
+
+def quality_metric(rows: list[dict]) -> str:
+    """psnr_vs_gt when every row with an accuracy has one, else psnr_vs_float."""
+    measured = [row for row in rows if row["psnr_vs_float"] is not None or row["psnr_vs_gt"] is not None]
+    return (
+        "psnr_vs_gt"
+        if measured and all(row["psnr_vs_gt"] is not None for row in measured)
+        else "psnr_vs_float"
+    )
+
+
+def sections(rows: list[dict]) -> dict[str, list[dict]]:
+    """Rows by section, in order of first appearance."""
+    grouped: dict[str, list[dict]] = {}
+    for row in rows:
+        grouped.setdefault(row["section"], []).append(row)
+    return grouped
+
+
+def mark_pareto(rows: list[dict]) -> dict[str, dict]:
+    """Per section: {metric, points (row ids plotted), front (row ids)}; sets each row's ``pareto``."""
+    fronts = {}
+    for section, members in sections(rows).items():
+        metric = quality_metric(members)
+        points = {
+            row["id"]: (row["mean_ms"], row[metric])
+            for row in members
+            if _ok(row) and row[metric] is not None
+        }
+        front = pareto_front(points)
+        for row in members:
+            row["pareto"] = (row["id"] in front) if row["id"] in points else None
+        fronts[section] = {
+            "metric": metric,
+            "points": list(points),
+            "front": [i for i in points if i in front],
+        }
+    return fronts
+
+
+def _describe(row: dict) -> str:
+    return (
+        f"#{row['id']} {row['file']} ({row['delegate']}, {row['threads']} threads, {row['mean_ms']:.1f} ms)"
+    )
+
+
+def ship(rows: list[dict], min_psnr: float) -> list[dict]:
+    """Per section, overall ("delegate" null) and per delegate: the fastest ok row whose PSNR vs the float
+    model is at least ``min_psnr`` (dB), or none with the reason."""
+    choices = []
+    for section, members in sections(rows).items():
+        delegates = list(dict.fromkeys(row["delegate"] for row in members))
+        for delegate in [None, *delegates]:
+            ran = [row for row in members if _ok(row) and delegate in (None, row["delegate"])]
+            eligible = [
+                row for row in ran if row["psnr_vs_float"] is not None and row["psnr_vs_float"] >= min_psnr
+            ]
+            unknown = sum(row["psnr_vs_float"] is None for row in ran)
+            best = min(eligible, key=lambda row: row["mean_ms"], default=None)
+            if best is not None:
+                why = f"fastest of {len(eligible)} ok rows at >= {min_psnr:g} dB PSNR vs the float model"
+            elif not ran:
+                why = "no row ran"
+            else:
+                fastest = min(ran, key=lambda row: row["mean_ms"])
+                why = (
+                    f"no row reaches {min_psnr:g} dB vs the float model ({len(ran) - unknown} below, "
+                    f"{unknown} with unknown accuracy); fastest ok row: {_describe(fastest)}"
+                )
+            chosen = {key: (best or {}).get(key) for key in ("file", "threads", "mean_ms", "psnr_vs_float")}
+            choices.append({"section": section, "delegate": delegate, "row": best["id"] if best else None,
+                            **chosen, "why": why})  # fmt: skip
+    return choices

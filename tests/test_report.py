@@ -1,0 +1,349 @@
+"""python -m android_bench.report on real, small results.
+
+Module fixtures: PyNET level 4 at base width 2 with informative weights, exported (export_model: real sidecars
+with fidelity) to float32, fp16 and int8 at 96x96 packed (output 12x12: SSIM's 11-pixel window fits), host-
+benchmarked through LiteRT (cpu, xnnpack); and the third-party MicroISP (1x1500x2000x4, no sidecar),
+benchmarked once on the host (one inference, built-in kernels: ~20 s here). The report is made once from both,
+through the CLI, and its numbers are checked against the results files and the sidecars on disk.
+"""
+
+import base64
+import json
+import math
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+from model_fixtures import informative
+from PIL import Image
+
+from android_bench import report, run
+from android_bench.report_rows import pareto_front, tflite_facts
+from calibration.build import build_calibration
+from export.to_tflite import STATUS_OK, export_model
+from pynet_tf.model import build_pynet
+
+MICROISP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "third_party" / "MicroISP.tflite"
+SHAPE = (96, 96)
+FORMATS = ("float32", "fp16", "int8")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("report")
+    keras.utils.set_random_seed(0)
+    informative(build_pynet(4, base_filters=2)).save(folder / "model.keras")
+    build_calibration("samples", 8, SHAPE, candidates=16).save(folder / "calibration.npz")
+    exported = export_model(folder / "model.keras", FORMATS, out=folder / "exported", input_shape=SHAPE,
+                            calibration=folder / "calibration.npz")  # fmt: skip
+    assert [result.status for result in exported] == [STATUS_OK] * len(FORMATS), [r.message for r in exported]
+    flags = ["--delegates", "cpu,xnnpack", "--threads", "1", "--warmup", "1", "--runs", "5"]
+    results = folder / "results"
+    assert run.main(["--host", "--models", str(folder / "exported"), *flags, "--out", str(results)]) == 0
+    sidecars = {r.path.name: json.loads(Path(f"{r.path}.json").read_text()) for r in exported}
+    return {"folder": folder, "results": results, "model": folder / "model.keras", "sidecars": sidecars}
+
+
+@pytest.fixture(scope="module")
+def microisp(tmp_path_factory) -> Path:
+    """The third-party model's results folder: benchmarked once for every test here."""
+    out = tmp_path_factory.mktemp("microisp")
+    flags = ["--delegates", "cpu", "--threads", "2", "--warmup", "0", "--runs", "1", "--timeout", "300"]
+    assert run.main(["--host", "--models", str(MICROISP), *flags, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def made(bench, microisp, tmp_path_factory) -> dict:
+    """The report of both, through the CLI (crops included)."""
+    out = tmp_path_factory.mktemp("made") / "report"
+    assert report.main([str(bench["results"]), str(microisp), "-o", str(out)]) == 0
+    return {"out": out, "json": json.loads((out / "report.json").read_text()),
+            "md": (out / "report.md").read_text(), "html": (out / "report.html").read_text()}  # fmt: skip
+
+
+def results_rows(folder: Path) -> list[dict]:
+    return [row for path in sorted(folder.glob("*.json")) for row in json.loads(path.read_text())["rows"]]
+
+
+def shown(cell: str, value: float) -> bool:
+    """The table cell is ``value`` rounded to the cell's decimals."""
+    decimals = len(cell.partition(".")[2])
+    return abs(float(cell) - value) <= 0.5 * 10**-decimals + 1e-12
+
+
+def md_row(markdown: str, row_id: str) -> list[str]:
+    (line,) = [line for line in markdown.splitlines() if line.startswith(f"| {row_id} | ")]
+    return [cell.strip() for cell in line.strip("|").split(" | ")]
+
+
+def test_rows_match_the_results_and_the_sidecars(made, bench, microisp):
+    rows = made["json"]["rows"]
+    measured = results_rows(bench["results"]) + results_rows(microisp)
+    assert len(rows) == len(measured) == len(FORMATS) * 2 + 1
+    headers = [name for name, _ in report.COLUMNS]
+    by_key = {(r["model"]["path"], r["delegate"], r["threads"]): r for r in measured}
+    for row in rows:
+        source = by_key[(row["path"], row["delegate"], row["threads"])]
+        timings, memory = source["timings"], source["memory"]
+        percentiles = timings["percentiles_ms"]
+        expected = {"init_ms": timings["init_ms"], "mean_ms": timings["inference_avg_ms"],
+                    "median_ms": percentiles["p50"], "p90_ms": percentiles["p90"],
+                    "std_ms": timings["inference_std_ms"], "peak_mb": memory["peak_mb"],
+                    "growth_mb": memory["overall_mb"],
+                    "size_mb": source["model"]["size_mb"], "status": source["status"]}  # fmt: skip
+        assert {key: row[key] for key in expected} == expected
+        cells = dict(zip(headers, md_row(made["md"], row["id"])))
+        for header, key in (("init ms", "init_ms"), ("mean ms", "mean_ms"), ("median ms", "median_ms"),
+                            ("p90 ms", "p90_ms"), ("peak MB", "peak_mb"), ("MB", "size_mb")):  # fmt: skip
+            assert shown(cells[header], expected[key]), (header, cells[header], expected[key])
+        assert cells["file"] == row["file"] and cells["threads"] == str(row["threads"])
+        side = bench["sidecars"].get(row["file"])
+        if side is None:  # MicroISP: no sidecar, precision read off its tensors, accuracy unknown
+            assert row["file"] == MICROISP.name
+            assert (row["precision"], row["precision_from"]) == ("float32", "tensor types")
+            assert (row["input_shape"], row["output_shape"]) == ("1500x2000", "3000x4000")
+            accuracy = ("psnr_vs_float", "ssim_vs_float", "psnr_vs_gt", "ssim_vs_gt", "speedup_vs_fp32")
+            assert all(row[key] is None for key in accuracy) and "no sidecar" in row["accuracy_note"]
+            empty = [cells[h] for h in ("PSNR vs float", "SSIM vs float", "PSNR vs GT", "SSIM vs GT")]
+            assert empty == ["–"] * 4
+            assert cells["precision"] == "float32 †"
+            continue
+        fidelity = side["fidelity"]
+        assert (row["precision"], row["precision_from"]) == (side["export_format"]["name"], "sidecar")
+        versus_float, truth = fidelity["vs_float"], fidelity["vs_ground_truth"]
+        assert (row["psnr_vs_float"], row["ssim_vs_float"]) == (versus_float["psnr"], versus_float["ssim"])
+        assert (row["psnr_vs_gt"], row["ssim_vs_gt"]) == (truth["file"]["psnr"], truth["file"]["ssim"])
+        assert row["ssim_vs_gt"] is not None  # the 12x12 output fits SSIM's window
+        assert shown(cells["PSNR vs float"], fidelity["vs_float"]["psnr"])
+        assert shown(cells["SSIM vs GT"], truth["file"]["ssim"])
+        # speed-up: the float32 file's mean over this row's, same delegate and threads
+        (fp32,) = [r for r in rows if r["precision"] == "float32" and r["delegate"] == row["delegate"]
+                   and r["source"] == str(bench["model"])]  # fmt: skip
+        assert row["speedup_vs_fp32"] == fp32["mean_ms"] / row["mean_ms"]
+        assert shown(cells["speed-up vs fp32"].removesuffix("x"), fp32["mean_ms"] / row["mean_ms"])
+    # two sections: the PyNET files (96x96 -> 12x12) and MicroISP; nothing is compared across them
+    assert len({row["section"] for row in rows}) == 2
+    assert any("MicroISP.tflite: no crops: no sidecar" in line for line in made["md"].splitlines())
+
+
+def test_which_file_to_ship(made, bench):
+    rows = [row for row in made["json"]["rows"] if row["file"] in bench["sidecars"]]
+    (section,) = {row["section"] for row in rows}
+
+    def expected(min_psnr: float, delegate: str | None) -> str | None:
+        eligible = [r for r in rows if r["psnr_vs_float"] >= min_psnr and delegate in (None, r["delegate"])]
+        return min(eligible, key=lambda r: r["mean_ms"])["id"] if eligible else None
+
+    def chosen(choices: list[dict], delegate: str | None) -> str | None:
+        (choice,) = [c for c in choices if c["section"] == section and c["delegate"] == delegate]
+        return choice["row"]
+
+    psnr = {row["precision"]: row["psnr_vs_float"] for row in rows}
+    # fp32 ~115 dB, fp16 ~58 dB, int8 ~10 dB vs float here (measured): each bar admits a different set
+    assert psnr["float32"] > psnr["fp16"] > report.DEFAULT_MIN_PSNR > psnr["int8"]
+    for delegate in (None, "cpu", "xnnpack"):
+        assert chosen(made["json"]["ship"], delegate) == expected(report.DEFAULT_MIN_PSNR, delegate)
+    for bar in (0.0, (psnr["fp16"] + psnr["float32"]) / 2):
+        again = report.build([bench["results"]], min_psnr=bar, crops=False)
+        for delegate in (None, "cpu", "xnnpack"):
+            assert chosen(again.ship, delegate) == expected(bar, delegate)
+    none = report.build([bench["results"]], min_psnr=500.0, crops=False)
+    (overall,) = [c for c in none.ship if c["delegate"] is None]
+    assert overall["row"] is None and "no row reaches 500 dB" in overall["why"]
+    assert "overall: nothing to ship" in report.to_markdown(none)
+
+
+def test_pareto_front_by_hand():
+    points = {"a": (1.0, 10.0), "b": (2.0, 20.0), "c": (2.0, 15.0), "d": (3.0, 20.0), "e": (4.0, 30.0),
+              "f": (4.0, 30.0), "g": (0.5, math.inf), "h": (5.0, 1.0)}  # fmt: skip
+    # g is fastest and identical to the float model: it dominates everything slower that is not better
+    assert pareto_front(points) == {"g"}
+    del points["g"]
+    # c and d lose to b (same latency / same PSNR), h to everyone; the equal pair e, f dominate each other not
+    assert pareto_front(points) == {"a", "b", "e", "f"}
+
+
+def test_pareto_front_on_the_report(made):
+    rows = {row["id"]: row for row in made["json"]["rows"]}
+    for front in made["json"]["pareto"].values():
+        metric = front["metric"]
+        assert metric == "psnr_vs_gt" or not front["points"]  # every sidecar here has ground truth
+        on = sorted((rows[i] for i in front["front"]), key=lambda r: r["mean_ms"])
+        assert [r[metric] for r in on] == sorted(r[metric] for r in on) and len(
+            {r[metric] for r in on}
+        ) == len(on)
+        for point in set(front["points"]) - set(front["front"]):
+            row = rows[point]
+            assert any(f["mean_ms"] <= row["mean_ms"] and f[metric] >= row[metric] for f in on), point
+        assert all(rows[i]["pareto"] is (i in front["front"]) for i in front["points"])
+    micro = [row for row in rows.values() if row["file"] == MICROISP.name]
+    assert micro and all(row["pareto"] is None for row in micro)  # no accuracy: not plotted
+
+
+def test_crops_are_the_sidecars_held_out_example(made, bench):
+    (crop,) = [c for c in made["json"]["crops"] if c["source"] == str(bench["model"])]
+    assert crop["reason"] is None and crop["box"] == [0, 0, 12, 12]
+    assert [s["precision"] for s in crop["scores"]] == list(FORMATS)
+    for score in crop["scores"]:
+        first = bench["sidecars"][score["file"]]["fidelity"]["per_image"][0]
+        assert crop["example"] == first["name"]
+        # the same example, runner, clipping and metric as export.fidelity: equal (measured: bit for bit)
+        assert score["psnr_vs_float"] == pytest.approx(first["vs_float"]["psnr"], abs=1e-9)
+        assert score["psnr_vs_gt"] == pytest.approx(first["vs_ground_truth"]["file"]["psnr"], abs=1e-9)
+    (micro,) = [c for c in made["json"]["crops"] if c["files"] == [MICROISP.name]]
+    assert "no sidecar" in micro["reason"]
+    figures = made["json"]["figures"]["crops"]
+    assert len(figures) == 1
+    with Image.open(made["out"] / figures[0]) as image:
+        assert image.format == "PNG" and image.width > 600
+
+
+def test_missing_source_model_skips_crops_with_the_reason(bench, tmp_path):
+    (path,) = bench["results"].glob("*.json")
+    document = json.loads(path.read_text())
+    for row in document["rows"]:
+        row["sidecar"]["source"]["model"] = str(tmp_path / "gone.keras")
+    document["run"]["complete"] = False
+    document["rows"][0].update(status="error", error="delegate refused: bad | op", timings=None)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / path.name).write_text(json.dumps(document))
+    (tmp_path / "results" / "exported.tflite.json").write_text(
+        json.dumps({"format": "pynet-tf export sidecar"})
+    )
+    made = report.build([tmp_path / "results"], crops=True)
+    (crop,) = made.crops
+    assert crop.images == [] and crop.reason.startswith(
+        f"source model {tmp_path / 'gone.keras'} not found here"
+    )
+    markdown = report.to_markdown(made)
+    assert f"no crops: source model {tmp_path / 'gone.keras'} not found here" in markdown
+    assert "did not complete" in markdown and "skipped " in markdown and "exported.tflite.json" in markdown
+    assert md_row(markdown, "1")[-1] == "error: delegate refused: bad \\| op"  # one table cell, pipe escaped
+    assert made.rows[0]["pareto"] is None and made.rows[0]["speedup_vs_fp32"] is None
+
+
+def test_html_is_self_contained(made):
+    page = made["html"]
+    assert "http://" not in page and "https://" not in page and "<script" not in page and "<link" not in page
+    sources = re.findall(r'src="([^"]*)"', page)
+    figures = [name for names in made["json"]["figures"].values() for name in names]
+    assert len(sources) == len(figures) >= 4  # Pareto + latency (PyNET), latency (MicroISP), crops
+    for source in sources:
+        assert source.startswith("data:image/png;base64,")
+        assert base64.b64decode(source.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
+    assert page.count("<tr class=") == len(made["json"]["rows"])
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)"
+)
+def test_html_renders_in_headless_chromium(made, tmp_path):
+    page = (made["out"] / "report.html").resolve().as_uri()
+    flags = ["--headless", "--disable-gpu", "--no-sandbox", f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "shot.png"
+    subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1400,1800", page], check=True,
+                   capture_output=True, timeout=120)  # fmt: skip
+    with Image.open(shot) as image:
+        pixels = np.asarray(image.convert("L"), np.float32)
+    assert pixels.shape == (1800, 1400)
+    # a blank page is one grey level; text, table borders and plots spread them (measured std ~60)
+    assert pixels.std() > 10 and (pixels < 128).mean() > 0.01
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page], check=True, capture_output=True, text=True,
+                         timeout=120).stdout  # fmt: skip
+    assert dom.count("<table>") == 2 and dom.count("<tr class=") == len(made["json"]["rows"])
+    assert dom.count("data:image/png;base64,") == sum(len(v) for v in made["json"]["figures"].values())
+
+
+def _tiny_converted(kind: str) -> bytes:
+    """A 3x3 conv + ReLU converted by the TFLite converter itself, as each precision (32 filters: the
+    converter leaves weights of fewer than 1024 elements in float under dynamic-range quantization)."""
+    model = keras.Sequential(
+        [keras.Input((8, 8, 4), batch_size=1), keras.layers.Conv2D(32, 3, activation="relu")]
+    )
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if kind != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if kind == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    if kind == "int8":
+        rng = np.random.default_rng(0)
+        converter.representative_dataset = lambda: ([rng.random((1, 8, 8, 4), np.float32)] for _ in range(4))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
+
+
+@pytest.mark.parametrize("kind", ["float32", "fp16", "dynamic", "int8"])
+def test_precision_read_off_tensor_types(kind, tmp_path):
+    path = tmp_path / f"{kind}.tflite"
+    path.write_bytes(_tiny_converted(kind))
+    assert tflite_facts(path) == (kind, "8x8", "6x6")
+
+
+def test_precision_of_the_exports_and_an_unreadable_file(bench, tmp_path):
+    for name, side in bench["sidecars"].items():
+        assert tflite_facts(bench["folder"] / "exported" / name)[0] == side["export_format"]["name"]
+    (tmp_path / "junk.tflite").write_bytes(b"not a flatbuffer")
+    assert tflite_facts(tmp_path / "junk.tflite") == (None, None, None)
+    assert tflite_facts(tmp_path / "absent.tflite") == (None, None, None)
+
+
+def _write(folder: Path, name: str, text: str) -> Path:
+    (folder / name).write_text(text)
+    return folder / name
+
+
+def _results(tmp_path: Path, **changes) -> Path:
+    document = {"format": "pynet-tf benchmark results", "version": 1, "run": {}, "rows": [], **changes}
+    return _write(tmp_path, "r.json", json.dumps(document))
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda t: [str(t / "nope")], "nope: no such file or folder; give the --out folder"),
+        (lambda t: [str(t)], "the folder holds no benchmark results file"),
+        (
+            lambda t: [str(_results(t, format="pynet-tf export sidecar"))],
+            "r.json: not a benchmark results file",
+        ),
+        (
+            lambda t: [str(_results(t, version=99))],
+            "r.json: results schema version 99, but this report reads version 1",
+        ),
+        (lambda t: [str(_results(t, rows=[{"model": {}}]))], "r.json: row 1 lacks delegate, threads, status"),
+        (lambda t: [str(_write(t, "x.json", "{oops"))], "x.json: not JSON"),
+        (lambda t: [str(_results(t)), "--min-psnr", "nan"], "--min-psnr nan: give a finite number of dB"),
+        (lambda t: [str(_results(t)), "-o", str(_results(t))], "r.json: a file is in the way"),
+    ],
+)
+def test_bad_input_is_one_line_error(make, expected, tmp_path, capsys):
+    assert report.main(make(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and expected in err and err.count("\n") == 1, err
+
+
+def test_without_ground_truth_the_plot_uses_psnr_vs_float(bench, tmp_path):
+    (path,) = bench["results"].glob("*.json")
+    document = json.loads(path.read_text())
+    for row in document["rows"]:
+        fidelity = row["sidecar"]["fidelity"]
+        fidelity["vs_ground_truth"] = {}
+        if row["sidecar"]["export_format"]["name"] == "float32":
+            fidelity["vs_float"]["psnr"] = math.inf  # identical outputs, as json writes them: Infinity
+    _write(tmp_path, "r.json", json.dumps(document))
+    made = report.build([tmp_path / "r.json"], crops=False)
+    ((section, front),) = made.fronts.items()
+    assert front["metric"] == "psnr_vs_float" and len(front["points"]) == len(document["rows"])
+    fp32 = [row for row in made.rows if row["precision"] == "float32"]
+    assert all(row["psnr_vs_float"] == math.inf and row["psnr_vs_gt"] is None for row in fp32)
+    headers = [name for name, _ in report.COLUMNS]
+    assert dict(zip(headers, md_row(report.to_markdown(made), fp32[0]["id"])))["PSNR vs float"] == "∞"
+    assert made.figures[section][0].png.startswith(b"\x89PNG") and "∞" in report.to_html(made)
+    assert "no crops" not in report.to_markdown(made) and "not made (--no-crops)" in report.to_markdown(made)
