@@ -212,13 +212,14 @@ def test_missing_source_model_skips_crops_with_the_reason(bench, tmp_path):
         row["sidecar"]["source"]["model"] = str(tmp_path / "gone.keras")
     document["run"]["complete"] = False
     document["rows"][0].update(status="error", error="delegate refused: bad | op", timings=None)
+    document["rows"][1]["sidecar"]["file"]["sha256"] = "0" * 64  # a sidecar left beside another file
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / path.name).write_text(json.dumps(document))
     (tmp_path / "results" / "exported.tflite.json").write_text(
         json.dumps({"format": "pynet-tf export sidecar"})
     )
     made = report.build([tmp_path / "results"], crops=True)
-    (crop,) = made.crops
+    (crop,) = [crop for crop in made.crops if crop.source is not None]
     assert crop.images == [] and crop.reason.startswith(
         f"source model {tmp_path / 'gone.keras'} not found here"
     )
@@ -227,9 +228,15 @@ def test_missing_source_model_skips_crops_with_the_reason(bench, tmp_path):
     assert "did not complete" in markdown and "skipped " in markdown and "exported.tflite.json" in markdown
     assert md_row(markdown, "1")[-1] == "error: delegate refused: bad \\| op"  # one table cell, pipe escaped
     assert made.rows[0]["pareto"] is None and made.rows[0]["speedup_vs_fp32"] is None
+    stale = made.rows[1]
+    assert "describes another file" in stale["accuracy_note"] and stale["psnr_vs_float"] is None
+    assert stale["precision_from"] == "tensor types"
+    assert stale["precision"] == document["rows"][1]["sidecar"]["export_format"]["name"]
 
 
 def test_html_is_self_contained(made):
+    assert sorted(path.name for path in made["out"].iterdir()) == [
+        "figures", "report.html", "report.json", "report.md"]  # fmt: skip (no temporary file left)
     page = made["html"]
     assert "http://" not in page and "https://" not in page and "<script" not in page and "<link" not in page
     sources = re.findall(r'src="([^"]*)"', page)
