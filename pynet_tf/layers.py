@@ -51,8 +51,11 @@ class InstanceNorm(keras.layers.Layer):
     def call(self, x: tf.Tensor) -> tf.Tensor:
         mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
         centered = x - mean
-        variance = tf.reduce_mean(tf.square(centered), axis=[1, 2], keepdims=True)
-        return centered * tf.math.rsqrt(variance + self.epsilon) * self.scale + self.shift
+        # centered * centered, not tf.square(x - mean): the converter fuses the latter into SQUARED_DIFFERENCE,
+        # which NNAPI does not support (every norm then split the graph); the per-channel factor is formed
+        # before it meets the full-size map, one multiplication of the map fewer
+        variance = tf.reduce_mean(centered * centered, axis=[1, 2], keepdims=True)
+        return centered * (tf.math.rsqrt(variance + self.epsilon) * self.scale) + self.shift
 
     def get_config(self) -> dict:
         return {**super().get_config(), "epsilon": self.epsilon}

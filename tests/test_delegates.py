@@ -50,26 +50,24 @@ def test_micro_isp_runs_whole_on_both_delegates():
     assert summary(report) == "GPU full; NNAPI full, API 29+"
 
 
-def test_pynet_float_is_gpu_whole_but_its_norms_split_nnapi(pynet):
+def test_pynet_float_runs_whole_on_both_delegates(pynet):
     report = delegate_report(pynet["files"]["float32"])
     assert report["gpu"]["supported"] == FULL and report["gpu"]["notes"] == []
-    # tf.square(x - mean) in InstanceNorm becomes SQUARED_DIFFERENCE, which NNAPI does not map: one per norm
-    assert report["nnapi"]["supported"] == PARTIAL
-    assert report["nnapi"]["unsupported_ops"] == {"SQUARED_DIFFERENCE": pynet["norms"]}
-    assert report["nnapi"]["unsupported_why"] == {"SQUARED_DIFFERENCE": "not mapped by the NNAPI delegate"}
-    assert "largest delegated partition" in report["nnapi"]["notes"][0]
+    # InstanceNorm squares with MUL: tf.square(x - mean) would become SQUARED_DIFFERENCE, which NNAPI does not
+    # map (the float graph then split at every norm)
+    assert report["nnapi"]["supported"] == FULL and report["nnapi"]["unsupported_ops"] == {}
 
 
 def test_pynet_int8_adds_float_only_and_requantizing_ops_on_nnapi(pynet):
     report = delegate_report(pynet["files"]["int8"])
     assert report["gpu"]["supported"] == FULL and "run in float on the GPU" in report["gpu"]["notes"][0]
     rejected, why = report["nnapi"]["unsupported_ops"], report["nnapi"]["unsupported_why"]
-    assert rejected["RSQRT"] == rejected["SQUARED_DIFFERENCE"] == pynet["norms"]
+    assert rejected["RSQRT"] == pynet["norms"]
     assert why["RSQRT"] == "quant inputs are not accepted"
     # a norm's two MEANs change scale (values -> their mean, squares -> variance): NNAPI wants them equal
     assert 0 < rejected["MEAN"] <= 2 * pynet["norms"]
     assert why["MEAN"].startswith("quantized output scale/zero-point differ")
-    assert set(rejected) == {"RSQRT", "SQUARED_DIFFERENCE", "MEAN"}
+    assert set(rejected) == {"RSQRT", "MEAN"}
 
 
 def test_fp16_weights_are_folded_for_nnapi(pynet):

@@ -29,8 +29,9 @@ SHAPE = (64, 64)
 # 28.4 dB with the 32 worst of its 55 layers in float, 32.9 dB with 38, 118.9 dB with all (no int8 op left).
 AUTO_MIN_PSNR = 30.0
 # A quantized op's own error is rounding of its output: RMSE/scale 1/sqrt(12) = 0.29 for a uniform spread;
-# measured 0.29-0.67 for this net's convolutions; a mistake in the verify wiring would give ~0 or >> 1.
-ROUNDING = (0.2, 1.0)
+# measured 0.29-0.44 for this net's hidden convolutions and 1.18 for its output conv (int8 bias and a
+# narrow output range); a mistake in the verify wiring would give ~0 or >> 1 (tens of steps).
+ROUNDING = (0.2, 2.0)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +112,7 @@ def test_fallback_by_name_keeps_the_norms_in_float(workdir, model, analysis):
     assert fallback["requested"] == ["*_norm"] and set(fallback["layers"]) == norms
     assert side["full_integer"] is False and "not full-integer" in result.note
     # the float ops are the norms' own: mean, centre and variance, 1/sqrt(var + eps), scale and shift
-    assert set(fallback["float_ops"]) == {"MEAN", "SQUARED_DIFFERENCE", "SUB", "ADD", "RSQRT", "MUL"}
+    assert set(fallback["float_ops"]) == {"MEAN", "SUB", "ADD", "RSQRT", "MUL"}
     assert side["settings"]["float_fallback"] == ["*_norm"]
     # measured 17.0 dB against 12.9 dB for full-integer int8 on this net
     items = fidelity.held_out(model, SHAPE)
@@ -156,7 +157,7 @@ def test_auto_reaches_min_psnr_and_prints_why(workdir, capsys):
     assert fallback["steps"][0]["psnr_vs_float"] < AUTO_MIN_PSNR  # int8 alone does not reach it
     assert side["quantization_debug"]["layers"][0]["layer"] == fallback["layers"][0]
     assert "not full-integer" in printed and "int8 error, worst layers" in printed
-    assert "float fallback (auto)" in printed and "delegates: GPU full; NNAPI partial" in printed
+    assert "float fallback (auto)" in printed and "delegates: GPU full; NNAPI full" in printed
 
 
 def test_auto_says_when_it_cannot(workdir, capsys):
