@@ -13,9 +13,20 @@ $(INSTALLED): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
+# `make demo`: the whole way on the embedded samples, on this machine (no phone): train the quick preset,
+# export float32 / fp16 / int8 (with sidecars), benchmark them here through LiteRT, write the report.
+# Run again, it resumes: trained levels are skipped. DEMO names the run, export, results and report folders.
+DEMO ?= demo
+INPUT ?= 64x64
+
 demo: $(INSTALLED)
-	$(PY) -m pynet_tf.summary --base-filters 32 --input 224x224
-	@echo "Training, export and the phone benchmark are not built yet: README's Status table says what is."
+	$(PY) -m pynet_tf.train --preset quick --out runs/$(DEMO)
+	$(PY) export/to_tflite.py --model runs/$(DEMO) --float32 --fp16 --int8 --input-shape $(INPUT) \
+		--out exported/$(DEMO)
+	$(PY) -m android_bench.run --host --models exported/$(DEMO) --delegates xnnpack --threads 1,2 \
+		--warmup 2 --runs 20 --out results/$(DEMO)
+	$(PY) -m android_bench.report results/$(DEMO) -o report/$(DEMO)
+	@echo "report: $(CURDIR)/report/$(DEMO)/report.html (and report.md)"
 
 test: $(INSTALLED)
 	$(PY) -m pytest
