@@ -27,6 +27,10 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    if directory:  # mkdtemp makes it private (0700); the folder that replaces ``path`` gets the usual mode
+        umask = os.umask(0)
+        os.umask(umask)
+        temporary.chmod(0o777 & ~umask)
     target = temporary if directory else temporary / path.name
     try:
         yield target
