@@ -5,26 +5,28 @@
 
 Times ``pynet_tf.trainer``'s own compiled step (the one ``python -m pynet_tf.train`` runs) for level 0 on a
 224x224 packed patch, batch 1, with the reference ``pynet`` loss (MSE + VGG-19 content + SSIM; the VGG
-weights are random here, which changes no timing). Achieved GFLOP/s counts a step as three PyNET forward
-passes plus, with a VGG term, four VGG-19 passes at the output size (target and prediction forward, and the
-prediction's backward pass, twice a forward): at 448x448 VGG-19 up to relu5_4 costs more than PyNET at
-width 16 (``pynet_tf.flops``). The peak is printed two ways, both measured in this run: the cores' nominal rate
-(cores x clock x 32 fp32 FLOP per cycle for AVX2 with two FMA units) and a large float32 matmul.
+weights are random here, which changes no timing), with PyNET's ``SameConv2D`` gradients (``fast``, what
+training uses) and TF's own (``stock``) side by side. Achieved GFLOP/s counts a step as three PyNET forward
+passes plus three VGG-19 passes at the output size (target and prediction forward, the prediction's input
+gradient; the frozen VGG gets no kernel gradient): at 448x448 VGG-19 up to relu5_4 costs more than PyNET at
+width 16 (``pynet_tf.flops``). The peak is printed two ways, both measured in this run: the cores' nominal
+rate (cores x clock x 32 fp32 FLOP per cycle for AVX2 with two FMA units) and a large float32 matmul.
 For scale (issue 5): the official PyNET graph took ~64 s per full-width level-0 Adam step here.
 
-Measured here on 2026-11-25 (2 cores, nominal peak 157 GFLOP/s, matmul 89 GFLOP/s; another job shared the
-cores during the width 8 and 16 rows; step GFLOP includes the 4 x 156 GFLOP of VGG-19 at 448x448):
+Measured here on 2026-11-25 with ``--widths 32 --jit both --gradients both``, while other jobs loaded the two
+cores (load average 3-6: the matmul reached 57 GFLOP/s against 89 on an idle machine, so every time is
+inflated, the stock rows most, being longest):
 
-    width  XLA  step GFLOP  first call s  step s  GFLOP/s  % nominal
-        8  off         752          52.9   17.67     42.6        27%
-        8   on         752          75.0   22.53     33.4        21%
-       16  off        1130          79.8   37.25     30.3        19%
-       16   on        1130         111.2   45.45     24.9        16%
-       32  off        2641          92.7   52.18     50.6        32%
-       32   on        2641          88.6   42.19     62.6        40%
+    width  XLA  gradients  step GFLOP  first call s  step s  GFLOP/s  % nominal
+       32  off      stock      2484.8         194.5  206.16     12.1         8%
+       32  off       fast      2484.8         158.3   32.50     76.5        49%
+       32   on      stock      2484.8         269.3  118.16     21.0        13%
+       32   on       fast      2484.8         180.5   62.91     39.5        25%
 
-So XLA pays at the paper's width (42 s against 52 s per step, 0.66x the official graph's 64 s), which is
-why the ``reference`` preset turns it on, and not at the small widths of ``quick``.
+On an idle machine earlier the same day the stock gradients took 52.2 s without XLA and 42.2 s with it. TF's
+``Conv2DBackpropFilter`` was the bulk of a stock step (189 of 345 op-seconds in a traced graph-mode step, then
+``Conv2DBackpropInput`` with 106); computed as forward convolutions they take about as long as the forward
+pass. With them XLA no longer pays, so both presets train without it.
 """
 
 from __future__ import annotations

@@ -37,9 +37,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "schedule": {5: (5000, 50), 4: (5000, 50), 3: (20000, 48), 2: (20000, 18), 1: (35000, 12), 0: (100000, 10)},
         "checkpoint_every": 1000,
         "validate_every": 1000,
-        # XLA: 42 s against 52 s per full-width level-0 step on a 2-core CPU (benchmarks/train_step.py); its
-        # minute or two of compiling is nothing against 100k steps.
-        "jit": True,
+        # A full-width level-0 step (batch 1) on a 2-core CPU with SameConv2D's gradients: 32.5 s without XLA,
+        # 62.9 s with it (TF's own gradients: 206 s and 118 s; benchmarks/train_step.py, one loaded run).
+        "jit": False,
     },
     "quick": {
         "base_filters": 4,
