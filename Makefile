@@ -19,6 +19,7 @@ $(INSTALLED): pyproject.toml
 DEMO ?= demo
 INPUT ?= 64x64
 
+demo: export TF_CPP_MIN_LOG_LEVEL := 2
 demo: $(INSTALLED)
 	$(PY) -m pynet_tf.train --preset quick --out runs/$(DEMO)
 	$(PY) export/to_tflite.py --model runs/$(DEMO) --float32 --fp16 --int8 --input-shape $(INPUT) \

@@ -1,0 +1,113 @@
+"""Issue 6's export targets, measured side by side in one run on a trained model: fidelity, size, speed.
+
+    .venv/bin/python -m pynet_tf.train --preset quick --out runs/quick      # the model the targets are for
+    .venv/bin/python benchmarks/export_fidelity.py --model runs/quick --input-shape 128x128
+    .venv/bin/python benchmarks/export_fidelity.py --formats float32,int8 --check    # exit 1 below a target
+
+Exports every format with ``export/to_tflite.py``'s own ``export_model`` (fidelity on the held-out samples
+versus the float Keras model and versus ground truth, as the sidecars record it), then times the written
+files here through LiteRT with XNNPACK (``android_bench.host.measure``, ``--threads``, default 2) in
+interleaved rounds, so that load on this noisy machine falls on every format alike; the median of all runs
+is reported. One row per format, then each target with its measured value:
+
+    int8 PSNR vs float >= 40 dB, |ΔPSNR vs ground truth| <= 0.1 dB; fp16 >= 55 dB; dynamic reported;
+    int8 file <= 0.3 x float32's (about a quarter); int8 >= 1.8x faster than float32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from android_bench import host  # noqa: E402
+from export.formats import FORMATS  # noqa: E402
+from export.to_tflite import STATUS_OK, export_model  # noqa: E402
+from pynet_tf.cli import image_size  # noqa: E402
+
+TARGETS = (
+    # (what, format, measured key, comparison, bar)
+    ("int8 PSNR vs float (dB)", "int8", "psnr_vs_float", ">=", 40.0),
+    ("int8 |ΔPSNR vs ground truth| (dB)", "int8", "abs_delta_psnr", "<=", 0.1),
+    ("fp16 PSNR vs float (dB)", "fp16", "psnr_vs_float", ">=", 55.0),
+    ("int8 size / float32 size", "int8", "size_ratio", "<=", 0.3),
+    ("int8 speed-up over float32", "int8", "speedup", ">=", 1.8),
+)
+
+
+def time_files(paths: dict[str, Path], threads: int, runs: int, rounds: int) -> dict[str, float]:
+    """Median milliseconds per inference of each file, over ``rounds`` interleaved rounds of ``runs``."""
+    samples: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(rounds):
+        for name, path in paths.items():
+            measured = host.measure(path, "xnnpack", threads, warmup=2, runs=runs)
+            samples[name] += measured["inference_us"]
+    return {name: float(np.median(values)) / 1000 for name, values in samples.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="runs/quick", help="a trained run or .keras (default runs/quick)")
+    parser.add_argument("--input-shape", default="128x128", help="packed HxW of the exports (default 128x128)")
+    parser.add_argument("--formats", default=",".join(FORMATS), help=f"comma-separated (default {','.join(FORMATS)})")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=10, help="timed inferences per file per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", help="keep the exported files here (default: a temporary folder)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args()
+
+    formats = [name.strip() for name in args.formats.split(",") if name.strip()]
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(args.out or scratch)
+        results = {r.format: r for r in export_model(args.model, formats, out=out,
+                                                      input_shape=image_size(args.input_shape))}
+        written = {name: r.path for name, r in results.items() if r.status == STATUS_OK}
+        latency = time_files(written, args.threads, args.runs, args.rounds)
+
+    fp32 = results.get("float32")
+    measured: dict[str, dict[str, float | None]] = {}
+    print(f"model {args.model}, packed {args.input_shape}, LiteRT XNNPACK {args.threads} threads, "
+          f"median of {args.rounds} x {args.runs} runs")
+    print(f"{'format':<9} {'status':<17} {'size MB':>8} {'PSNR vs float':>13} {'ΔPSNR vs GT':>11} {'ms':>8} "
+          f"{'speed-up':>8}")
+    for name, result in results.items():
+        ms = latency.get(name)
+        speedup = latency[fp32.format] / ms if fp32 and fp32.format in latency and ms else None
+        measured[name] = {
+            "psnr_vs_float": result.psnr_vs_float,
+            "abs_delta_psnr": abs(result.delta_psnr) if result.delta_psnr is not None else None,
+            "size_ratio": result.size_bytes / fp32.size_bytes if fp32 and fp32.size_bytes and result.size_bytes else None,
+            "speedup": speedup,
+        }
+
+        def show(value: float | None, spec: str) -> str:
+            return "-" if value is None else format(value, spec)
+
+        size = result.size_bytes / 2**20 if result.size_bytes else None
+        print(f"{name:<9} {result.status:<17} {show(size, '8.3f')} {show(result.psnr_vs_float, '13.2f')} "
+              f"{show(result.delta_psnr, '+11.2f')} {show(ms, '8.2f')} {show(speedup, '7.2f')}x")
+
+    missed = 0
+    print("\ntargets:")
+    for what, name, key, comparison, bar in TARGETS:
+        value = measured.get(name, {}).get(key)
+        if value is None:
+            verdict = "not measured"
+            missed += 1
+        else:
+            ok = value >= bar if comparison == ">=" else value <= bar
+            verdict = "met" if ok else "MISSED"
+            missed += not ok
+        shown = "-" if value is None else f"{value:.3g}"
+        print(f"  {what:<36} {comparison} {bar:<5g} measured {shown:>8}  {verdict}")
+    return 1 if args.check and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
