@@ -23,6 +23,9 @@ inflated, the stock rows most, being longest):
        32   on      stock      2484.8         269.3  118.16     21.0        13%
        32   on       fast      2484.8         180.5   62.91     39.5        25%
 
+A second run, ``--widths 32 --jit off --gradients both``, with one other job on the cores (matmul 38 GFLOP/s):
+stock 96.79 s, fast 29.08 s per step (85.5 GFLOP/s counted; first calls 145 s and 96 s).
+
 On an idle machine earlier the same day the stock gradients took 52.2 s without XLA and 42.2 s with it. TF's
 ``Conv2DBackpropFilter`` was the bulk of a stock step (189 of 345 op-seconds in a traced graph-mode step, then
 ``Conv2DBackpropInput`` with 106); computed as forward convolutions they take about as long as the forward
