@@ -1,0 +1,264 @@
+"""Quantization-aware training (export/qat.py): the fake-quant model, its calibration, its int8 file.
+
+Two subjects. A one-norm model (conv, instance norm, LeakyReLU, conv, scaled tanh on 16x16 inputs) converts
+in about a second: it checks the QuantizeConfigs against the converter closely. A tiny PyNET (level 5, base
+width 2, 64x64 packed -> 4x4 RGB) fitted for FIT_STEPS float steps as the quick preset trains (reference
+init, Adam 1e-3, lab loss) checks the whole path against post-training quantization. A PyNET with random
+weights is no subject for int8: its output is amplified noise, and PTQ and QAT both land 11-15 dB from it
+(measured), so the fixture fits it first.
+"""
+
+import contextlib
+import json
+from unittest import mock
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+from ai_edge_litert.interpreter import Interpreter
+
+from calibration.build import default_calibration
+from export import fidelity, qat
+from export.formats import ExportSettings, as_conversion, convert_int8
+from export.sidecar import describe
+from pynet_tf import metrics
+from pynet_tf.data.pipeline import PipelineOptions, make_dataset
+from pynet_tf.data.sources import parse_source
+from pynet_tf.layers import InputShapeCheck, InstanceNorm, SameConv2D, ScaledTanh
+from pynet_tf.losses import Loss
+from pynet_tf.model import build_pynet
+
+SHAPE = (64, 64)
+FIT_STEPS = 60
+LOSS = {"lab_l1": 100.0}  # the lab preset at level 5
+# The one-norm model's int8 file against its fake-quant Keras model, in LSBs of the uint8 output:
+# measured 3 LSB at most, 0.28 on average (16% of values differ). Inside the norm the file and the model
+# agree to 1 LSB (in 0.5% of SQUARED_DIFFERENCE's values, exactly elsewhere); the rest is the int8 kernels'
+# fixed-point rescaling in LEAKY_RELU, CONV_2D and TANH, which the fake-quants compute in float. The same
+# model against the float one is 7 LSB apart at most, 1.3 on average: the bars sit between the two.
+MINI_MAX_LSB = 4
+MINI_MEAN_LSB = 0.5
+# Tiny PyNET, before any QAT step, the fake-quant model against the float model on the two held-out crops:
+# measured 48.0 and 54.5 dB (the int8 file: 52.8 dB on average). 40 dB is the issue's int8 target.
+SIM_MIN_PSNR = 40.0
+# The converted file against the fake-quant model it came from: measured 51.0 and 59.5 dB, the kernels'
+# fixed-point rounding (see MINI_MAX_LSB) through 14 norms. Bar: 45 dB.
+FILE_VS_SIM_MIN_PSNR = 45.0
+# QAT's int8 file (no fine-tuning step) against PTQ's (formats.convert_int8, default calibration) on the same
+# model, PSNR versus the float model: measured 52.8 against 53.1 dB. Both take every op's range from float
+# min/max over a few crops, so at level 5 they are nearly the same model (runs/quick level 5: 49.7 against
+# 51.4 dB); QAT is ahead at level 0 (runs/quick/final at 64x64: 38.0 against 33.7 dB), which is too slow to
+# convert here. The bar: not more than 3 dB below PTQ.
+QAT_BELOW_PTQ_MAX_DB = 3.0
+# STEPS Adam steps (1e-4) of the lab loss on one batch through the fake-quants: measured 13.34 -> 12.82
+# (-3.9%, every step lower but the last). Gradients that did not pass the fake-quants would leave it where
+# it is; the bar is -2%.
+STEPS = 10
+STEP_LOSS_RATIO = 0.98
+
+
+def mini_model() -> keras.Model:
+    inputs = keras.Input((16, 16, 4), name="raw")
+    x = InputShapeCheck(name="check")(inputs)
+    x = SameConv2D(4, 3, name="conv_a")(x)
+    x = InstanceNorm(name="norm")(x)
+    x = keras.layers.LeakyReLU(0.2, name="act")(x)
+    x = keras.layers.Conv2D(3, 3, padding="same", name="conv_b")(x)
+    model = keras.Model(inputs, ScaledTanh(name="out")(x))
+    rng = np.random.default_rng(3)  # a scale and shift other than 1 and 0, which the converter would fold
+    model.get_layer("norm").set_weights([rng.uniform(0.5, 1.5, 4).astype(np.float32),
+                                         rng.uniform(-0.3, 0.3, 4).astype(np.float32)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def mini():
+    keras.utils.set_random_seed(2)
+    model = mini_model()
+    inputs = np.random.default_rng(4).uniform(size=(4, 16, 16, 4)).astype(np.float32)
+    qat_model = qat.quantize_model(model)
+    count = qat.calibrate_ranges(qat_model, model, [inputs])
+    return model, qat_model, inputs, count
+
+
+def test_qat_layers_compute_the_float_layers():
+    x = tf.random.stateless_normal((2, 8, 8, 5), seed=(1, 2)) * 3.0 + 1.0
+    norm = InstanceNorm()
+    norm.build(x.shape)
+    norm.set_weights([np.linspace(0.5, 2.0, 5, dtype=np.float32), np.linspace(-1, 1, 5, dtype=np.float32)])
+    copy = qat.QATInstanceNorm.from_config(norm.get_config())
+    copy.build(x.shape)
+    copy.set_weights(norm.get_weights())
+    # the same computation (squared_difference(x, mean) for square(x - mean)): measured 2.4e-7 apart on
+    # outputs of std 1 (1-2 float32 ulps); a wrong op or order is O(0.1)
+    np.testing.assert_allclose(copy(x).numpy(), norm(x).numpy(), rtol=0, atol=1e-6)
+    tanh = ScaledTanh()
+    copy = qat.QATScaledTanh.from_config(tanh.get_config())
+    np.testing.assert_array_equal(copy(x).numpy(), tanh(x).numpy())
+
+
+def test_every_activation_range_is_the_float_tensors_min_max(mini):
+    model, qat_model, inputs, count = mini
+    ranges = {(r.layer, r.tensor): (float(r.min_var.numpy()), float(r.max_var.numpy()))
+              for r in qat._activation_ranges(qat_model)}
+    hooks = {("norm", hook) for hook in qat.QATInstanceNorm.HOOKS}
+    outputs = {(name, "output") for name in ("conv_a", "norm", "act", "conv_b", "out")}
+    assert set(ranges) == hooks | outputs | {("out", "scaled")}
+    assert count == len(ranges)
+    # independently, in numpy: the norm's variance + eps and conv_b's output, with 0 in the range
+    conv_a = keras.Model(model.input, model.get_layer("conv_a").output)(inputs).numpy()
+    variance = conv_a.var(axis=(1, 2)) + model.get_layer("norm").epsilon
+    np.testing.assert_allclose(ranges[("norm", "variance_eps")], (0.0, variance.max()), rtol=1e-5)
+    conv_b = keras.Model(model.input, model.get_layer("conv_b").output)(inputs).numpy()
+    np.testing.assert_allclose(ranges[("conv_b", "output")], (min(conv_b.min(), 0), max(conv_b.max(), 0)),
+                               rtol=1e-6)
+
+
+def test_concatenate_keeps_its_inputs_in_order():
+    """PyNET's ``l2_dec6_join`` in small: concat(concat(p, q), up), ``up`` made first."""
+    layers = keras.layers
+    inputs = keras.Input((16, 16, 4))
+    x = layers.Conv2D(2, 3, padding="same", name="conv_x")(inputs)
+    up = layers.LeakyReLU(name="up_act")(layers.Conv2D(2, 3, padding="same", name="up")(x))
+    p = layers.LeakyReLU(name="p_act")(layers.Conv2D(2, 3, padding="same", name="p")(x))
+    q = layers.LeakyReLU(name="q_act")(layers.Conv2D(2, 3, padding="same", name="q")(x))
+    inner = layers.Concatenate(name="inner")([p, q])
+    model = keras.Model(inputs, layers.Concatenate(name="join")([inner, up]))
+    config = {layer["name"]: layer for layer in qat.quantize_model(model).get_config()["layers"]}
+    assert [node[0] for node in config["quant_join"]["inbound_nodes"][0]] == ["quant_inner", "quant_up_act"]
+    # tfmot alone swaps them (tensorflow/model-optimization#1179), and quantize_model says so
+    with mock.patch.object(qat, "_inputs_kept_in_order", contextlib.nullcontext):
+        with pytest.raises(qat.QATError, match="wired differently from the float model at join"):
+            qat.quantize_model(model)
+
+
+def test_int8_file_is_the_fake_quant_model(mini):
+    _, qat_model, inputs, _ = mini
+    content = qat.convert_qat(qat_model, (1, 16, 16, 4), "uint8")
+    info = describe(content, quantized=True)
+    assert info["float_tensors"] == [] and info["unquantized_ops"] == []
+    assert {"CONV_2D", "MEAN", "SUB", "SQUARED_DIFFERENCE", "ADD", "RSQRT", "MUL", "LEAKY_RELU",
+            "TANH"} <= set(info["ops"])
+    output = info["outputs"][0]
+    assert output["dtype"] == "uint8"
+    # the ranges reach the file: the output's is the calibrated one, TANH's is TFLite's fixed 1/128
+    low, high = next((r.min_var.numpy(), r.max_var.numpy()) for r in qat._activation_ranges(qat_model)
+                     if (r.layer, r.tensor) == ("out", "output"))
+    assert output["quantization"]["scale"] == pytest.approx((high - low) / 255, rel=1e-5)
+    tanh = [t for t in Interpreter(model_content=content).get_tensor_details() if t["name"].endswith("/Tanh")]
+    assert [t["quantization"] for t in tanh] == [(1 / 128, 0)]
+    runner = fidelity.TFLiteRunner(content)
+    lsb = np.stack([np.abs(runner(image) - qat_model(image[np.newaxis], training=False)[0].numpy())
+                    for image in inputs]) / output["quantization"]["scale"]
+    assert lsb.max() <= MINI_MAX_LSB + 1e-3 and lsb.mean() <= MINI_MEAN_LSB
+
+
+def test_a_layer_without_quantize_config_is_an_error():
+    inputs = keras.Input((16, 16, 4))
+    model = keras.Model(inputs, keras.layers.LayerNormalization(name="odd_norm")(inputs))
+    with pytest.raises(qat.QATError, match="'odd_norm' \\(LayerNormalization\\) has no int8 QuantizeConfig"):
+        qat.quantize_model(model)
+
+
+def test_io_type_is_checked_before_converting(mini):
+    with pytest.raises(qat.QATError, match="--io must be one of float32, uint8, int8"):
+        qat.convert_qat(mini[1], (1, 16, 16, 4), "int16")
+
+
+def test_run_loss_comes_from_level_json(tmp_path):
+    folder = tmp_path / "level_5"
+    folder.mkdir()
+    mini_model().save(folder / "model.keras")
+    with pytest.raises(qat.QATError, match="no level.json .* pass the loss"):
+        qat.run_loss(folder)
+    (folder / "level.json").write_text(json.dumps({"loss": LOSS, "config": {"lab_alpha": 0.7}}))
+    assert qat.run_loss(folder) == {"loss": LOSS, "lab_alpha": 0.7}
+
+
+# ------------------------------------------------------------------------------------------ a tiny PyNET
+
+
+@pytest.fixture(scope="module")
+def fitted() -> keras.Model:
+    """Level 5 at base width 2 (reference init), then FIT_STEPS float Adam steps (1e-3) of the lab loss."""
+    keras.utils.set_random_seed(0)
+    model = build_pynet(5, base_filters=2)
+    options = PipelineOptions(level=5, patch=SHAPE[0], batch_size=8, seed=1)
+    batches = iter(make_dataset(parse_source("samples"), "train", options))
+    loss, optimizer = Loss(LOSS), keras.optimizers.Adam(1e-3)
+
+    @tf.function
+    def step(raw, target):
+        with tf.GradientTape() as tape:
+            total, _ = loss(target, model(raw, training=True))
+        variables = model.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
+
+    for _ in range(FIT_STEPS):
+        step(*next(batches))
+    return model
+
+
+@pytest.fixture(scope="module")
+def pipeline(fitted) -> dict:
+    """``finetune`` with 0 steps (quantize, calibrate), its file, and PTQ's file of the same model."""
+    qat_model = qat.finetune(fitted, loss=LOSS, steps=0, batch_size=4, patch=SHAPE[0], progress=False)
+    items = fidelity.held_out(fitted, SHAPE)
+    content = qat.convert_qat(qat_model, (1, *SHAPE, 4))
+    settings = ExportSettings(input_shape=SHAPE, calibration=default_calibration(SHAPE))
+    ptq = as_conversion(convert_int8(fitted, settings))
+    return {"qat_model": qat_model, "items": items, "content": content,
+            "qat": fidelity.measure(content, items), "ptq": fidelity.measure(ptq.content, items)}
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """As export.fidelity scores: both clipped to [0, 1]."""
+    return float(metrics.psnr(tf.constant(np.clip(a, 0, 1)), tf.constant(np.clip(b, 0, 1))))
+
+
+def simulated(pipeline: dict, item: fidelity.HeldOut) -> np.ndarray:
+    """The fake-quant model's output for a held-out crop."""
+    return pipeline["qat_model"](item.packed[np.newaxis], training=False)[0].numpy()
+
+
+def test_fake_quant_model_before_finetuning_is_near_the_float_model(pipeline):
+    measured = [psnr(simulated(pipeline, item), item.reference) for item in pipeline["items"]]
+    print(f"fake-quant model vs float: {measured} dB")
+    assert min(measured) >= SIM_MIN_PSNR
+
+
+def test_qat_file_is_full_integer_and_runs_in_litert(pipeline):
+    info = describe(pipeline["content"], quantized=True)
+    raw, rgb = info["inputs"][0], info["outputs"][0]
+    assert raw["shape"] == [1, *SHAPE, 4] and rgb["shape"] == [1, 4, 4, 3]
+    # float io: the only float tensors are the input and the output, around one QUANTIZE and one DEQUANTIZE
+    assert {t["name"] for t in info["float_tensors"]} == {raw["name"], rgb["name"]}
+    assert sorted(op["op"] for op in info["unquantized_ops"]) == ["DEQUANTIZE", "QUANTIZE"]
+    assert info["ops"]["RSQRT"] == info["ops"]["SQUARED_DIFFERENCE"] == 14  # every norm, in int8
+    runner = fidelity.TFLiteRunner(pipeline["content"])
+    measured = [psnr(runner(item.packed), simulated(pipeline, item)) for item in pipeline["items"]]
+    print(f"int8 file vs fake-quant model: {measured} dB")
+    assert min(measured) >= FILE_VS_SIM_MIN_PSNR
+
+
+def test_qat_int8_is_as_near_the_float_model_as_ptq_int8(pipeline):
+    qat_psnr, ptq_psnr = pipeline["qat"]["vs_float"]["psnr"], pipeline["ptq"]["vs_float"]["psnr"]
+    print(f"int8 vs float: QAT {qat_psnr:.2f} dB, PTQ {ptq_psnr:.2f} dB; vs ground truth: QAT "
+          f"{pipeline['qat']['vs_ground_truth']['delta_psnr']:+.3f} dB, PTQ "
+          f"{pipeline['ptq']['vs_ground_truth']['delta_psnr']:+.3f} dB (file - float)")
+    assert qat_psnr >= ptq_psnr - QAT_BELOW_PTQ_MAX_DB
+
+
+def test_qat_steps_lower_the_loss_they_train_on(fitted, pipeline):
+    """Runs last: it trains the fixture's QAT model further."""
+    qat_model = pipeline["qat_model"]
+    options = PipelineOptions(level=5, patch=SHAPE[0], batch_size=8, seed=9)
+    raw, target = next(iter(make_dataset(parse_source("samples"), "train", options)))
+    objective = Loss(LOSS)
+    before = float(objective(target, qat_model(raw, training=False))[0])
+    losses = qat.train(qat_model, fitted, [(raw, target)] * STEPS, objective=objective, lr=1e-4,
+                       progress=False)
+    after = float(objective(target, qat_model(raw, training=False))[0])
+    print(f"QAT loss on the batch it trains on: {before:.3f} -> {after:.3f} (steps: {losses})")
+    assert len(losses) == STEPS and after <= STEP_LOSS_RATIO * before
