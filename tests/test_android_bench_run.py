@@ -92,6 +92,9 @@ def phone(tmp_path, monkeypatch) -> dict:
     return {"device": device, "log": tmp_path / "adb.jsonl", "out": tmp_path / "results", "bin": bin_dir}
 
 
+ONE_XNNPACK_RUN = ("--delegates", "xnnpack", "--threads", "1", "--runs", "1")
+
+
 def device_run(phone, *flags: str) -> tuple[int, dict | None]:
     code = run.main(
         [*flags, "--benchmark-binary", str(FAKES / "benchmark_model"), "--out", str(phone["out"])]
@@ -240,12 +243,7 @@ def test_serial_picks_one_of_two_devices(phone, models, monkeypatch):
         phone,
         "--models",
         str(models["pynet"]),
-        "--delegates",
-        "xnnpack",
-        "--threads",
-        "1",
-        "--runs",
-        "1",
+        *ONE_XNNPACK_RUN,
         "--serial",
         "FAKE0002",
     )
@@ -314,12 +312,7 @@ def test_hang_and_crash_are_row_errors(phone, models, monkeypatch, env, flags, e
         phone,
         "--models",
         str(models["pynet"]),
-        "--delegates",
-        "xnnpack",
-        "--threads",
-        "1",
-        "--runs",
-        "1",
+        *ONE_XNNPACK_RUN,
         *flags,
     )
     assert code == 1
