@@ -19,7 +19,7 @@ What each layer becomes (tfmot's default 8-bit scheme where it has one; the rest
   average) against 3 (0.28) without it.
   ``SameConv2D`` (Conv2D with other gradients) gets the registry's Conv2D config.
 - ``InstanceNorm`` becomes ``QATInstanceNorm``, the same computation written as the ops the converter emits
-  for it (MEAN, SUB, SQUARED_DIFFERENCE, MEAN, ADD, RSQRT, MUL, MUL, ADD) with a hook after each that
+  for it (MEAN, SUB, MUL, MEAN, ADD, RSQRT, MUL, MUL, ADD) with a hook after each that
   ``InstanceNormQuantizeConfig`` turns into a fake-quant of that op's int8 output; ``scale`` and ``shift``
   are per-tensor int8 constants, as the converter makes MUL's and ADD's constant operands.
 - ``ScaledTanh`` becomes ``QATScaledTanh`` (TANH, MUL, ADD): TANH's output range is TFLite's fixed one
@@ -114,11 +114,11 @@ def _fixed(low: float, high: float) -> quantizers.Quantizer:
 
 @keras.saving.register_keras_serializable(package="pynet_tf_qat")
 class QATInstanceNorm(InstanceNorm):
-    """``InstanceNorm`` as the int8 converter sees it, with a hook after every op that gets an int8 output.
+    """``InstanceNorm`` with a hook on each of its ``POINTS``, the tensors between the ops the converter
+    emits for it (MEAN, SUB, MUL, MEAN, ADD, RSQRT, MUL, MUL, ADD), each an int8 tensor in the file.
 
     Unwrapped, every hook is the identity (``linear``) and the layer computes exactly ``InstanceNorm``;
-    ``InstanceNormQuantizeConfig`` replaces the hooks with fake-quants. ``squared_difference(x, mean)`` is
-    what the converter fuses ``square(x - mean)`` into; writing it so keeps the op graph the same.
+    ``InstanceNormQuantizeConfig`` replaces the hooks with fake-quants.
 
     In int8, ``variance + eps`` rounds to 0 for a map much flatter than the layer's flattest-to-busiest
     range allows, and RSQRT of 0 saturates at its range's top: the fake-quant of ``inf`` does the same. In
@@ -127,7 +127,7 @@ class QATInstanceNorm(InstanceNorm):
     round to 0 and saturates the same way where it did; inference (and so the converted graph) is unchanged.
     """
 
-    HOOKS = ("mean", "centered", "squared", "variance", "variance_eps", "inv_std", "normalized", "scaled")
+    HOOKS = InstanceNorm.POINTS
 
     def __init__(self, epsilon: float = 1e-3, **kwargs):
         super().__init__(epsilon=epsilon, **kwargs)
@@ -135,16 +135,13 @@ class QATInstanceNorm(InstanceNorm):
             setattr(self, f"{hook}_hook", keras.activations.linear)
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        mean = self.mean_hook(tf.reduce_mean(x, axis=[1, 2], keepdims=True))
-        centered = self.centered_hook(x - mean)
-        squared = self.squared_hook(tf.math.squared_difference(x, mean))
-        variance = self.variance_hook(tf.reduce_mean(squared, axis=[1, 2], keepdims=True))
-        variance_eps = self.variance_eps_hook(variance + self.epsilon)
-        if training:  # see the class docstring
-            variance_eps = tf.maximum(variance_eps, self.epsilon)
-        inv_std = self.inv_std_hook(tf.math.rsqrt(variance_eps))
-        normalized = self.normalized_hook(centered * inv_std)
-        return self.scaled_hook(normalized * self.scale) + self.shift
+        def point(name: str, tensor: tf.Tensor) -> tf.Tensor:
+            tensor = getattr(self, f"{name}_hook")(tensor)
+            if training and name == "variance_eps":  # see the class docstring
+                tensor = tf.maximum(tensor, self.epsilon)
+            return tensor
+
+        return self.normalize(x, point)
 
 
 @keras.saving.register_keras_serializable(package="pynet_tf_qat")

@@ -10,6 +10,8 @@ BROADCAST_TO breaks int8 calibration with a dynamic batch in TF 2.21).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tensorflow as tf
 import tf_keras as keras
 
@@ -48,14 +50,24 @@ class InstanceNorm(keras.layers.Layer):
         self.shift = self.add_weight(name="shift", shape=(channels,), initializer="zeros")
         super().build(input_shape)
 
+    POINTS = ("mean", "centered", "squared", "variance", "variance_eps", "inv_std", "factor", "normalized")
+    """The tensors between the norm's ops, in order: each gets its own int8 range in a quantized file, so
+    quantization-aware training (``export.qat``) fake-quantizes each of them."""
+
     def call(self, x: tf.Tensor) -> tf.Tensor:
-        mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
-        centered = x - mean
+        return self.normalize(x, lambda name, tensor: tensor)
+
+    def normalize(self, x: tf.Tensor, point: Callable[[str, tf.Tensor], tf.Tensor]) -> tf.Tensor:
+        """The norm, passing each tensor of ``POINTS`` through ``point(name, tensor)`` (the identity here)."""
+        mean = point("mean", tf.reduce_mean(x, axis=[1, 2], keepdims=True))
+        centered = point("centered", x - mean)
         # centered * centered, not tf.square(x - mean): the converter fuses the latter into SQUARED_DIFFERENCE,
         # which NNAPI does not support (every norm then split the graph); the per-channel factor is formed
         # before it meets the full-size map, one multiplication of the map fewer
-        variance = tf.reduce_mean(centered * centered, axis=[1, 2], keepdims=True)
-        return centered * (tf.math.rsqrt(variance + self.epsilon) * self.scale) + self.shift
+        squared = point("squared", centered * centered)
+        variance = point("variance", tf.reduce_mean(squared, axis=[1, 2], keepdims=True))
+        inv_std = point("inv_std", tf.math.rsqrt(point("variance_eps", variance + self.epsilon)))
+        return point("normalized", centered * point("factor", inv_std * self.scale)) + self.shift
 
     def get_config(self) -> dict:
         return {**super().get_config(), "epsilon": self.epsilon}

@@ -33,20 +33,19 @@ SHAPE = (64, 64)
 FIT_STEPS = 60
 LOSS = {"lab_l1": 100.0}  # the lab preset at level 5
 # The one-norm model's int8 file against its fake-quant Keras model, in LSBs of the uint8 output:
-# measured 3 LSB at most, 0.28 on average (16% of values differ). Inside the norm the file and the model
-# agree to 1 LSB (in 0.5% of SQUARED_DIFFERENCE's values, exactly elsewhere); the rest is the int8 kernels'
-# fixed-point rescaling in LEAKY_RELU, CONV_2D and TANH, which the fake-quants compute in float. The same
-# model against the float one is 7 LSB apart at most, 1.3 on average: the bars sit between the two.
+# measured 3 LSB at most, 0.27 on average (15% of values differ): the int8 kernels' fixed-point rescaling
+# (in the norm's MULs, LEAKY_RELU, CONV_2D and TANH), which the fake-quants compute in float. The same
+# model against the float one is 8.8 LSB apart at most, 1.3 on average: the bars sit between the two.
 MINI_MAX_LSB = 4
 MINI_MEAN_LSB = 0.5
 # Tiny PyNET, before any QAT step, the fake-quant model against the float model on the two held-out crops:
-# measured 48.0 and 54.5 dB (the int8 file: 52.8 dB on average). 40 dB is the issue's int8 target.
+# measured 50.9 and 54.5 dB (the int8 file: 53.2 dB on average). 40 dB is the issue's int8 target.
 SIM_MIN_PSNR = 40.0
-# The converted file against the fake-quant model it came from: measured 51.0 and 59.5 dB, the kernels'
+# The converted file against the fake-quant model it came from: measured 52.3 and 60.8 dB, the kernels'
 # fixed-point rounding (see MINI_MAX_LSB) through 14 norms. Bar: 45 dB.
 FILE_VS_SIM_MIN_PSNR = 45.0
 # QAT's int8 file (no fine-tuning step) against PTQ's (formats.convert_int8, default calibration) on the same
-# model, PSNR versus the float model: measured 52.8 against 53.1 dB. Both take every op's range from float
+# model, PSNR versus the float model: measured 53.15 against 53.14 dB. Both take every op's range from float
 # min/max over a few crops, so at level 5 they are nearly the same model (runs/quick level 5: 49.7 against
 # 51.4 dB); QAT is ahead at level 0 (runs/quick/final at 64x64: 38.0 against 33.7 dB), which is too slow to
 # convert here. The bar: not more than 3 dB below PTQ.
@@ -90,9 +89,9 @@ def test_qat_layers_compute_the_float_layers():
     copy = qat.QATInstanceNorm.from_config(norm.get_config())
     copy.build(x.shape)
     copy.set_weights(norm.get_weights())
-    # the same computation (squared_difference(x, mean) for square(x - mean)): measured 2.4e-7 apart on
-    # outputs of std 1 (1-2 float32 ulps); a wrong op or order is O(0.1)
-    np.testing.assert_allclose(copy(x).numpy(), norm(x).numpy(), rtol=0, atol=1e-6)
+    # unwrapped, the hooks are identities around the same ops (InstanceNorm.normalize): bit for bit
+    np.testing.assert_array_equal(copy(x).numpy(), norm(x).numpy())
+    np.testing.assert_array_equal(copy(x, training=True).numpy(), norm(x).numpy())
     tanh = ScaledTanh()
     copy = qat.QATScaledTanh.from_config(tanh.get_config())
     np.testing.assert_array_equal(copy(x).numpy(), tanh(x).numpy())
@@ -138,8 +137,8 @@ def test_int8_file_is_the_fake_quant_model(mini):
     content = qat.convert_qat(qat_model, (1, 16, 16, 4), "uint8")
     info = describe(content, quantized=True)
     assert info["float_tensors"] == [] and info["unquantized_ops"] == []
-    assert {"CONV_2D", "MEAN", "SUB", "SQUARED_DIFFERENCE", "ADD", "RSQRT", "MUL", "LEAKY_RELU",
-            "TANH"} <= set(info["ops"])
+    assert {"CONV_2D", "MEAN", "SUB", "ADD", "RSQRT", "MUL", "LEAKY_RELU", "TANH"} <= set(info["ops"])
+    assert "SQUARED_DIFFERENCE" not in info["ops"]  # the norm squares with MUL (NNAPI has no SQUARED_DIFFERENCE)
     output = info["outputs"][0]
     assert output["dtype"] == "uint8"
     # the ranges reach the file: the output's is the calibrated one, TANH's is TFLite's fixed 1/128
@@ -235,7 +234,7 @@ def test_qat_file_is_full_integer_and_runs_in_litert(pipeline):
     # float io: the only float tensors are the input and the output, around one QUANTIZE and one DEQUANTIZE
     assert {t["name"] for t in info["float_tensors"]} == {raw["name"], rgb["name"]}
     assert sorted(op["op"] for op in info["unquantized_ops"]) == ["DEQUANTIZE", "QUANTIZE"]
-    assert info["ops"]["RSQRT"] == info["ops"]["SQUARED_DIFFERENCE"] == 14  # every norm, in int8
+    assert info["ops"]["RSQRT"] == 14 and info["ops"]["MEAN"] == 28  # every norm, in int8
     runner = fidelity.TFLiteRunner(pipeline["content"])
     measured = [psnr(runner(item.packed), simulated(pipeline, item)) for item in pipeline["items"]]
     print(f"int8 file vs fake-quant model: {measured} dB")
