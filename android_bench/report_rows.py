@@ -11,7 +11,7 @@ One row per results row (model x delegate x threads, per device), flattened to p
                        device, and only they are compared (Pareto front, which file to ship)
     precision          float32 | fp16 | dynamic | int8 | int16x8 | uint8, or null (file not readable here)
     precision_from     "sidecar" (export_format) | "tensor types" (read off the file) | null
-    precision_note     e.g. "uint8 io", "3 layers in float"; null
+    precision_note     e.g. "uint8 io", "3 layers in float", "QAT 200 steps"; null
     source, source_sha256   the float Keras model the file came from (sidecar), or null
     held_out_data, held_out_seed   the sidecar's --data and --seed: where its fidelity inputs came from
     delegate, threads, status, error, coverage ("full" | "partial 12/15 nodes" | ...)
@@ -116,8 +116,13 @@ def _sidecar(row: dict) -> tuple[dict | None, str | None]:
 
 
 def _precision(side: dict) -> tuple[str | None, str | None]:
+    """(precision, note) from an export sidecar; a QAT file is int8, noted with its fine-tuning."""
     name = (side.get("export_format") or {}).get("name")
     notes = []
+    tuning = side.get("qat")
+    if name == "qat":
+        name = "int8"
+        notes.append(f"QAT {tuning['steps']} steps" if tuning else "QAT")
     io = (side.get("settings") or {}).get("io")
     if io and io != FLOAT32:
         notes.append(f"{io} io")

@@ -43,13 +43,16 @@ from export.formats import FORMATS  # noqa: E402
 from export.to_tflite import STATUS_OK, export_model  # noqa: E402
 from pynet_tf.cli import image_size  # noqa: E402
 
+INT8 = ("int8", "qat")
+"""The full-integer int8 files: post-training (int8) and quantization-aware (qat). A target is met by the
+better of the two that were exported (the issue: QAT where PTQ falls short)."""
 TARGETS = (
-    # (what, format, measured key, comparison, bar)
-    ("int8 PSNR vs float (dB)", "int8", "psnr_vs_float", ">=", 40.0),
-    ("int8 |ΔPSNR vs ground truth| (dB)", "int8", "abs_delta_psnr", "<=", 0.1),
-    ("fp16 PSNR vs float (dB)", "fp16", "psnr_vs_float", ">=", 55.0),
-    ("int8 size / float32 size", "int8", "size_ratio", "<=", 0.3),
-    ("int8 speed-up over float32", "int8", "speedup", ">=", 1.8),
+    # (what, formats, measured key, comparison, bar)
+    ("int8 PSNR vs float (dB)", INT8, "psnr_vs_float", ">=", 40.0),
+    ("int8 |ΔPSNR vs ground truth| (dB)", INT8, "abs_delta_psnr", "<=", 0.1),
+    ("fp16 PSNR vs float (dB)", ("fp16",), "psnr_vs_float", ">=", 55.0),
+    ("int8 size / float32 size", INT8, "size_ratio", "<=", 0.3),
+    ("int8 speed-up over float32", INT8, "speedup", ">=", 1.8),
 )
 
 
@@ -72,13 +75,15 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10, help="timed inferences per file per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", help="keep the exported files here (default: a temporary folder)")
+    parser.add_argument("--qat-steps", type=int, help="qat's fine-tuning steps (default: the exporter's)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
 
     formats = [name.strip() for name in args.formats.split(",") if name.strip()]
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(args.out or scratch)
-        results = {r.format: r for r in export_model(args.model, formats, out=out,
+        qat_options = {"qat_steps": args.qat_steps} if "qat" in formats else {}
+        results = {r.format: r for r in export_model(args.model, formats, out=out, qat_options=qat_options,
                                                       input_shape=image_size(args.input_shape))}
         written = {name: r.path for name, r in results.items() if r.status == STATUS_OK}
         latency = time_files(written, args.threads, args.runs, args.rounds)
@@ -108,8 +113,10 @@ def main() -> int:
 
     missed = 0
     print("\ntargets:")
-    for what, name, key, comparison, bar in TARGETS:
-        value = measured.get(name, {}).get(key)
+    for what, names, key, comparison, bar in TARGETS:
+        values = {name: measured[name][key] for name in names if measured.get(name, {}).get(key) is not None}
+        best = (max if comparison == ">=" else min)(values, key=values.get, default=None)
+        value = values.get(best)
         if value is None:
             verdict = "not measured"
             missed += 1
@@ -118,7 +125,8 @@ def main() -> int:
             verdict = "met" if ok else "MISSED"
             missed += not ok
         shown = "-" if value is None else f"{value:.3g}"
-        print(f"  {what:<36} {comparison} {bar:<5g} measured {shown:>8}  {verdict}")
+        which = f" ({best})" if len(names) > 1 and best else ""
+        print(f"  {what:<36} {comparison} {bar:<5g} measured {shown:>8}{which}  {verdict}")
     return 1 if args.check and missed else 0
 
 

@@ -20,7 +20,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from calibration.calibration_set import CalibrationError, CalibrationSet
-from export import fidelity, sensitivity, sidecar
+from export import fidelity, qat, sensitivity, sidecar
 from export.tflite import converter_for
 from pynet_tf.shapes import InputShapeError, validate_input_shape
 
@@ -29,6 +29,8 @@ DEFAULT_SHAPE = (224, 224)
 IO_TYPES = {"float32": tf.float32, "uint8": tf.uint8, "int8": tf.int8}
 """``--io``: the int8 model's input and output tensor type (float32: quantize/dequantize inside the model)."""
 AUTO = sensitivity.AUTO
+QAT_ARGUMENTS = ("qat_steps", "qat_targets", "qat_lr", "qat_batch", "qat_patch", "qat_loss", "vgg_weights")
+"""``--qat``'s arguments: ``export.qat.fine_tuning``'s, named ``qat_<argument>`` (``vgg_weights`` as it is)."""
 
 
 class ExportError(ValueError):
@@ -49,6 +51,8 @@ class ExportSettings:
     """dB vs the float model that ``--float-fallback auto`` searches for."""
     held_out: tuple[fidelity.HeldOut, ...] = ()
     """The inputs ``--float-fallback auto`` measures each candidate on (``export.fidelity.held_out``)."""
+    qat: qat.FineTuning | None = None
+    """qat only: the fine-tuning (``export.qat.fine_tuning`` from the ``--qat-*`` flags)."""
 
     @property
     def batch_shape(self) -> tuple[int | None, ...]:
@@ -159,6 +163,18 @@ def _float_fallback(
     return analysis.quantize(tensors, io_type), None, record
 
 
+def convert_qat(model: keras.Model, settings: ExportSettings) -> Conversion:
+    """Full-integer int8 after quantization-aware fine-tuning from the float weights (``export.qat``); the
+    fine-tuning and its step losses go into the sidecar."""
+    if settings.qat is None:
+        raise ExportError("qat needs its fine-tuning settings (export_model builds them from the --qat-* flags)")
+    qat_model, losses = qat.finetune(model, settings.qat)
+    content = qat.convert_qat(qat_model, settings.batch_shape, settings.io)
+    tuning = settings.qat.record()
+    record = {"qat": {**tuning, "step_losses": [round(loss, 6) for loss in losses]}, "full_integer": True}
+    return Conversion(content, record, note=f"QAT: {len(losses)} steps, targets {tuning['targets']}")
+
+
 @dataclass(frozen=True)
 class ExportFormat:
     name: str
@@ -198,9 +214,13 @@ FORMATS: dict[str, ExportFormat] = {
         ExportFormat("int8", "_int8.tflite",
                      "TFLite full-integer int8 post-training quantization from a calibration set (NPU, DSP)",
                      frozenset({"io", "calibration", "float_fallback"}), False, convert_int8),
+        ExportFormat("qat", "_qat_int8.tflite",
+                     "TFLite full-integer int8 after quantization-aware fine-tuning (tfmot) of the float "
+                     "weights (NPU, DSP)", frozenset({"io", *QAT_ARGUMENTS}), False, convert_qat),
     )
 }  # fmt: skip
-ARGUMENT_FLAGS = {"io": "--io", "calibration": "--calibration", "float_fallback": "--float-fallback"}
+ARGUMENT_FLAGS = {"io": "--io", "calibration": "--calibration", "float_fallback": "--float-fallback"} | {
+    name: "--" + name.replace("_", "-") for name in QAT_ARGUMENTS}
 
 
 def check_format(name: str) -> ExportFormat:

@@ -1,19 +1,20 @@
 """The JSON sidecar written beside every exported file (``<file>.json``): where it came from and what it is.
 
-Schema (``FORMAT``, ``VERSION`` 2; 2 added ``full_integer``, ``float_fallback``, ``quantization_debug``,
-``delegates``)::
+Schema (``FORMAT``, ``VERSION`` 3; 2 added ``full_integer``, ``float_fallback``, ``quantization_debug``,
+``delegates``; 3 added ``qat``)::
 
-    format, version       "pynet-tf export sidecar", 2
+    format, version       "pynet-tf export sidecar", 3
     file                  {name, bytes, mb, sha256}               the exported file
     export_format         {name, description}                    a key of export.formats.FORMATS
     source                {model, sha256, level, base_filters}   the .keras file it was converted from
     settings              {input_shape ("HxW" | "dynamic"), batch, io, data, seed, min_psnr, float_fallback}
-    calibration           int8: {path, file_sha256, inputs_sha256, num, shape, data}; otherwise null
+    calibration           int8: {path, file_sha256, inputs_sha256, num, shape, data}; qat: {built, num, shape,
+                          data, seed} (ranges from training crops, then fine-tuned); otherwise null
     inputs, outputs       [{name, shape, shape_signature, dtype, quantization: {scale, zero_point} | null}]
     ops                   {op name: count} from the LiteRT interpreter's op details (ONNX: node op_types)
     float_tensors         int8: [{name, dtype, shape}] tensors left in float; otherwise null
     unquantized_ops       int8: [{op, index, float_inputs, float_outputs}] ops that read or write float
-    full_integer          int8: true when every op computes in int8 (float io conversion aside); else null
+    full_integer          int8, qat: true when every op computes in int8 (float io conversion aside); else null
     float_fallback        int8 with --float-fallback: {requested ("auto" | [names]), min_psnr, layers (Keras
                           layers kept in float), tensors (their TFLite tensors, denylisted), float_ops {op:
                           count}, and for auto: ranked_layers (how many of the worst layers it chose; layers
@@ -22,6 +23,8 @@ Schema (``FORMAT``, ``VERSION`` 2; 2 added ``full_integer``, ``float_fallback``,
     quantization_debug    int8: export.sensitivity.Analysis.record(): per-tensor error of each quantized op
                           (tensor, op, layer, rmse, scale, rmse_over_scale, nsr, max_abs_error) and per Keras
                           layer (layer, nsr of its worst tensor, tensors), both worst first; otherwise null
+    qat                   qat: export.qat.FineTuning.record() (loss, steps, targets, lr, batch_size, patch,
+                          data, seed, lab_alpha, vgg, calibration_batches) and step_losses; otherwise null
     delegates             TFLite: export.delegates.delegate_report(): ops (count), per delegate (gpu, nnapi)
                           {delegate, supported (full|partial|none), unsupported_ops {op: count}, notes}, nnapi
                           adds unsupported_why {op: reason} and min_android_api; ONNX: null
@@ -49,9 +52,9 @@ from ai_edge_litert.interpreter import Interpreter
 from export.delegates import delegate_report
 
 FORMAT = "pynet-tf export sidecar"
-ANALYSES = ("full_integer", "float_fallback", "quantization_debug")
+ANALYSES = ("full_integer", "float_fallback", "quantization_debug", "qat")
 """Keys a format fills through ``build_sidecar(..., analyses=...)`` (null otherwise)."""
-VERSION = 2
+VERSION = 3
 SUFFIX = ".json"
 MB = 1024 * 1024
 

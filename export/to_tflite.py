@@ -5,6 +5,7 @@
     python -m export.to_tflite --format fp16,int8 --min-psnr 30
     python export/to_tflite.py --int8 --float-fallback auto --min-psnr 40      # worst layers in float
     python export/to_tflite.py --int8 --float-fallback '*_norm'                # every instance norm in float
+    python export/to_tflite.py --int8 --qat --qat-steps 200                    # PTQ and QAT side by side
 
 Batch 1 and a static packed H x W (--input-shape, default 224x224; `dynamic` for float32/fp16/dynamic only).
 Every file is scored against the float Keras model (and ground truth) on held-out inputs (--data's test
@@ -12,6 +13,10 @@ split) and written atomically with <file>.json beside it; one below --min-psnr (
 written and the command exits 1 after the other formats. User errors exit 2 with one line. Every int8 file
 gets a per-layer error analysis (export/sensitivity.py), every file a GPU/NNAPI delegate op report
 (export/delegates.py); both are in the sidecar and summarised under the file's row.
+
+--qat fine-tunes a copy of the model with fake-quantization (tensorflow-model-optimization; export/qat.py) for
+--qat-steps steps of the run's training loss on --data's training split, crops of the export's size, towards
+the float model's outputs (--qat-targets distill) or the ground truth, then converts it to full-integer int8.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import re
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,12 +37,13 @@ if __package__ in (None, ""):  # run as a script (python export/to_tflite.py): t
 import export  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
 from calibration.build import default_calibration  # noqa: E402
 from calibration.calibration_set import CalibrationError, CalibrationSet  # noqa: E402
-from export import delegates, fidelity, sidecar  # noqa: E402
+from export import delegates, fidelity, qat, sidecar  # noqa: E402
 from export.formats import (  # noqa: E402
     DEFAULT_SHAPE,
     FORMATS,
     ExportError,
     ExportFormat,
+    QAT_ARGUMENTS,
     ExportSettings,
     as_conversion,
     check_calibration,
@@ -98,6 +104,12 @@ class FormatResult:
                          f"{len(fallback['layers'])} layers in float, float ops "
                          + (", ".join(f"{op} x{n}" for op, n in fallback["float_ops"].items()) or "none")
                          + (f"; tried (worst layers:dB) {steps}" if steps else ""))
+        tuning = side.get("qat")
+        if tuning:
+            losses = tuning["step_losses"]
+            trained = f", loss {losses[0]:.4g} -> {losses[-1]:.4g}" if losses else ""
+            lines.append(f"QAT: {len(losses)} steps towards {tuning['targets']} ({tuning['batch_size']} crops of "
+                         f"{tuning['patch']}x{tuning['patch']}, lr {tuning['lr']:g}){trained}")
         if side.get("delegates"):
             lines.append(f"delegates: {delegates.summary(side['delegates'])}")
         return [f"    {line}" for line in lines]
@@ -137,6 +149,7 @@ def export_model(
     seed: int = 0,
     min_psnr: float | None = None,
     float_fallback: Sequence[str] = (),
+    qat_options: Mapping[str, object] | None = None,
     report=None,
 ) -> list[FormatResult]:
     """Convert the model at ``model_path`` to each of ``formats`` (names in ``FORMATS``) and write those that
@@ -144,13 +157,20 @@ def export_model(
 
     ``io``, ``calibration`` and ``float_fallback`` apply to int8 only (calibration: a path, a loaded set, or
     None: ``default_calibration`` built on the fly from the samples; float_fallback: names as
-    ``parse_float_fallback`` returns them, ``("auto",)`` with ``min_psnr``). ``report`` (callable) gets each
+    ``parse_float_fallback`` returns them, ``("auto",)`` with ``min_psnr``). ``qat_options``: the qat format's
+    arguments by their ``QAT_ARGUMENTS`` names (``{"qat_steps": 50}``; the patch defaults to the export's smaller
+    side, the loss to the run's). ``report`` (callable) gets each
     result as it is done. Bad arguments raise ``ExportError`` (or ``RunError``, ``CalibrationError``,
     ``DataSourceError``) before any conversion.
     """
     float_fallback = tuple(float_fallback)
+    qat_options = dict(qat_options or {})
+    unknown = sorted(set(qat_options) - set(QAT_ARGUMENTS))
+    if unknown:
+        raise ExportError(f"unknown QAT option(s) {', '.join(unknown)}: choose from {', '.join(QAT_ARGUMENTS)}")
     given = [name for name, value in (("io", io), ("calibration", calibration),
                                       ("float_fallback", float_fallback or None)) if value is not None]
+    given += [name for name, value in qat_options.items() if value is not None]
     chosen: list[ExportFormat] = validate(formats, input_shape=input_shape, given=given)
     if io is not None and io not in ("float32", "uint8", "int8"):
         raise ExportError(f"--io must be float32, uint8 or int8, got {io!r}")
@@ -170,6 +190,14 @@ def export_model(
     if float_fallback:
         check_float_fallback(float_fallback, min_psnr, [layer.name for layer in model.layers])
     level = fidelity.model_level(model)
+    tuning = None
+    if any(f.name == "qat" for f in chosen):
+        options = {name.removeprefix("qat_"): value for name, value in qat_options.items() if value is not None}
+        options.setdefault("patch", min(input_shape))
+        try:
+            tuning = qat.fine_tuning(model_file, level, data=data, seed=seed, **options)
+        except qat.QATError as error:
+            raise ExportError(str(error)) from None
     items = fidelity.held_out(model, input_shape or DEFAULT_SHAPE, data, seed=seed)
     if any(f.name == "int8" for f in chosen):
         if calibration_set is None:
@@ -185,16 +213,19 @@ def export_model(
             "built": "on the fly (default_calibration)" if calibration_set.path is None else "loaded",
         }
     settings = ExportSettings(input_shape=input_shape, io=io or "float32", calibration=calibration_set,
-                              float_fallback=float_fallback, min_psnr=min_psnr, held_out=tuple(items))
+                              float_fallback=float_fallback, min_psnr=min_psnr, held_out=tuple(items),
+                              qat=tuning)
     record = runs.level_record(model_file)
     source = {"model": str(model_file), "sha256": sidecar.sha256_file(model_file), "level": level,
               "base_filters": record.get("base_filters")}
+    calibrations = {"int8": calibration_record, "qat": tuning and tuning.calibration_record()}
     stem = file_stem(model_file, level, input_shape)
     out = Path(out)
     results = []
     for export_format in chosen:
         started = time.perf_counter()
         is_int8 = export_format.name == "int8"
+        integer = "io" in export_format.arguments
         path = out / f"{stem}{export_format.file_suffix(settings)}"
         try:
             conversion = as_conversion(export_format.convert(model, settings))
@@ -224,11 +255,11 @@ def export_model(
                     settings={
                         "input_shape": f"{input_shape[0]}x{input_shape[1]}" if input_shape else "dynamic",
                         "batch_shape": list(settings.batch_shape),
-                        "io": settings.io if is_int8 else "float32",
+                        "io": settings.io if integer else "float32",
                         "data": data, "seed": seed, "min_psnr": min_psnr,
                         "float_fallback": (list(float_fallback) or None) if is_int8 else None,
                     },
-                    calibration=calibration_record if is_int8 else None,
+                    calibration=calibrations.get(export_format.name),
                     fidelity=measured,
                     analyses=conversion.sidecar,
                 )  # fmt: skip
@@ -250,13 +281,34 @@ def build_parser() -> argparse.ArgumentParser:
     for export_format in FORMATS.values():
         add(export_format.flag, action="store_true", help=export_format.description)
     add("--format", help=f"comma-separated formats, as the flags: {','.join(FORMATS)}")
-    add("--io", help="int8 only: input/output tensor type float32 (default) | uint8 | int8")
+    add("--io", help="int8 and qat only: input/output tensor type float32 (default) | uint8 | int8")
     add("--calibration", help="int8 only: calibration set .npz (default: 16 sample crops built on the fly)")
     add("--float-fallback", metavar="auto|NAME,...",
         help="int8 only: keep layers in float (not full-integer): 'auto' adds the worst layers of the error "
              "analysis until --min-psnr is reached; or Keras layer names/globs ('*_norm') or tensor names")
     add("--min-psnr", type=float, help="do not write a file whose PSNR vs the float model is below this (dB)")
+    add("--qat-steps", type=int, help=f"qat only: fine-tuning steps (default {qat.DEFAULT_STEPS}; 0: ranges only)")
+    add("--qat-targets", help="qat only: distill (fit the float model's outputs; default) | ground-truth")
+    add("--qat-lr", type=float, help=f"qat only: Adam learning rate (default {qat.DEFAULT_LR:g})")
+    add("--qat-batch", type=int, help=f"qat only: crops per step (default {qat.DEFAULT_BATCH})")
+    add("--qat-patch", type=int, help="qat only: packed crop side (default: the export's smaller side)")
+    add("--qat-loss", help="qat only: a --loss spec (default: the run's training loss, from its level.json)")
+    add("--vgg-weights", help="qat only: VGG-19 weights when the loss has a vgg term (default: the run's)")
     return parser
+
+
+def ptq_versus_qat(results: Sequence[FormatResult]) -> str | None:
+    """One line comparing the PTQ and QAT int8 files' PSNR vs the float model, when both were measured."""
+    measured = {r.format: r for r in results if r.psnr_vs_float is not None}
+    if not {"int8", "qat"} <= set(measured):
+        return None
+    ptq, qat_result = measured["int8"], measured["qat"]
+    gain = qat_result.psnr_vs_float - ptq.psnr_vs_float
+    line = (f"int8 PSNR vs float: PTQ {ptq.psnr_vs_float:.2f} dB, QAT {qat_result.psnr_vs_float:.2f} dB "
+            f"({gain:+.2f} dB)")
+    if ptq.delta_psnr is not None and qat_result.delta_psnr is not None:
+        line += f"; ΔPSNR vs ground truth: PTQ {ptq.delta_psnr:+.3f} dB, QAT {qat_result.delta_psnr:+.3f} dB"
+    return line
 
 
 def add_source_arguments(parser: argparse.ArgumentParser, shape_help: str) -> None:
@@ -299,8 +351,11 @@ def main(argv: list[str] | None = None) -> int:
         results = export_model(
             model, names, out=args.out, input_shape=input_shape, io=args.io, calibration=args.calibration,
             data=args.data, seed=args.seed, min_psnr=args.min_psnr, float_fallback=float_fallback,
-            report=report,
+            qat_options={name: getattr(args, name) for name in QAT_ARGUMENTS}, report=report,
         )
+        comparison = ptq_versus_qat(results)
+        if comparison:
+            print(comparison)
     except (ExportError, runs.RunError, CalibrationError, DataSourceError, fidelity.FidelityError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from calibration.build import build_calibration
 from export import fidelity
-from export.formats import FORMATS, ExportError, check_format, validate
+from export.formats import ExportError, check_format, validate
 from export.to_tflite import STATUS_BELOW, STATUS_OK, export_model, main
 from pynet_tf.model import build_pynet
 from model_fixtures import informative
@@ -39,6 +39,9 @@ FP16_MIN_PSNR = 55.0
 # which shows the quantization path itself is sound; its floor is 35 dB.
 INT8_MIN_PSNR = 8.0
 INT8_NO_NORM_MIN_PSNR = 35.0
+PTQ_FORMATS = ("float32", "fp16", "dynamic", "int8")
+"""The formats converted without training (qat fine-tunes: tested on its own, below and in test_qat.py)."""
+QAT_STEPS = 2
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,7 @@ def int8_io(workdir) -> dict:
 
 @pytest.fixture(scope="module")
 def exported(workdir) -> dict:
-    results = export_model(workdir / "model.keras", list(FORMATS), out=workdir / "out", input_shape=SHAPE,
+    results = export_model(workdir / "model.keras", PTQ_FORMATS, out=workdir / "out", input_shape=SHAPE,
                            calibration=workdir / "calibration.npz")
     return {result.format: result for result in results}
 
@@ -88,11 +91,11 @@ def test_every_format_converts_runs_and_matches_keras(exported, workdir):
     assert fid["fp16"]["vs_float"]["psnr"] >= FP16_MIN_PSNR
     assert np.isfinite(fid["int8"]["vs_float"]["psnr"]) and fid["int8"]["vs_float"]["psnr"] > INT8_MIN_PSNR
     assert np.isfinite(fid["dynamic"]["vs_float"]["psnr"])  # reported (32.4 dB measured), no bar
-    for name in FORMATS:
+    for name in PTQ_FORMATS:
         gt = fid[name]["vs_ground_truth"]
         assert gt["delta_psnr"] == pytest.approx(gt["file"]["psnr"] - gt["float"]["psnr"], abs=1e-9)
         assert fid[name]["images"] == 2 and fid[name]["input_shape"] == list(SHAPE)
-    print({name: (exported[name].size_bytes, fid[name]["vs_float"]) for name in FORMATS})
+    print({name: (exported[name].size_bytes, fid[name]["vs_float"]) for name in PTQ_FORMATS})
 
     # int8 weights take a quarter of fp32's; with this tiny model, graph and header overhead dominate the file
     assert exported["int8"].size_bytes < 0.5 * exported["float32"].size_bytes
@@ -189,6 +192,11 @@ def test_format_typo_suggests_the_name():
         (["--float32", "--input-shape", "100x100"], "not a multiple of 16"),
         (["--float32", "--input-shape", "big"], "--input-shape"),
         (["--int8", "--io", "int16"], "--io must be"),
+        (["--float32", "--qat-steps", "5"], "--qat-steps applies only to --qat"),
+        (["--int8", "--vgg-weights", "v.h5"], "--vgg-weights applies only to --qat"),
+        (["--qat", "--qat-targets", "distil"], "did you mean 'distill'"),
+        (["--qat", "--qat-patch", "40", "--qat-loss", "mse=1"], "--qat-patch 40"),
+        (["--qat"], "no level.json beside the model says its training loss; pass one with --qat-loss"),
         ([], "no export format chosen"),
     ],
 )
@@ -255,3 +263,24 @@ def test_int8_default_calibration_is_built_on_the_fly_and_recorded(workdir, tmp_
     assert record["path"] is None and record["file_sha256"] is None and record["built"].startswith("on the fly")
     assert record["num"] == 16 and record["shape"] == list(SHAPE) and record["data"] == "samples"
     assert len(record["inputs_sha256"]) == 64
+
+
+def test_ptq_and_qat_side_by_side(workdir, tmp_path, capsys):
+    """--int8 --qat: both files, the QAT fine-tuning in its sidecar, one line comparing the two."""
+    argv = ["--model", str(workdir / "level5.keras"), "--int8", "--qat", "--io", "uint8", "--input-shape",
+            "64x64", "--qat-steps", str(QAT_STEPS), "--qat-batch", "2", "--qat-loss", "mse=1",
+            "--out", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    comparison = next(line for line in out.splitlines() if line.startswith("int8 PSNR vs float: PTQ"))
+    assert "QAT" in comparison and "ΔPSNR vs ground truth" in comparison
+    assert f"QAT: {QAT_STEPS} steps towards distill (2 crops of 64x64" in out
+    path = tmp_path / "level5_level5_64x64_qat_int8_uint8io.tflite"
+    side = json.loads(Path(f"{path}.json").read_text())
+    assert side["export_format"]["name"] == "qat" and side["settings"]["io"] == "uint8"
+    assert side["full_integer"] is True and side["unquantized_ops"] == [] and side["float_tensors"] == []
+    tuning = side["qat"]
+    assert tuning["steps"] == QAT_STEPS == len(tuning["step_losses"]) and tuning["loss"] == {"mse": 1.0}
+    assert tuning["targets"] == "distill" and tuning["patch"] == 64 and tuning["batch_size"] == 2
+    assert np.all(np.isfinite(tuning["step_losses"]))
+    assert side["fidelity"]["vs_float"]["psnr"] > INT8_MIN_PSNR

@@ -165,14 +165,27 @@ def test_io_type_is_checked_before_converting(mini):
         qat.convert_qat(mini[1], (1, 16, 16, 4), "int16")
 
 
-def test_run_loss_comes_from_level_json(tmp_path):
+def test_fine_tuning_takes_the_runs_loss_and_checks_its_flags(tmp_path):
     folder = tmp_path / "level_5"
     folder.mkdir()
     mini_model().save(folder / "model.keras")
-    with pytest.raises(qat.QATError, match="no level.json .* pass the loss"):
-        qat.run_loss(folder)
+    with pytest.raises(qat.QATError, match="no level.json .* pass one with --qat-loss"):
+        qat.fine_tuning(folder, 5, patch=64)
+    assert qat.fine_tuning(folder, 5, patch=64, loss="mse=2").loss == {"mse": 2.0}
     (folder / "level.json").write_text(json.dumps({"loss": LOSS, "config": {"lab_alpha": 0.7}}))
-    assert qat.run_loss(folder) == {"loss": LOSS, "lab_alpha": 0.7}
+    tuning = qat.fine_tuning(folder, 5, patch=64, steps=7, targets="ground-truth")
+    assert (tuning.loss, tuning.lab_alpha, tuning.steps, tuning.distill) == (LOSS, 0.7, 7, False)
+    assert tuning.record()["targets"] == "ground-truth" and tuning.record()["vgg"] is None
+    for flags, message in [({"steps": -1}, "--qat-steps must be >= 0"), ({"lr": 0.0}, "--qat-lr must be > 0"),
+                           ({"batch": 0}, "--qat-batch must be >= 1"),
+                           ({"targets": "distil"}, "did you mean 'distill'"),
+                           ({"loss": "mse=x"}, "--qat-loss"),
+                           ({"patch": 16, "loss": "ssim=1"}, "level 5 at --qat-patch 16 gives 1x1")]:
+        with pytest.raises(qat.QATError, match=message):
+            qat.fine_tuning(folder, 5, **({"patch": 64} | flags))
+    (folder / "level.json").write_text(json.dumps({"loss": {"vgg": 1.0}, "config": {}}))
+    with pytest.raises(qat.QATError, match="vgg term: .*--vgg-weights PATH"):
+        qat.fine_tuning(folder, 5, patch=64, vgg_weights=str(tmp_path / "missing.h5"))
 
 
 # ------------------------------------------------------------------------------------------ a tiny PyNET
@@ -202,7 +215,7 @@ def fitted() -> keras.Model:
 @pytest.fixture(scope="module")
 def pipeline(fitted) -> dict:
     """``finetune`` with 0 steps (quantize, calibrate), its file, and PTQ's file of the same model."""
-    qat_model = qat.finetune(fitted, loss=LOSS, steps=0, batch_size=4, patch=SHAPE[0], progress=False)
+    qat_model, _ = qat.finetune(fitted, qat.FineTuning(LOSS, steps=0, patch=SHAPE[0]), progress=False)
     items = fidelity.held_out(fitted, SHAPE)
     content = qat.convert_qat(qat_model, (1, *SHAPE, 4))
     settings = ExportSettings(input_shape=SHAPE, calibration=default_calibration(SHAPE))

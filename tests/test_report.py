@@ -23,7 +23,7 @@ import tf_keras as keras
 from model_fixtures import informative
 from PIL import Image
 
-from android_bench import report, run
+from android_bench import report, report_rows, run
 from android_bench.report_rows import pareto_front, tflite_facts
 from calibration.build import build_calibration
 from export.to_tflite import STATUS_OK, export_model
@@ -294,6 +294,12 @@ def test_precision_read_off_tensor_types(kind, tmp_path):
     path = tmp_path / f"{kind}.tflite"
     path.write_bytes(_tiny_converted(kind))
     assert tflite_facts(path) == (kind, "8x8", "6x6")
+
+
+def test_a_qat_file_is_int8_noted_with_its_fine_tuning():
+    side = {"export_format": {"name": "qat"}, "qat": {"steps": 50}, "settings": {"io": "uint8"}}
+    assert report_rows._precision(side) == ("int8", "QAT 50 steps, uint8 io")
+    assert report_rows._precision({"export_format": {"name": "int8"}, "settings": {"io": "float32"}}) == ("int8", None)
 
 
 def test_precision_of_the_exports_and_an_unreadable_file(bench, tmp_path):
