@@ -569,9 +569,10 @@ def finetune(model: keras.Model, tuning: FineTuning, *, progress: bool = True) -
     qat_model = quantize_model(model)
     try:
         calibration = [next(batches)[0] for _ in range(tuning.calibration_batches)]
-    except StopIteration:
-        raise QATError(f"{tuning.data}: no training example is large enough for --qat-patch "
-                       f"{tuning.patch}; use a smaller --qat-patch") from None
+    except (StopIteration, tf.errors.OpError) as error:  # the pipeline's BadExampleError arrives as an OpError
+        reason = str(error).rsplit("BadExampleError: ", 1)[-1].strip() or "no usable training example"
+        raise QATError(f"--qat-patch {tuning.patch}: no training crops from {tuning.data!r}: {reason} (here: "
+                       "a smaller --qat-patch)") from None
     calibrate_ranges(qat_model, model, calibration)
     losses = train(qat_model, model, itertools.islice(batches, tuning.steps), objective=tuning.objective(),
                    lr=tuning.lr, distill=tuning.distill, progress=progress, total=tuning.steps)

@@ -188,6 +188,13 @@ def test_fine_tuning_takes_the_runs_loss_and_checks_its_flags(tmp_path):
         qat.fine_tuning(folder, 5, patch=64, vgg_weights=str(tmp_path / "missing.h5"))
 
 
+def test_a_patch_larger_than_the_data_is_one_clear_error():
+    model = build_pynet(5, base_filters=2)
+    with pytest.raises(qat.QATError, match=r"--qat-patch 1024: no training crops from 'samples': example .* "
+                                           r"is smaller than --patch 1024 needs"):
+        qat.finetune(model, qat.FineTuning({"mse": 1.0}, steps=1, patch=1024), progress=False)
+
+
 # ------------------------------------------------------------------------------------------ a tiny PyNET
 
 
