@@ -23,6 +23,11 @@ The tables transcribe these sources, one entry per op (the op's name as LiteRT r
   delegates fp16 models only whole. Op versions and shape limits are not modelled. NNAPI is deprecated
   since Android 15 (https://developer.android.com/ndk/guides/neuralnetworks/migration-guide).
 
+- **16x8 files** (int16 activations): neither delegate takes an op on int16 data. The GPU delegate's model
+  builder allows float32, float16, int8 and uint8 tensors (``GetOpsToReplace`` in
+  tensorflow/lite/delegates/gpu/common/model_builder.cc); NNAPI's ``Validate`` has no int16 activation path
+  for these ops. Such files are for CPUs and vendor NPU delegates with A16W8 kernels.
+
 So "full" means no op outside the documented lists, not a guarantee that the delegate will take the
 file on a given phone (drivers refuse more); ``android_bench`` measures that.
 """
@@ -174,7 +179,8 @@ class OpNode:
 
     name: str
     input_kind: str
-    """``float``, ``quant`` (uint8/int8) or ``other``: the data input's type, which selects the kernels."""
+    """``float``, ``quant`` (uint8/int8), ``int16`` (16x8 activations) or ``other``: the data input's type,
+    which selects the kernels."""
     constant_input: bool
     same_quantization: bool
     """The data input and the output carry the same scale and zero-point (or neither is quantized)."""
@@ -182,7 +188,9 @@ class OpNode:
 
 def _kind(dtype) -> str:
     dtype = np.dtype(dtype)
-    return "float" if dtype.kind == "f" else "quant" if dtype in (np.int8, np.uint8) else "other"
+    if dtype.kind == "f":
+        return "float"
+    return "quant" if dtype in (np.int8, np.uint8) else "int16" if dtype == np.int16 else "other"
 
 
 def op_nodes(content: bytes) -> list[OpNode]:
@@ -229,7 +237,8 @@ def nnapi_api(node: OpNode) -> int | None:
         return API_NNAPI_10
     if node.input_kind == "quant" and entry.same_quantization and not node.same_quantization:
         return None
-    return {"float": entry.float_api, "quant": entry.quant_api, "other": entry.other_api}[node.input_kind]
+    return {"float": entry.float_api, "quant": entry.quant_api, "other": entry.other_api,
+            "int16": None}[node.input_kind]
 
 
 def _status(unsupported: int, total: int) -> str:
@@ -242,7 +251,7 @@ def delegate_report(content: bytes) -> dict:
     accepts every supported op, null if none) and ``unsupported_why`` per op. JSON-ready."""
     nodes = op_nodes(content)
     quantized = any(node.input_kind == "quant" for node in nodes)
-    gpu_rejected = Counter(node.name for node in nodes if node.name not in GPU_OPS)
+    gpu_rejected = Counter(node.name for node in nodes if node.name not in GPU_OPS or node.input_kind == "int16")
     gpu_notes = ["8-bit quantized ops run in float on the GPU: no speed-up over fp16"] if quantized else []
     apis = [nnapi_api(node) for node in nodes]
     nnapi_rejected = Counter(node.name for node, api in zip(nodes, apis) if api is None)

@@ -29,6 +29,7 @@ DEFAULT_SHAPE = (224, 224)
 IO_TYPES = {"float32": tf.float32, "uint8": tf.uint8, "int8": tf.int8}
 """``--io``: the int8 model's input and output tensor type (float32: quantize/dequantize inside the model)."""
 AUTO = sensitivity.AUTO
+INT16X8_OPS = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
 QAT_ARGUMENTS = ("qat_steps", "qat_targets", "qat_lr", "qat_batch", "qat_patch", "qat_loss", "vgg_weights")
 """``--qat``'s arguments: ``export.qat.fine_tuning``'s, named ``qat_<argument>`` (``vgg_weights`` as it is)."""
 
@@ -163,11 +164,31 @@ def _float_fallback(
     return analysis.quantize(tensors, io_type), None, record
 
 
+def convert_int16x8(model: keras.Model, settings: ExportSettings) -> Conversion:
+    """16x8 post-training quantization: int16 activations, int8 weights, every op (float io aside).
+
+    For accuracy-sensitive graphs on NPUs with A16W8 kernels: on runs/demo1 at 64x64 it was 50.7 dB from the
+    float model where int8 was 32.3; XNNPACK has no int16 kernels, so on a CPU it runs TFLite's reference
+    kernels (7-9x slower than int8 here), and NNAPI and the GPU delegate do not take it.
+    """
+    if settings.calibration is None:
+        raise ExportError("int16x8 needs a calibration set (--calibration FILE or the default)")
+    converter = converter_for(model, settings.batch_shape)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = settings.calibration.representative_dataset
+    converter.target_spec.supported_ops = [INT16X8_OPS]
+    content = converter.convert()
+    left = float_ops(content)
+    if left:
+        raise ExportError(f"int16x8: {', '.join(left)} stayed in float: the file would not be 16x8 throughout")
+    return Conversion(content, {"full_integer": True})
+
+
 def convert_qat(model: keras.Model, settings: ExportSettings) -> Conversion:
     """Full-integer int8 after quantization-aware fine-tuning from the float weights (``export.qat``); the
     fine-tuning and its step losses go into the sidecar."""
     if settings.qat is None:
-        raise ExportError("qat needs its fine-tuning settings (export_model builds them from the --qat-* flags)")
+        raise ExportError("qat needs its fine-tuning settings (export_model builds them from --qat-* flags)")
     qat_model, losses = qat.finetune(model, settings.qat)
     content = qat.convert_qat(qat_model, settings.batch_shape, settings.io)
     tuning = settings.qat.record()
@@ -214,6 +235,9 @@ FORMATS: dict[str, ExportFormat] = {
         ExportFormat("int8", "_int8.tflite",
                      "TFLite full-integer int8 post-training quantization from a calibration set (NPU, DSP)",
                      frozenset({"io", "calibration", "float_fallback"}), False, convert_int8),
+        ExportFormat("int16x8", "_int16x8.tflite",
+                     "TFLite 16x8: int16 activations, int8 weights, from a calibration set (NPUs with A16W8; "
+                     "slow on CPUs)", frozenset({"calibration"}), False, convert_int16x8),
         ExportFormat("qat", "_qat_int8.tflite",
                      "TFLite full-integer int8 after quantization-aware fine-tuning (tfmot) of the float "
                      "weights (NPU, DSP)", frozenset({"io", *QAT_ARGUMENTS}), False, convert_qat),

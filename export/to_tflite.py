@@ -1,4 +1,5 @@
-"""Convert a trained PyNET level to TFLite (float32, fp16, dynamic range, int8), each with a JSON sidecar.
+"""Convert a trained PyNET level to TFLite (float32, fp16, dynamic range, int8, int16x8, int8 QAT), each with
+a JSON sidecar.
 
     python export/to_tflite.py --model runs/NAME/final --float32 --fp16 --dynamic --int8 --out exported/
     python export/to_tflite.py --int8 --io uint8 --calibration calibration/set.npz --input-shape 224x224
@@ -155,8 +156,8 @@ def export_model(
     """Convert the model at ``model_path`` to each of ``formats`` (names in ``FORMATS``) and write those that
     pass ``min_psnr`` into ``out`` with their sidecars; returns one result per format, in registry order.
 
-    ``io``, ``calibration`` and ``float_fallback`` apply to int8 only (calibration: a path, a loaded set, or
-    None: ``default_calibration`` built on the fly from the samples; float_fallback: names as
+    ``io`` applies to int8 and qat, ``calibration`` to int8 and int16x8, ``float_fallback`` to int8
+    (calibration: a path, a loaded set, or None: ``default_calibration`` built on the fly from the samples; float_fallback: names as
     ``parse_float_fallback`` returns them, ``("auto",)`` with ``min_psnr``). ``qat_options``: the qat format's
     arguments by their ``QAT_ARGUMENTS`` names (``{"qat_steps": 50}``; the patch defaults to the export's smaller
     side, the loss to the run's). ``report`` (callable) gets each
@@ -176,7 +177,8 @@ def export_model(
         raise ExportError(f"--io must be float32, uint8 or int8, got {io!r}")
     model_file = runs.resolve_model_path(model_path)
     calibration_set, calibration_record = None, None
-    if any(f.name == "int8" for f in chosen):
+    calibrated = any("calibration" in f.arguments for f in chosen)
+    if calibrated:
         if isinstance(calibration, CalibrationSet):
             calibration_set = calibration
         elif calibration is not None:
@@ -199,7 +201,7 @@ def export_model(
         except qat.QATError as error:
             raise ExportError(str(error)) from None
     items = fidelity.held_out(model, input_shape or DEFAULT_SHAPE, data, seed=seed)
-    if any(f.name == "int8" for f in chosen):
+    if calibrated:
         if calibration_set is None:
             calibration_set = default_calibration(input_shape)
         calibration_record = {
@@ -218,7 +220,8 @@ def export_model(
     record = runs.level_record(model_file)
     source = {"model": str(model_file), "sha256": sidecar.sha256_file(model_file), "level": level,
               "base_filters": record.get("base_filters")}
-    calibrations = {"int8": calibration_record, "qat": tuning and tuning.calibration_record()}
+    calibrations = {"qat": tuning and tuning.calibration_record()} | {
+        f.name: calibration_record for f in chosen if "calibration" in f.arguments}
     stem = file_stem(model_file, level, input_shape)
     out = Path(out)
     results = []
@@ -282,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         add(export_format.flag, action="store_true", help=export_format.description)
     add("--format", help=f"comma-separated formats, as the flags: {','.join(FORMATS)}")
     add("--io", help="int8 and qat only: input/output tensor type float32 (default) | uint8 | int8")
-    add("--calibration", help="int8 only: calibration set .npz (default: 16 sample crops built on the fly)")
+    add("--calibration", help="int8 and int16x8: calibration set .npz (default: 16 sample crops built on the fly)")
     add("--float-fallback", metavar="auto|NAME,...",
         help="int8 only: keep layers in float (not full-integer): 'auto' adds the worst layers of the error "
              "analysis until --min-psnr is reached; or Keras layer names/globs ('*_norm') or tensor names")

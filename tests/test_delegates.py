@@ -1,10 +1,11 @@
 """Delegate op-set report: the GPU and NNAPI tables applied to real TFLite files.
 
-Files: the tiny PyNET (level 5, base width 2, 64x64 packed) as float32, fp16 and int8 through the export
+Files: the tiny PyNET (level 5, base width 2, 64x64 packed) as float32, fp16, int8 and int16x8 through the export
 registry, the third-party MicroISP model (its ops only: nothing is run), and small graphs built here with
 ops the tables' sources leave out.
 """
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,14 @@ import tf_keras as keras
 from calibration.build import build_calibration
 from export import delegates
 from export.delegates import API_NNAPI_12, FULL, NONE, PARTIAL, delegate_report, summary
-from export.formats import ExportSettings, as_conversion, convert_float32, convert_fp16, convert_int8
+from export.formats import (
+    ExportSettings,
+    as_conversion,
+    convert_float32,
+    convert_fp16,
+    convert_int8,
+    convert_int16x8,
+)
 from pynet_tf.layers import InstanceNorm
 from pynet_tf.model import build_pynet
 from model_fixtures import informative
@@ -28,7 +36,8 @@ def pynet() -> dict:
     keras.utils.set_random_seed(0)
     model = informative(build_pynet(5, base_filters=2))
     settings = ExportSettings(SHAPE, calibration=build_calibration("samples", 4, SHAPE, candidates=8))
-    converters = {"float32": convert_float32, "fp16": convert_fp16, "int8": convert_int8}
+    converters = {"float32": convert_float32, "fp16": convert_fp16, "int8": convert_int8,
+                  "int16x8": convert_int16x8}
     files = {name: as_conversion(convert(model, settings)).content for name, convert in converters.items()}
     norms = sum(isinstance(layer, InstanceNorm) for layer in model.layers)
     return {"files": files, "norms": norms}
@@ -68,6 +77,18 @@ def test_pynet_int8_adds_float_only_and_requantizing_ops_on_nnapi(pynet):
     assert 0 < rejected["MEAN"] <= 2 * pynet["norms"]
     assert why["MEAN"].startswith("quantized output scale/zero-point differ")
     assert set(rejected) == {"RSQRT", "MEAN"}
+
+
+def test_int16_activations_run_on_neither_delegate(pynet):
+    content = pynet["files"]["int16x8"]
+    on_int16 = Counter(node.name for node in delegates.op_nodes(content) if node.input_kind == "int16")
+    assert on_int16["CONV_2D"] > 0 and on_int16["RSQRT"] == pynet["norms"]
+    report = delegate_report(content)
+    for key in ("gpu", "nnapi"):
+        # every op on int16 data is refused; only the float io's QUANTIZE is left to the delegate
+        assert report[key]["unsupported_ops"] == dict(on_int16.most_common())
+        assert report[key]["supported"] == PARTIAL
+    assert report["nnapi"]["unsupported_why"]["CONV_2D"] == "int16 inputs are not accepted"
 
 
 def test_fp16_weights_are_folded_for_nnapi(pynet):

@@ -26,6 +26,7 @@ from PIL import Image
 from android_bench import report, report_rows, run
 from android_bench.report_rows import pareto_front, tflite_facts
 from calibration.build import build_calibration
+from export.formats import INT16X8_OPS
 from export.to_tflite import STATUS_OK, export_model
 from pynet_tf.model import build_pynet
 
@@ -282,14 +283,15 @@ def _tiny_converted(kind: str) -> bytes:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if kind == "fp16":
         converter.target_spec.supported_types = [tf.float16]
-    if kind == "int8":
+    if kind in ("int8", "int16x8"):
         rng = np.random.default_rng(0)
         converter.representative_dataset = lambda: ([rng.random((1, 8, 8, 4), np.float32)] for _ in range(4))
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if kind == "int8" else
+                                               INT16X8_OPS]
     return converter.convert()
 
 
-@pytest.mark.parametrize("kind", ["float32", "fp16", "dynamic", "int8"])
+@pytest.mark.parametrize("kind", ["float32", "fp16", "dynamic", "int8", "int16x8"])
 def test_precision_read_off_tensor_types(kind, tmp_path):
     path = tmp_path / f"{kind}.tflite"
     path.write_bytes(_tiny_converted(kind))
@@ -299,7 +301,8 @@ def test_precision_read_off_tensor_types(kind, tmp_path):
 def test_a_qat_file_is_int8_noted_with_its_fine_tuning():
     side = {"export_format": {"name": "qat"}, "qat": {"steps": 50}, "settings": {"io": "uint8"}}
     assert report_rows._precision(side) == ("int8", "QAT 50 steps, uint8 io")
-    assert report_rows._precision({"export_format": {"name": "int8"}, "settings": {"io": "float32"}}) == ("int8", None)
+    plain = {"export_format": {"name": "int8"}, "settings": {"io": "float32"}}
+    assert report_rows._precision(plain) == ("int8", None)
 
 
 def test_precision_of_the_exports_and_an_unreadable_file(bench, tmp_path):
