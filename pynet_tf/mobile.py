@@ -47,7 +47,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from pynet_tf.layers import SameConv2D, ScaledTanh
-from pynet_tf.shapes import InputShapeError
+from pynet_tf import shapes
 
 DEFAULT_WIDTH = 12
 """Channels at full (packed) resolution; coarser stages multiply it (``Stage.channels``)."""
@@ -84,25 +84,10 @@ DOWNSAMPLING = 2 ** (len(STAGES) - 1)
 """One stride-2 convolution between consecutive stages: H and W must be multiples of this."""
 
 
-def nearest_valid_size(size: int) -> int:
-    """The multiple of ``DOWNSAMPLING`` closest to ``size`` (ties go down), never below it."""
-    return max(DOWNSAMPLING, DOWNSAMPLING * ((size + DOWNSAMPLING // 2 - 1) // DOWNSAMPLING))
-
-
 def validate_input_shape(height: int | None, width: int | None, channels: int | None = 4) -> None:
     """Raise ``InputShapeError`` unless a packed input of this size fits the strides (None: run time)."""
-    if channels != 4:
-        raise InputShapeError(
-            f"the mobile ISP reads packed 4-channel Bayer input (H x W x 4); got {channels} channels. "
-            "Pack the RAW mosaic into its four CFA planes first."
-        )
-    if any(size is not None and (size <= 0 or size % DOWNSAMPLING) for size in (height, width)):
-        fix = "x".join(str(nearest_valid_size(s)) if s is not None else "any" for s in (height, width))
-        raise InputShapeError(
-            f"packed input {height}x{width} is not a multiple of {DOWNSAMPLING} in height and width (the "
-            f"mobile ISP has {len(STAGES) - 1} stride-2 convolutions); the nearest valid size is {fix}: "
-            "crop or pad the input to it."
-        )
+    shapes.validate_input_shape(height, width, channels, downsampling=DOWNSAMPLING, network="the mobile ISP",
+                                why=f"the mobile ISP has {len(STAGES) - 1} stride-2 convolutions")
 
 
 @keras.saving.register_keras_serializable(package="pynet_tf")
@@ -155,7 +140,7 @@ def build_mobile(
     if not isinstance(width, int) or isinstance(width, bool) or width < 1:
         raise ValueError(f"width must be a positive integer, got {width!r}")
     if len(input_shape) != 3:
-        raise InputShapeError(f"input_shape must be (height, width, 4), got {tuple(input_shape)}")
+        raise shapes.InputShapeError(f"input_shape must be (height, width, 4), got {tuple(input_shape)}")
     validate_input_shape(*input_shape)
 
     inputs = keras.Input(shape=tuple(input_shape), name="raw")

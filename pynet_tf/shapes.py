@@ -35,27 +35,36 @@ def output_size(level: int, height: int, width: int) -> tuple[int, int]:
     return height // 2 ** (level - 1), width // 2 ** (level - 1)
 
 
-def nearest_valid_size(size: int) -> int:
-    """The multiple of ``DOWNSAMPLING`` closest to ``size`` (ties go down: cropping loses less than padding
-    invents), never below ``DOWNSAMPLING``."""
-    return max(DOWNSAMPLING, DOWNSAMPLING * ((size + DOWNSAMPLING // 2 - 1) // DOWNSAMPLING))
+def nearest_valid_size(size: int, downsampling: int = DOWNSAMPLING) -> int:
+    """The multiple of ``downsampling`` closest to ``size`` (ties go down: cropping loses less than padding
+    invents), never below ``downsampling``."""
+    return max(downsampling, downsampling * ((size + downsampling // 2 - 1) // downsampling))
 
 
-def validate_input_shape(height: int | None, width: int | None, channels: int | None = 4) -> None:
-    """Raise ``InputShapeError`` unless a packed input of this size can go through PyNET.
+def validate_input_shape(
+    height: int | None,
+    width: int | None,
+    channels: int | None = 4,
+    *,
+    downsampling: int = DOWNSAMPLING,
+    network: str = "PyNET",
+    why: str = "PyNET pools 2x2 four times",
+) -> None:
+    """Raise ``InputShapeError`` unless a packed input of this size can go through the network.
 
-    ``None`` means "decided at run time" and passes; the model checks again when it sees real sizes.
+    ``None`` means "decided at run time" and passes; the model checks again when it sees real sizes. The
+    defaults are PyNET's; another network gives its own ``downsampling``, name and reason.
     """
     if channels != 4:
         raise InputShapeError(
-            f"PyNET reads packed 4-channel Bayer input (H x W x 4); got {channels} channels. "
+            f"{network} reads packed 4-channel Bayer input (H x W x 4); got {channels} channels. "
             "Pack the RAW mosaic into its four CFA planes first."
         )
-    if any(size is not None and (size <= 0 or size % DOWNSAMPLING) for size in (height, width)):
-        fix = "x".join(str(nearest_valid_size(s)) if s is not None else "any" for s in (height, width))
+    if any(size is not None and (size <= 0 or size % downsampling) for size in (height, width)):
+        fix = "x".join(str(nearest_valid_size(s, downsampling)) if s is not None else "any" for s in (height, width))
         raise InputShapeError(
-            f"packed input {height}x{width} is not a multiple of {DOWNSAMPLING} in height and width "
-            f"(PyNET pools 2x2 four times); the nearest valid size is {fix}: crop or pad the input to it."
+            f"packed input {height}x{width} is not a multiple of {downsampling} in height and width "
+            f"({why}); the nearest valid size is {fix}: crop or pad the input to it."
         )
 
 
