@@ -20,6 +20,7 @@ from pathlib import Path
 import tf_keras as keras
 
 import pynet_tf.layers  # noqa: F401  (registers the custom layers that .keras files name)
+import pynet_tf.mobile  # noqa: F401  (and the mobile ISP's)
 
 MODEL_FILE = "model.keras"
 LEVEL_RECORD = "level.json"

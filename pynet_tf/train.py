@@ -1,6 +1,8 @@
-"""Train PyNET level by level, coarsest first, each level warm-started from the one before it.
+"""Train PyNET level by level, coarsest first, each level warm-started from the one before it (or the mobile
+ISP, which has one level).
 
     python -m pynet_tf.train --preset quick                      # minutes on a CPU, embedded photos
+    python -m pynet_tf.train --preset quick --arch mobile --teacher runs/quick   # mobile ISP, distilled
     python -m pynet_tf.train --data zrr:/data/zrr --vgg-weights vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5
     python -m pynet_tf.train --data zrr:/data/zrr --levels 2-0 --loss lab_vgg --strategy mirrored
 
@@ -22,7 +24,8 @@ from pathlib import Path
 import tensorflow as tf
 import tf_keras as keras
 
-from pynet_tf import atomic, losses, runs, train_config
+from pynet_tf import atomic, losses, mobile, runs, shapes, train_config
+from pynet_tf.architectures import ARCHITECTURES, architecture
 from pynet_tf.cli import command_parser
 from pynet_tf.data.sources import DataSourceError, parse_source
 from pynet_tf.distribute import StrategyError, make_strategy
@@ -34,7 +37,7 @@ from pynet_tf.vgg import VggWeightsError, load_vgg_features
 log = logging.getLogger("pynet_tf.train")
 
 # Fields that shape the network: a run folder cannot continue under different values.
-_MODEL_FIELDS = ("base_filters",)
+_MODEL_FIELDS = ("arch", "base_filters")
 
 
 def train(config: TrainConfig) -> Path:
@@ -44,11 +47,13 @@ def train(config: TrainConfig) -> Path:
     run = RunDir(config.out)
     _check_resumable(run, config)
     source = parse_source(config.data)
+    teacher = _teacher(config)
     with placement.strategy.scope():
         vgg = _vgg(config)
     record = {
         "config": config.to_json(),
         "vgg": getattr(vgg, "source", None),
+        "teacher": None if teacher is None else str(runs.resolve_model_path(config.teacher)),
         "warnings": _warnings(config, vgg),
         "strategy": placement.name,
         "replicas": placement.replicas,
@@ -67,15 +72,16 @@ def train(config: TrainConfig) -> Path:
                 continue
             if previous is None:
                 previous = _completed_model(run, level + 1)
-            if previous is None and level < 5:
+            if previous is None and level + 1 in architecture(config.arch).levels:
                 log.warning(
                     "level %d starts from random weights: level %d is not trained in %s", level, level + 1, run.root
                 )
             started = time.time()
-            result = train_level(config, level, placement, run, source, vgg, previous, stop_requested)
+            result = train_level(config, level, placement, run, source, vgg, previous, stop_requested, teacher)
             if placement.is_chief:
                 export_level(result.model, config, level, run, {
                     "level": level,
+                    "arch": config.arch,
                     "base_filters": config.base_filters,
                     "steps": result.steps,
                     "batch_size": config.schedule[level].batch_size,
@@ -95,11 +101,27 @@ def _check_resumable(run: RunDir, config: TrainConfig) -> None:
         return
     before = json.loads(run.config.read_text())["config"]
     for name in _MODEL_FIELDS:
-        if before.get(name) != getattr(config, name):
+        earlier = before.get(name, getattr(TrainConfig, name))  # runs from before a field existed: its default
+        if earlier != getattr(config, name):
             raise ConfigError(
-                f"--out {run.root} holds a run with {name}={before.get(name)}, not {getattr(config, name)}: "
+                f"--out {run.root} holds a run with {name}={earlier}, not {getattr(config, name)}: "
                 "use the same value to continue it, or another --out for a new run"
             )
+
+
+def _teacher(config: TrainConfig) -> keras.Model | None:
+    """The ``--teacher`` model, checked to compute every level this run trains (its output size says which)."""
+    if config.teacher is None:
+        return None
+    teacher = runs.load_model(config.teacher)
+    side = 2 * shapes.DOWNSAMPLING
+    output = tuple(teacher(tf.zeros([1, side, side, 4]), training=False).shape[1:3])
+    level = shapes.level_of_output((side, side), output)
+    if any(trained != level for trained in config.levels):
+        raise ConfigError(f"--teacher {config.teacher} computes level {level}, but this run trains levels "
+                          f"{list(config.levels)}: distil one level at a time (--levels {level})")
+    teacher.trainable = False
+    return teacher
 
 
 def _vgg(config: TrainConfig):
@@ -137,7 +159,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...
         ("--levels", dict(type=_levels, help="a range such as 5-0 (default) or one level")),
         ("--preset", dict(default="reference", choices=list(train_config.PRESETS),
                           help="reference: the paper's schedule; quick: minutes on a CPU (default: reference)")),
-        ("--base-filters", dict(type=int, help="width of level 1 (paper: 32)")),
+        ("--arch", dict(choices=list(ARCHITECTURES), help="network: pynet (default) | mobile (pynet_tf/mobile.py)")),
+        ("--base-filters", dict(type=int, help="width: PyNET's level 1 (paper: 32); the mobile ISP's full "
+                                               f"resolution (default {mobile.DEFAULT_WIDTH})")),
         ("--loss", dict(help=f"a preset ({', '.join(losses.PRESETS)}) or term=weight,... ({', '.join(losses.TERMS)})")),
         ("--lab-alpha", dict(type=float, help=f"weight of MS-SSIM in the LAB loss (default {losses.LAB_ALPHA})")),
         ("--vgg-weights", dict(help="VGG-19 weights: Keras' *_notop.h5 or MatConvNet's imagenet-vgg-verydeep-19.mat")),
@@ -154,6 +178,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...
         ("--seed", dict(type=int)),
         ("--checkpoint-every", dict(type=int, help="steps between checkpoints")),
         ("--validate-every", dict(type=int, help="steps between validations")),
+        ("--teacher", dict(help="distillation: a trained model (run, level folder, .keras) of the level trained, "
+                                "whose outputs the loss also fits")),
+        ("--teacher-weight", dict(type=float, help="weight of the teacher term (default 1)")),
     ]
     for flag, options in flags:
         if flag not in skip:

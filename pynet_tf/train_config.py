@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from pynet_tf import losses
-from pynet_tf.shapes import LEVELS, check_level, output_size, validate_input_shape
+from pynet_tf.architectures import ARCHITECTURES, ArchitectureError, architecture
+from pynet_tf.architectures import DEFAULT as DEFAULT_ARCH
+from pynet_tf.shapes import LEVELS, check_level, output_size
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")
 
@@ -30,6 +32,8 @@ class LevelSchedule:
 PRESETS: dict[str, dict[str, Any]] = {
     "reference": {
         "base_filters": 32,
+        # the mobile ISP (level 0 only): 3.24M crops, as the six PyNET levels below see
+        "mobile": {"schedule": {0: (324000, 10)}, "base_filters": None},
         "patch": 224,
         "lr": 5e-5,
         "loss": "pynet",
@@ -52,6 +56,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         # At small widths XLA was slower per step here (width 8: 22.5 against 17.7 s), and a few hundred
         # steps would not repay its compiling anyway.
         "jit": False,
+        # The mobile ISP has level 0 only: the same 4320 training crops as PyNET's six levels above, at its
+        # own default width (the quick preset's width 4 is PyNET's)
+        "mobile": {"schedule": {0: (540, 8)}, "base_filters": None},
     },
 }
 
@@ -63,6 +70,8 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class TrainConfig:
     preset: str = "reference"
+    arch: str = DEFAULT_ARCH
+    """The network (``pynet_tf.architectures``); the preset's ``<arch>`` entry overrides its values for it."""
     data: str = "samples"
     levels: tuple[int, ...] = LEVELS
     """Coarsest first: each level warm-starts from the one before it."""
@@ -85,6 +94,10 @@ class TrainConfig:
     validate_every: int = 1000
     validation_batches: int = 4
     """Batches of the test split scored at each validation (the same crops every time)."""
+    teacher: str | None = None
+    """A trained model (run, level folder or .keras) whose outputs the loss also fits: distillation."""
+    teacher_weight: float = 1.0
+    """The teacher term's weight: loss(target, out) + teacher_weight * loss(teacher(raw), out)."""
 
     def to_json(self) -> dict[str, Any]:
         record = dataclasses.asdict(self)
@@ -122,8 +135,18 @@ def resolve(preset: str = "reference", **overrides: Any) -> TrainConfig:
     levels. Checks the result (see ``validate``)."""
     if preset not in PRESETS:
         raise ConfigError(f"--preset {preset!r}: presets are {', '.join(PRESETS)}")
-    values = {key: value for key, value in PRESETS[preset].items() if key != "schedule"}
-    schedule = {level: LevelSchedule(*pair) for level, pair in PRESETS[preset]["schedule"].items()}
+    arch_name = overrides.get("arch") or DEFAULT_ARCH
+    try:
+        arch = architecture(arch_name)
+    except ArchitectureError as error:
+        raise ConfigError(str(error)) from None
+    settings = {key: value for key, value in PRESETS[preset].items() if key not in ARCHITECTURES}
+    settings |= PRESETS[preset].get(arch.name, {})
+    if settings["base_filters"] is None:
+        settings["base_filters"] = arch.default_width
+    settings.setdefault("levels", arch.levels)
+    values = {key: value for key, value in settings.items() if key != "schedule"}
+    schedule = {level: LevelSchedule(*pair) for level, pair in settings["schedule"].items()}
     steps, batch_size = overrides.pop("steps", None), overrides.pop("batch_size", None)
     schedule = {
         level: LevelSchedule(steps or s.steps, batch_size or s.batch_size) for level, s in schedule.items()
@@ -137,6 +160,11 @@ def resolve(preset: str = "reference", **overrides: Any) -> TrainConfig:
 
 def validate(config: TrainConfig) -> None:
     """Everything that can be checked before a model is built, so a bad flag fails in a second, not an hour in."""
+    arch = architecture(config.arch)
+    missing = [level for level in config.levels if level not in arch.levels]
+    if missing:
+        raise ConfigError(f"--levels: the {arch.name} network has levels {arch.levels}, not {missing} (--arch "
+                          f"{arch.name}: {arch.description})")
     positive = {
         "--base-filters": config.base_filters,
         "--patch": config.patch,
@@ -156,9 +184,11 @@ def validate(config: TrainConfig) -> None:
     if config.strategy not in STRATEGIES:
         raise ConfigError(f"--strategy {config.strategy!r}: choose one of {', '.join(STRATEGIES)}")
     try:
-        validate_input_shape(config.patch, config.patch)
+        arch.validate_input_shape(config.patch, config.patch)
     except ValueError as error:
         raise ConfigError(f"--patch {config.patch}: {error}") from None
+    if not config.teacher_weight > 0:
+        raise ConfigError(f"--teacher-weight must be > 0, got {config.teacher_weight}")
     spec = losses.parse_loss(config.loss)
     for level in config.levels:
         height, width = output_size(level, config.patch, config.patch)

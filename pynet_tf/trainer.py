@@ -29,7 +29,8 @@ from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.sources import Source
 from pynet_tf.distribute import Placement
 from pynet_tf.losses import Loss, parse_loss
-from pynet_tf.model import build_pynet, transfer_weights
+from pynet_tf.architectures import architecture
+from pynet_tf.model import transfer_weights
 from pynet_tf.runs import RunDir
 from pynet_tf.shapes import output_size
 from pynet_tf.train_config import ConfigError, TrainConfig
@@ -112,12 +113,14 @@ def train_level(
     vgg: Callable[[tf.Tensor], tf.Tensor] | None,
     warm_start: keras.Model | None,
     stop_requested: Callable[[], bool],
+    teacher: keras.Model | None = None,
 ) -> LevelResult:
-    """Train ``level`` to its scheduled steps, resuming from its checkpoints if there are any."""
+    """Train ``level`` to its scheduled steps, resuming from its checkpoints if there are any; with a
+    ``teacher`` (a trained model of the same level), the loss also fits its outputs (``config.teacher_weight``)."""
     schedule = config.schedule[level]
     strategy = placement.strategy
     with _precision(config.mixed_precision), strategy.scope():
-        model = build_pynet(level, base_filters=config.base_filters)
+        model = architecture(config.arch).build(level, config.base_filters)
         optimizer = keras.optimizers.Adam(config.lr)
         if config.mixed_precision:
             optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
@@ -134,7 +137,8 @@ def train_level(
     start = int(optimizer.iterations.numpy())
 
     loss = Loss(parse_loss(config.loss).weights(level), vgg=vgg, lab_alpha=config.lab_alpha)
-    step_fn = _make_step(model, optimizer, loss, strategy, config.jit, config.mixed_precision)
+    step_fn = _make_step(model, optimizer, loss, strategy, config.jit, config.mixed_precision,
+                         teacher=teacher, teacher_weight=config.teacher_weight)
     batches = iter(strategy.experimental_distribute_dataset(_train_data(config, level, source, placement, start)))
     validation = _Validation(config, level, source, model)
     metrics_log = MetricsLog(run, level, placement.is_chief)
@@ -205,18 +209,25 @@ def _make_step(
     strategy: tf.distribute.Strategy,
     jit: bool,
     mixed: bool,
+    teacher: keras.Model | None = None,
+    teacher_weight: float = 1.0,
 ) -> Callable:
     """One optimizer step over a distributed batch -> (mean loss, mean terms) across replicas.
 
     The forward and backward pass is compiled with XLA under ``jit``; the update stays outside it, where the
-    strategy sums the gradients of its replicas.
+    strategy sums the gradients of its replicas. With a ``teacher``, the objective adds ``teacher_weight``
+    times the same loss between the teacher's output and the model's (term ``teacher``).
     """
     variables = model.trainable_variables
     replicas = strategy.num_replicas_in_sync
 
     def gradients(raw: tf.Tensor, target: tf.Tensor):
         with tf.GradientTape() as tape:
-            total, terms = loss(target, model(raw, training=True))
+            prediction = model(raw, training=True)
+            total, terms = loss(target, prediction)
+            if teacher is not None:
+                taught, _ = loss(tf.stop_gradient(teacher(raw, training=False)), prediction)
+                total, terms = total + teacher_weight * taught, {**terms, "teacher": taught}
             # the mean over the global batch: every replica's share, summed by the update
             objective = total / replicas
             if mixed:
@@ -312,7 +323,7 @@ def export_level(model: keras.Model, config: TrainConfig, level: int, run: RunDi
 
     A float32 copy is saved whatever the training precision, so exports and evaluation never see float16.
     """
-    plain = build_pynet(level, base_filters=config.base_filters)
+    plain = architecture(config.arch).build(level, config.base_filters)
     plain.set_weights(model.get_weights())
     atomic.write_with(run.model_file(level), lambda path: plain.save(path))
 

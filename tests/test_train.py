@@ -153,6 +153,28 @@ def test_another_width_cannot_continue_a_run(tmp_path):
         train.train(tiny_config(run, levels=(4,), base_filters=4))
 
 
+def test_the_mobile_isp_trains_distilled_from_a_teacher(tmp_path):
+    """--arch mobile (one level) with --teacher: the teacher term is logged, the model saved is the mobile ISP."""
+    keras.utils.set_random_seed(0)
+    build_pynet(0, base_filters=2).save(tmp_path / "teacher.keras")
+    run = tmp_path / "run"
+    config = tiny_config(run, arch="mobile", levels=None, base_filters=2, steps=2,
+                         teacher=str(tmp_path / "teacher.keras"), teacher_weight=0.5)
+    assert train.train(config) == run / "level_0"
+    record = json.loads((run / "level_0" / "level.json").read_text())
+    assert record["arch"] == "mobile" and record["base_filters"] == 2
+    assert set(records(run, "train", 0)[0]) >= {"loss", "lab", "teacher"}
+    assert json.loads((run / "config.json").read_text())["teacher"] == str(tmp_path / "teacher.keras")
+    model = runs.load_model(run)
+    assert any(type(layer).__name__ == "DepthToSpace" for layer in model.layers)
+    assert model(tf.zeros([1, 32, 32, 4])).shape == (1, 64, 64, 3)
+    # a teacher of another level, and another network in the same run folder, are refused up front
+    with pytest.raises(train.ConfigError, match="computes level 0, but this run trains levels \\[5\\]"):
+        train.train(tiny_config(tmp_path / "other", levels=(5,), teacher=str(tmp_path / "teacher.keras")))
+    with pytest.raises(train.ConfigError, match="arch=mobile, not pynet"):
+        train.train(tiny_config(run, levels=(5,)))
+
+
 def cli(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "pynet_tf.train", *args], cwd=ROOT, text=True,

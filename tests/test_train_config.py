@@ -2,7 +2,7 @@
 
 import pytest
 
-from pynet_tf import train_config
+from pynet_tf import mobile, train_config
 from pynet_tf.losses import LossSpecError
 from pynet_tf.train_config import ConfigError, LevelSchedule, TrainConfig, parse_levels, resolve
 
@@ -61,6 +61,10 @@ def test_bad_levels_are_refused(text):
         ({"loss": "msee=1"}, LossSpecError, "did you mean 'mse'"),
         # level 3 outputs patch / 4 = 8 px: no room for the 11-px window of the LAB loss's MS-SSIM part
         ({"patch": 32, "loss": "lab"}, LossSpecError, "level 3 at --patch 32 gives 8x8"),
+        ({"arch": "mobil"}, ConfigError, "--arch 'mobil': did you mean 'mobile'"),
+        ({"arch": "mobile", "levels": (1, 0)}, ConfigError, r"the mobile network has levels \(0,\), not \[1\]"),
+        ({"arch": "mobile", "patch": 30}, ConfigError, r"--patch 30: .*not a multiple of 4 .*stride-2"),
+        ({"teacher_weight": 0.0}, ConfigError, "--teacher-weight must be > 0"),
     ],
 )
 def test_bad_values_fail_before_training_naming_the_flag(overrides, error, message):
@@ -72,3 +76,16 @@ def test_unknown_preset_lists_the_presets():
     with pytest.raises(ConfigError, match="reference, quick"):
         resolve("fast")
     assert set(train_config.PRESETS) == {"reference", "quick"}
+
+
+def test_the_mobile_arch_takes_the_presets_mobile_entry():
+    """Level 0 only, the preset's crops for it (the same number PyNET's levels see) and the mobile width."""
+    config = resolve("quick", arch="mobile")
+    pynet = resolve("quick")
+    assert config.arch == "mobile" and config.levels == (0,) and config.base_filters == mobile.DEFAULT_WIDTH
+    crops = {name: sum(s.steps * s.batch_size for s in c.schedule.values()) for name, c in
+             (("mobile", config), ("pynet", pynet))}
+    assert crops["mobile"] == crops["pynet"] == 4320
+    assert (config.lr, config.loss, config.patch) == (pynet.lr, pynet.loss, pynet.patch)
+    assert resolve("quick", arch="mobile", base_filters=8).base_filters == 8
+    assert pynet.arch == "pynet" and TrainConfig.from_json(config.to_json()) == config
