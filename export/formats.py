@@ -262,12 +262,13 @@ def validate(
     *,
     input_shape: tuple[int, int] | None,
     given: Sequence[str] = (),
+    check_shape: Callable[[int, int], None] = validate_input_shape,
 ) -> list[ExportFormat]:
     """The formats ``names`` (deduplicated, in registry order), after checking the arguments against them.
 
     ``given`` lists the format-specific arguments the user set (keys of ``ARGUMENT_FLAGS``); each must be
     accepted by at least one chosen format. ``input_shape`` None (dynamic) is refused for formats that need a
-    static shape; a static one must be a multiple of 16.
+    static shape; a static one must pass ``check_shape`` (PyNET's: multiples of 16).
     """
     chosen = {check_format(name).name for name in names}
     if not chosen:
@@ -289,7 +290,7 @@ def validate(
             )
     else:
         try:
-            validate_input_shape(*input_shape)
+            check_shape(*input_shape)
         except InputShapeError as error:
             raise ExportError(f"--input-shape {input_shape[0]}x{input_shape[1]}: {error}") from None
     return formats

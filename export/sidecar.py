@@ -6,7 +6,7 @@ Schema (``FORMAT``, ``VERSION`` 3; 2 added ``full_integer``, ``float_fallback``,
     format, version       "pynet-tf export sidecar", 3
     file                  {name, bytes, mb, sha256}               the exported file
     export_format         {name, description}                    a key of export.formats.FORMATS
-    source                {model, sha256, level, base_filters}   the .keras file it was converted from
+    source                {model, sha256, level, arch, base_filters}  the .keras file it was converted from
     settings              {input_shape ("HxW" | "dynamic"), batch, io, data, seed, min_psnr, float_fallback}
     calibration           int8: {path, file_sha256, inputs_sha256, num, shape, data}; qat: {built, num, shape,
                           data, seed} (ranges from training crops, then fine-tuned); otherwise null

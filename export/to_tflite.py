@@ -52,7 +52,7 @@ from export.formats import (  # noqa: E402
     parse_float_fallback,
     validate,
 )
-from pynet_tf import atomic, runs  # noqa: E402
+from pynet_tf import architectures, atomic, runs  # noqa: E402
 from pynet_tf.cli import command_parser, image_size  # noqa: E402
 from pynet_tf.data.sources import DataSourceError  # noqa: E402
 
@@ -172,10 +172,12 @@ def export_model(
     given = [name for name, value in (("io", io), ("calibration", calibration),
                                       ("float_fallback", float_fallback or None)) if value is not None]
     given += [name for name, value in qat_options.items() if value is not None]
-    chosen: list[ExportFormat] = validate(formats, input_shape=input_shape, given=given)
+    model_file = runs.resolve_model_path(model_path)
+    network = architectures.of_model(model_file)
+    chosen: list[ExportFormat] = validate(formats, input_shape=input_shape, given=given,
+                                          check_shape=network.validate_input_shape)
     if io is not None and io not in ("float32", "uint8", "int8"):
         raise ExportError(f"--io must be float32, uint8 or int8, got {io!r}")
-    model_file = runs.resolve_model_path(model_path)
     calibration_set, calibration_record = None, None
     calibrated = any("calibration" in f.arguments for f in chosen)
     if calibrated:
@@ -219,7 +221,7 @@ def export_model(
                               qat=tuning)
     record = runs.level_record(model_file)
     source = {"model": str(model_file), "sha256": sidecar.sha256_file(model_file), "level": level,
-              "base_filters": record.get("base_filters")}
+              "arch": network.name, "base_filters": record.get("base_filters")}
     calibrations = {"qat": tuning and tuning.calibration_record()} | {
         f.name: calibration_record for f in chosen if "calibration" in f.arguments}
     stem = file_stem(model_file, level, input_shape)

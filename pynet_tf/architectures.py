@@ -11,10 +11,11 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import tf_keras as keras
 
-from pynet_tf import mobile, shapes
+from pynet_tf import mobile, runs, shapes
 from pynet_tf.model import build_pynet
 
 
@@ -57,3 +58,9 @@ def architecture(name: str) -> Architecture:
     close = difflib.get_close_matches(name, ARCHITECTURES, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     raise ArchitectureError(f"--arch {name!r}: {hint}choose from {', '.join(ARCHITECTURES)}")
+
+
+def of_model(path: str | Path) -> Architecture:
+    """The network a trained model is, from the ``level.json`` beside it (PyNET when there is none: a bare
+    ``.keras`` file, or a run from before ``--arch``)."""
+    return architecture(runs.level_record(path).get("arch", DEFAULT))

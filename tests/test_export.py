@@ -21,6 +21,7 @@ from calibration.build import build_calibration
 from export import fidelity
 from export.formats import ExportError, check_format, validate
 from export.to_tflite import STATUS_BELOW, STATUS_OK, export_model, main
+from pynet_tf.mobile import build_mobile
 from pynet_tf.model import build_pynet
 from model_fixtures import informative
 
@@ -289,3 +290,18 @@ def test_ptq_and_qat_side_by_side(workdir, tmp_path, capsys):
     assert tuning["targets"] == "distill" and tuning["patch"] == 64 and tuning["batch_size"] == 2
     assert np.all(np.isfinite(tuning["step_losses"]))
     assert side["fidelity"]["vs_float"]["psnr"] > INT8_MIN_PSNR
+
+
+def test_a_mobile_isp_run_exports_at_its_own_sizes(tmp_path):
+    """The run's level.json says --arch mobile: 36x36 (a multiple of its 4, not of PyNET's 16) is accepted."""
+    folder = tmp_path / "level_0"
+    folder.mkdir()
+    keras.utils.set_random_seed(0)
+    build_mobile(2).save(folder / "model.keras")
+    (folder / "level.json").write_text(json.dumps({"level": 0, "arch": "mobile", "base_filters": 2}))
+    (result,) = export_model(folder, ["float32"], out=tmp_path / "out", input_shape=(36, 36))
+    assert result.status == STATUS_OK and result.psnr_vs_float > 100
+    side = sidecar_of(result)
+    assert side["source"]["arch"] == "mobile" and side["inputs"][0]["shape"] == [1, 36, 36, 4]
+    with pytest.raises(ExportError, match=r"--input-shape 34x36: .*multiple of 4"):
+        export_model(folder, ["float32"], out=tmp_path / "out", input_shape=(34, 36))
