@@ -63,6 +63,7 @@ from export.tflite import converter_for
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.sources import parse_source
 from pynet_tf.layers import InputShapeCheck, InstanceNorm, SameConv2D, ScaledTanh
+from pynet_tf.mobile import DepthToSpace, GlobalMinPooling, MobileInputCheck
 from pynet_tf.losses import Loss, LossSpecError, check_loss_fits, parse_loss
 from pynet_tf.runs import level_record
 from pynet_tf.vgg import DEFAULT_LAYER, VggFeatures, VggWeightsError, load_vgg_features
@@ -238,13 +239,26 @@ class ScaledTanhQuantizeConfig(_HookQuantizeConfig):
 
 @keras.saving.register_keras_serializable(package="pynet_tf_qat")
 class PassThroughQuantizeConfig(_HookQuantizeConfig):
-    """For layers that add no op to the converted graph (``InputShapeCheck``)."""
+    """For layers that add no op to the converted graph (the input checks) or whose int8 op keeps its input's
+    scale and zero-point (DEPTH_TO_SPACE moves values, REDUCE_MIN picks one): nothing to fake-quantize."""
+
+
+@keras.saving.register_keras_serializable(package="pynet_tf_qat")
+class OutputQuantizeConfig(_HookQuantizeConfig):
+    """For weightless layers whose int8 op requantizes to its own output range (MUL of two tensors)."""
+
+    def output(self, layer):
+        return _activation_quantizer()
 
 
 _CUSTOM = {
     InstanceNorm: (QATInstanceNorm, InstanceNormQuantizeConfig),
     ScaledTanh: (QATScaledTanh, ScaledTanhQuantizeConfig),
     InputShapeCheck: (InputShapeCheck, PassThroughQuantizeConfig),
+    MobileInputCheck: (MobileInputCheck, PassThroughQuantizeConfig),
+    DepthToSpace: (DepthToSpace, PassThroughQuantizeConfig),
+    GlobalMinPooling: (GlobalMinPooling, PassThroughQuantizeConfig),
+    keras.layers.Multiply: (keras.layers.Multiply, OutputQuantizeConfig),
 }
 _QAT_VARIANTS = {base: variant for base, (variant, _) in _CUSTOM.items() if variant is not base}
 _FORWARD_AS = {SameConv2D: keras.layers.Conv2D}
@@ -256,7 +270,9 @@ def quantize_scope():
     """tfmot's ``quantize_scope`` with our layers and configs, for loading or cloning a QAT model."""
     objects = {cls.__name__: cls for cls in (
         QATInstanceNorm, QATScaledTanh, InputShapeCheck, InstanceNorm, ScaledTanh, SameConv2D,
+        MobileInputCheck, DepthToSpace, GlobalMinPooling,
         _NamedMovingAverage, InstanceNormQuantizeConfig, ScaledTanhQuantizeConfig, PassThroughQuantizeConfig,
+        OutputQuantizeConfig,
     )}  # fmt: skip
     return qk.quantize_scope(objects)
 

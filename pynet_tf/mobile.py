@@ -193,8 +193,10 @@ def _channel_attention(x: tf.Tensor, name: str) -> tf.Tensor:
     channels = x.shape[-1]
     weights = _conv(pooled, max(1, channels // ATTENTION_REDUCTION), 1, f"{name}_squeeze", relu=False)
     weights = keras.layers.LeakyReLU(SQUEEZE_SLOPE, name=f"{name}_squeeze_act")(weights)
-    weights = SameConv2D(channels, 1, activation="sigmoid", kernel_initializer=_INIT,
-                         name=f"{name}_excite")(weights)  # fmt: skip
+    weights = SameConv2D(channels, 1, kernel_initializer=_INIT, name=f"{name}_excite")(weights)
+    # a layer of its own (the same CONV_2D + LOGISTIC in TFLite): tfmot fake-quantizes its output, where a
+    # conv's own sigmoid would be quantized before and after it
+    weights = keras.layers.Activation("sigmoid", name=f"{name}_gate")(weights)
     return keras.layers.Multiply(name=f"{name}_scale")([x, weights])
 
 
