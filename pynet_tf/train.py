@@ -181,6 +181,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...
         ("--teacher", dict(help="distillation: a trained model (run, level folder, .keras) of the level trained, "
                                 "whose outputs the loss also fits")),
         ("--teacher-weight", dict(type=float, help="weight of the teacher term (default 1)")),
+        ("--prune", dict(type=float, help="magnitude pruning (tfmot) to this sparsity per kernel, e.g. 0.5: "
+                                          "ramped over 80%% of each level's steps, stripped before saving")),
     ]
     for flag, options in flags:
         if flag not in skip:

@@ -98,6 +98,8 @@ class TrainConfig:
     """A trained model (run, level folder or .keras) whose outputs the loss also fits: distillation."""
     teacher_weight: float = 1.0
     """The teacher term's weight: loss(target, out) + teacher_weight * loss(teacher(raw), out)."""
+    prune: float | None = None
+    """Magnitude pruning to this fraction of zero weights per kernel over each level (``pynet_tf.pruning``)."""
 
     def to_json(self) -> dict[str, Any]:
         record = dataclasses.asdict(self)
@@ -187,6 +189,8 @@ def validate(config: TrainConfig) -> None:
         arch.validate_input_shape(config.patch, config.patch)
     except ValueError as error:
         raise ConfigError(f"--patch {config.patch}: {error}") from None
+    if config.prune is not None and not 0.0 < config.prune < 1.0:
+        raise ConfigError(f"--prune is the fraction of each kernel pruned, in (0, 1); got {config.prune}")
     if not config.teacher_weight > 0:
         raise ConfigError(f"--teacher-weight must be > 0, got {config.teacher_weight}")
     spec = losses.parse_loss(config.loss)

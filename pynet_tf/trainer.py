@@ -24,7 +24,7 @@ import tensorflow as tf
 import tf_keras as keras
 from tqdm import tqdm
 
-from pynet_tf import atomic, metrics
+from pynet_tf import atomic, metrics, pruning
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.sources import Source
 from pynet_tf.distribute import Placement
@@ -119,8 +119,13 @@ def train_level(
     ``teacher`` (a trained model of the same level), the loss also fits its outputs (``config.teacher_weight``)."""
     schedule = config.schedule[level]
     strategy = placement.strategy
+    resuming = tf.train.latest_checkpoint(str(_checkpoint_dir(run, level, placement)))
     with _precision(config.mixed_precision), strategy.scope():
         model = architecture(config.arch).build(level, config.base_filters)
+        if warm_start is not None and not resuming:  # by layer name: before pruning wraps (and renames) them
+            log.info("level %d: %s", level, transfer_weights(warm_start, model))
+        if config.prune is not None:
+            model = pruning.prunable(model, sparsity=config.prune, **prune_schedule(schedule.steps))
         optimizer = keras.optimizers.Adam(config.lr)
         if config.mixed_precision:
             optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
@@ -132,9 +137,8 @@ def train_level(
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         log.info("level %d: resumed from %s at step %d", level, manager.latest_checkpoint, int(optimizer.iterations.numpy()))
-    elif warm_start is not None:
-        log.info("level %d: %s", level, transfer_weights(warm_start, model))
     start = int(optimizer.iterations.numpy())
+    pruning_step = pruning.PruningStep(model) if config.prune is not None else None
 
     loss = Loss(parse_loss(config.loss).weights(level), vgg=vgg, lab_alpha=config.lab_alpha)
     step_fn = _make_step(model, optimizer, loss, strategy, config.jit, config.mixed_precision,
@@ -151,6 +155,8 @@ def train_level(
     try:
         step = start
         while step < schedule.steps:
+            if pruning_step is not None:
+                pruning_step(step)
             total, terms = step_fn(next(batches))
             values = {"loss": float(total), **{name: float(value) for name, value in terms.items()}}
             if not all(math.isfinite(value) for value in values.values()):
@@ -186,7 +192,23 @@ def train_level(
         _remove_scratch(run, level, placement)
     if not scores:  # resumed at the last step: score the restored model
         scores = validation.score()
+    if pruning_step is not None:
+        model = pruning.strip(model)
+        log.info("level %d: pruned, %.1f%% of the prunable weights are zero", level,
+                 100 * pruning.sparsity_report(model)["sparsity"])
     return LevelResult(model, scores, schedule.steps)
+
+
+PRUNE_UPDATES = 10
+"""Mask updates of ``--prune``'s schedule: from 0 at the level's start to the target sparsity at 80% of its
+steps (tfmot's gradual pruning), leaving the last fifth to recover at the final sparsity."""
+
+
+def prune_schedule(steps: int) -> dict[str, int]:
+    """``pruning.prunable``'s step arguments for a level of ``steps`` steps."""
+    ramp = max(1, int(0.8 * steps))
+    frequency = max(1, ramp // PRUNE_UPDATES)
+    return {"begin_step": 0, "end_step": frequency * min(PRUNE_UPDATES, ramp // frequency), "frequency": frequency}
 
 
 @contextmanager

@@ -175,6 +175,17 @@ def test_the_mobile_isp_trains_distilled_from_a_teacher(tmp_path):
         train.train(tiny_config(run, levels=(5,)))
 
 
+def test_prune_trains_to_the_sparsity_and_saves_a_plain_model(tmp_path):
+    run = tmp_path / "run"
+    train.train(tiny_config(run, levels=(5,), steps=6, prune=0.5))
+    model = runs.load_model(run)
+    assert not any("prune" in type(layer).__name__.lower() for layer in model.layers)  # stripped
+    kernels = [layer.kernel.numpy() for layer in model.layers if hasattr(layer, "kernel")]
+    # every kernel at the target: 50% of its weights zero, to the rounding of its size
+    for kernel in kernels:
+        assert np.mean(kernel == 0) == pytest.approx(0.5, abs=1 / kernel.size + 1e-9)
+
+
 def cli(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "pynet_tf.train", *args], cwd=ROOT, text=True,

@@ -65,6 +65,7 @@ def test_bad_levels_are_refused(text):
         ({"arch": "mobile", "levels": (1, 0)}, ConfigError, r"the mobile network has levels \(0,\), not \[1\]"),
         ({"arch": "mobile", "patch": 30}, ConfigError, r"--patch 30: .*not a multiple of 4 .*stride-2"),
         ({"teacher_weight": 0.0}, ConfigError, "--teacher-weight must be > 0"),
+        ({"prune": 1.0}, ConfigError, r"--prune is the fraction of each kernel pruned, in \(0, 1\)"),
     ],
 )
 def test_bad_values_fail_before_training_naming_the_flag(overrides, error, message):
