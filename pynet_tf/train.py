@@ -37,7 +37,7 @@ from pynet_tf.vgg import VggWeightsError, load_vgg_features
 log = logging.getLogger("pynet_tf.train")
 
 # Fields that shape the network: a run folder cannot continue under different values.
-_MODEL_FIELDS = ("arch", "base_filters")
+_MODEL_FIELDS = ("arch", "base_filters", "prune")
 
 
 def train(config: TrainConfig) -> Path:
