@@ -5,14 +5,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
-from model_fixtures import informative
+from model_fixtures import fit, informative
 
 from calibration.build import default_calibration
 from export import fidelity, sidecar
 from export.delegates import FULL, delegate_report
 from export.formats import ExportSettings, convert_float32, convert_int8
-from pynet_tf.data.pipeline import PipelineOptions, make_dataset
-from pynet_tf.data.sources import parse_source
 from pynet_tf.flops import forward_flops
 from pynet_tf.layers import InstanceNorm
 from pynet_tf.mobile import DEFAULT_WIDTH, DOWNSAMPLING, DepthToSpace, build_mobile
@@ -85,21 +83,8 @@ def _fitted(width: int, steps: int) -> keras.Model:
     activation ranges (random or informative weights drive tanh deep into saturation, which int8 cannot
     follow: informative width 4 measured 25.4 dB versus float)."""
     keras.utils.set_random_seed(1234)
-    model = build_mobile(width)
-    optimizer = keras.optimizers.Adam(FIT_LR)
-    batches = iter(make_dataset(parse_source("samples"), "train",
-                                PipelineOptions(level=0, patch=SHAPE[0], batch_size=FIT_BATCH)))  # fmt: skip
-
-    @tf.function
-    def step(raw: tf.Tensor, target: tf.Tensor) -> None:
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.abs(model(raw, training=True) - target))
-        variables = model.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-
-    for _ in range(steps):
-        step(*next(batches))
-    return model
+    return fit(build_mobile(width), lambda target, output: tf.reduce_mean(tf.abs(output - target)), level=0,
+               patch=SHAPE[0], batch_size=FIT_BATCH, steps=steps, lr=FIT_LR)
 
 
 @pytest.fixture(scope="module")

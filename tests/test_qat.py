@@ -29,6 +29,7 @@ from pynet_tf.layers import InputShapeCheck, InstanceNorm, SameConv2D, ScaledTan
 from pynet_tf.losses import Loss
 from pynet_tf.mobile import build_mobile
 from pynet_tf.model import build_pynet
+from model_fixtures import fit
 
 SHAPE = (64, 64)
 FIT_STEPS = 60
@@ -225,20 +226,9 @@ def fitted() -> keras.Model:
     """Level 5 at base width 2 (reference init), then FIT_STEPS float Adam steps (1e-3) of the lab loss."""
     keras.utils.set_random_seed(0)
     model = build_pynet(5, base_filters=2)
-    options = PipelineOptions(level=5, patch=SHAPE[0], batch_size=8, seed=1)
-    batches = iter(make_dataset(parse_source("samples"), "train", options))
-    loss, optimizer = Loss(LOSS), keras.optimizers.Adam(1e-3)
-
-    @tf.function
-    def step(raw, target):
-        with tf.GradientTape() as tape:
-            total, _ = loss(target, model(raw, training=True))
-        variables = model.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
-
-    for _ in range(FIT_STEPS):
-        step(*next(batches))
-    return model
+    objective = Loss(LOSS)
+    return fit(model, lambda target, output: objective(target, output)[0], level=5, patch=SHAPE[0],
+               batch_size=8, steps=FIT_STEPS, seed=1)
 
 
 @pytest.fixture(scope="module")
