@@ -19,10 +19,10 @@ import tensorflow as tf
 import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
 
-from pynet_tf import evaluate, metrics
+from pynet_tf import evaluate, metrics, runs
 from pynet_tf.data.augment import target_for_level
 from pynet_tf.data.sources import parse_source
-from pynet_tf.shapes import DOWNSAMPLING, level_of_output
+from pynet_tf.shapes import DOWNSAMPLING
 
 
 class FidelityError(ValueError):
@@ -46,12 +46,10 @@ class HeldOut:
 
 def model_level(model: keras.Model) -> int:
     """The PyNET level a model computes, from its output size for a 16x16 input."""
-    side = DOWNSAMPLING
-    shape = tuple(model(tf.zeros([1, side, side, 4]), training=False).shape[1:3])
-    level = level_of_output((side, side), shape)
+    level = runs.model_level(model)
     if level is not None:
         return level
-    raise FidelityError(f"the model outputs {shape} for a {side}x{side} input, which is no PyNET level's")
+    raise FidelityError(f"the model's output for a {DOWNSAMPLING}x{DOWNSAMPLING} input is no PyNET level's")
 
 
 def held_out(

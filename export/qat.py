@@ -542,9 +542,9 @@ def fine_tuning(
         close = difflib.get_close_matches(targets, TARGETS, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise QATError(f"--qat-targets {targets!r}: {hint}choose {' or '.join(TARGETS)}")
-    config = level_record(model_path).get("config", {})
+    record = level_record(model_path)
+    config = record.get("config", {})
     if loss is None:
-        record = level_record(model_path)
         if "loss" not in record:
             raise QATError(f"{model_path}: no level.json beside the model says its training loss; pass one "
                            "with --qat-loss (e.g. lab)")

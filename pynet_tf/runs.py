@@ -17,10 +17,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import tensorflow as tf
 import tf_keras as keras
 
 import pynet_tf.layers  # noqa: F401  (registers the custom layers that .keras files name)
 import pynet_tf.mobile  # noqa: F401  (and the mobile ISP's)
+from pynet_tf.shapes import DOWNSAMPLING, level_of_output
 
 MODEL_FILE = "model.keras"
 LEVEL_RECORD = "level.json"
@@ -84,6 +86,13 @@ def resolve_model_path(path: str | Path) -> Path:
 def load_model(path: str | Path) -> keras.Model:
     """Load a trained PyNET level (see ``resolve_model_path`` for what ``path`` may be)."""
     return keras.models.load_model(resolve_model_path(path), compile=False)
+
+
+def model_level(model: keras.Model) -> int | None:
+    """The level a model computes, read off its output size for a 16x16 packed input; None: no level's."""
+    side = DOWNSAMPLING
+    output = model(tf.zeros([1, side, side, 4]), training=False)
+    return level_of_output((side, side), tuple(output.shape[1:3]))
 
 
 def level_record(path: str | Path) -> dict:

@@ -24,7 +24,7 @@ from pathlib import Path
 import tensorflow as tf
 import tf_keras as keras
 
-from pynet_tf import atomic, losses, mobile, runs, shapes, train_config
+from pynet_tf import atomic, losses, mobile, runs, train_config
 from pynet_tf.architectures import ARCHITECTURES, architecture
 from pynet_tf.cli import command_parser
 from pynet_tf.data.sources import DataSourceError, parse_source
@@ -114,9 +114,7 @@ def _teacher(config: TrainConfig) -> keras.Model | None:
     if config.teacher is None:
         return None
     teacher = runs.load_model(config.teacher)
-    side = 2 * shapes.DOWNSAMPLING
-    output = tuple(teacher(tf.zeros([1, side, side, 4]), training=False).shape[1:3])
-    level = shapes.level_of_output((side, side), output)
+    level = runs.model_level(teacher)
     if any(trained != level for trained in config.levels):
         raise ConfigError(f"--teacher {config.teacher} computes level {level}, but this run trains levels "
                           f"{list(config.levels)}: distil one level at a time (--levels {level})")
