@@ -5,7 +5,8 @@ SHA-256 is not pushed again); ``cleanup`` removes only what this session pushed 
 Each row runs ``benchmark_model`` with ``--warmup_runs``/``--num_runs`` and zero minimum durations, so the
 counts asked for are the counts measured; ``--max_secs`` is the row's timeout, so a slow model ends with
 fewer runs instead of being killed. Where the device has ``timeout`` (toybox, Android 7+), it kills a hung
-tool a little later; ``--cpu-mask`` prefixes ``taskset MASK``.
+tool a little later; ``--cpu-mask`` prefixes ``taskset MASK``. With ``--inference-diff-binary`` the session
+also installs TFLite's inference_diff tool and runs it once per (model, delegate) (``deviation``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from android_bench import inference_diff
 from android_bench.adb import Adb, AdbError, DeviceEntry, TransportError
 from export.sidecar import sha256_file
 
@@ -100,9 +102,12 @@ class Outcome:
 
 
 class DeviceSession:
-    def __init__(self, adb: Adb, binary: Path, *, keep: bool, timeout_s: float):
+    def __init__(
+        self, adb: Adb, binary: Path, *, keep: bool, timeout_s: float, diff_binary: Path | None = None
+    ):
         self.adb = adb
         self.binary = binary
+        self.diff_binary = diff_binary
         self.keep = keep
         self.timeout_s = timeout_s
         self.pushed: list[str] = []
@@ -127,13 +132,18 @@ class DeviceSession:
         return facts
 
     def check_binary(self, abis: str | None) -> None:
-        built_for = elf_abi(self.binary)
+        """Refuse a tool built for another CPU than the device's, before anything is pushed."""
         device_abis = [abi for abi in (abis or "").split(",") if abi]
-        if built_for and device_abis and built_for not in device_abis:
-            raise AdbError(
-                f"--benchmark-binary {self.binary} is built for {built_for} but the device runs "
-                f"{', '.join(device_abis)}: use {BINARY_HINT}"
-            )
+        tools = [("--benchmark-binary", self.binary, BINARY_HINT)]
+        if self.diff_binary is not None:
+            tools.append(("--inference-diff-binary", self.diff_binary, inference_diff.BUILD_HINT))
+        for flag, path, hint in tools:
+            built_for = elf_abi(path)
+            if built_for and device_abis and built_for not in device_abis:
+                raise AdbError(
+                    f"{flag} {path} is built for {built_for} but the device runs {', '.join(device_abis)}: "
+                    f"use {hint}"
+                )
 
     def temperatures(self) -> dict[str, float]:
         try:
@@ -146,8 +156,10 @@ class DeviceSession:
         created = self.adb.run(["mkdir", "-p", REMOTE_DIR])
         if created.exit_code != 0:
             raise AdbError(f"cannot create {REMOTE_DIR} on the device: {created.output.strip()}")
-        binary = self.install(self.binary, BINARY_NAME)
-        self.adb.run(["chmod", "755", binary])
+        tools = [self.install(self.binary, BINARY_NAME)]
+        if self.diff_binary is not None:
+            tools.append(self.install(self.diff_binary, inference_diff.TOOL_NAME))
+        self.adb.run(["chmod", "755", *tools])
         self.has_timeout = self.adb.shell("command -v timeout >/dev/null").exit_code == 0
 
     def install(self, local: Path, name: str) -> str:
@@ -186,6 +198,33 @@ class DeviceSession:
                 f"timed out: killed after {self.kill_after_s} s (--timeout {self.timeout_s:g})",
             )
         return Outcome(result.output, result.exit_code, None)
+
+    def deviation(
+        self, remote_model: str, delegate: str, threads: int, runs: int, extra_args: list[str], cpu_mask: str | None
+    ) -> dict:
+        """Run inference_diff on one (model, delegate): its metrics, or the error that stopped it."""
+        output = f"{REMOTE_DIR}/{inference_diff.TOOL_NAME}_metrics.pb"
+        argv = inference_diff.argv(
+            f"{REMOTE_DIR}/{inference_diff.TOOL_NAME}", remote_model, delegate, threads, runs, output, extra_args
+        )
+        line = self.command_line(argv, cpu_mask)
+        record = {"tool": inference_diff.TOOL_NAME, "reference": "1 CPU thread, no delegate", "threads": threads,
+                  "command_line": line, "status": "error", "error": None}  # fmt: skip
+        outcome = self.run(line)
+        metrics = inference_diff.parse_log(outcome.output)
+        try:
+            if metrics is None and outcome.error is None and outcome.exit_code == 0:
+                metrics = inference_diff.parse_text_proto(self.adb.run(["cat", output]).output)
+            self.adb.run(["rm", "-f", output])
+        except TransportError as error:
+            self.lost = self.adb.state() != "device"
+            outcome = Outcome(outcome.output, outcome.exit_code, outcome.error or str(error))
+        if metrics is not None and outcome.error is None and outcome.exit_code == 0:
+            record.update(status="ok", **metrics)
+        else:
+            record["error"] = outcome.error or inference_diff.failure_message(outcome.output, outcome.exit_code)
+            record["log"] = outcome.output[-2000:]
+        return record
 
     def cleanup(self) -> str | None:
         """Remove what this session pushed (and the folder if then empty); a warning if that failed."""

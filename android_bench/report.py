@@ -142,6 +142,24 @@ COLUMNS = (
     ("Pareto", lambda r: {True: "●", False: "", None: "–"}[r["pareto"]]),
     ("status", lambda r: "ok" if r["status"] == "ok" else f"error: {r['error']}"),
 )
+DEVIATION_COLUMN = (
+    "mean abs Δ vs device CPU",
+    lambda r: "–" if r["device_diff_mean_abs"] is None else f"{r['device_diff_mean_abs']:.2g}",
+)
+DEVIATION_LEGEND = (
+    "mean abs Δ vs device CPU: TFLite's inference_diff on the phone (--inference-diff-binary), the mean "
+    "absolute difference between this delegate's output and the phone's 1-thread CPU output on random "
+    "inputs, in output units ([0, 1] for float-io files)."
+)
+
+
+def columns(rows: list[dict]) -> tuple:
+    """The table's columns: the on-device deviation only where some row has one (a phone run with
+    inference_diff), after the fidelity columns."""
+    if not any(row["device_diff_mean_abs"] is not None for row in rows):
+        return COLUMNS
+    at = [name for name, _ in COLUMNS].index("speed-up vs fp32")
+    return (*COLUMNS[:at], DEVIATION_COLUMN, *COLUMNS[at:])
 
 
 def _ship_lines(report: Report, section: str) -> list[str]:
@@ -183,6 +201,10 @@ def _crop_lines(crop: CropSet) -> list[str]:
 # ----------------------------------------------------------------------------------------------- Markdown
 
 
+def _legend(report: Report) -> str:
+    return LEGEND + (" " + DEVIATION_LEGEND if columns(report.rows) is not COLUMNS else "")
+
+
 def _md_cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
@@ -192,20 +214,21 @@ def to_markdown(report: Report) -> str:
     for section, members in report_rows.sections(report.rows).items():
         lines += [f"## {members[0]['section_label']}", "", "**Which file to ship** (fastest at the bar):", ""]
         lines += [f"- {_md_cell(line)}" for line in _ship_lines(report, section)] + [""]
-        lines.append("| " + " | ".join(name for name, _ in COLUMNS) + " |")
+        shown = columns(members)
+        lines.append("| " + " | ".join(name for name, _ in shown) + " |")
         lines.append(
             "|"
-            + "|".join(" --- " if name in ("file", "status", "delegate") else " ---: " for name, _ in COLUMNS)
+            + "|".join(" --- " if name in ("file", "status", "delegate") else " ---: " for name, _ in shown)
             + "|"
         )
-        lines += ["| " + " | ".join(_md_cell(cell(row)) for _, cell in COLUMNS) + " |" for row in members]
+        lines += ["| " + " | ".join(_md_cell(cell(row)) for _, cell in shown) + " |" for row in members]
         lines.append("")
         lines += [f"![{figure.title}]({figure.name})" for figure in report.figures.get(section, [])] + [""]
     lines += ["## Image crops", ""]
     lines += [f"- {_md_cell(report.crops_note)}"] if report.crops_note else []
     lines += [f"- {_md_cell(line)}" for crop in report.crops for line in _crop_lines(crop)]
     lines += [""] + [f"![{figure.title}]({figure.name})" for figure in report.figures.get("crops", [])] + [""]
-    lines += ["## Notes", "", f"- {LEGEND}"] + [f"- {_md_cell(note)}" for note in report.notes()]
+    lines += ["## Notes", "", f"- {_legend(report)}"] + [f"- {_md_cell(note)}" for note in report.notes()]
     lines += [f"- inputs: {', '.join(str(f.path) for f in report.inputs.files)}"]
     return "\n".join(lines) + "\n"
 
@@ -241,7 +264,8 @@ def to_html(report: Report) -> str:
         ship = "".join(f"<li>{escape(line)}</li>" for line in _ship_lines(report, section))
         parts.append(f"<h2>{escape(members[0]['section_label'])}</h2>"
                      f"<p><b>Which file to ship</b> (fastest at the bar):</p><ul>{ship}</ul>")  # fmt: skip
-        header = "".join(f"<th>{escape(name)}</th>" for name, _ in COLUMNS)
+        shown = columns(members)
+        header = "".join(f"<th>{escape(name)}</th>" for name, _ in shown)
         body = []
         for row in members:
             kind = "ship" if row["id"] in shipped else "error" if row["status"] != "ok" else ""
@@ -249,7 +273,7 @@ def to_html(report: Report) -> str:
                 f'<td class="text">{escape(cell(row))}</td>'
                 if name in TEXT_COLUMNS
                 else f"<td>{escape(cell(row))}</td>"
-                for name, cell in COLUMNS
+                for name, cell in shown
             )
             body.append(f'<tr class="{kind}">{cells}</tr>')
         parts.append(f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table>")
@@ -260,7 +284,7 @@ def to_html(report: Report) -> str:
     ]
     parts.append("".join(f"<li>{escape(line)}</li>" for line in lines) + "</ul>")
     parts += [_img(figure) for figure in report.figures.get("crops", [])]
-    parts.append(f"<h2>Notes</h2><p class='note'>{escape(LEGEND)}</p><ul>")
+    parts.append(f"<h2>Notes</h2><p class='note'>{escape(_legend(report))}</p><ul>")
     parts.append("".join(f"<li>{escape(note)}</li>" for note in report.notes()) + "</ul>")
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>Benchmark report</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")  # fmt: skip

@@ -20,6 +20,9 @@ One row per results row (model x delegate x threads, per device), flattened to p
     psnr_vs_float, ssim_vs_float, psnr_vs_gt, ssim_vs_gt, float_psnr_vs_gt, delta_psnr_vs_gt, fidelity_images
                        the sidecar's fidelity (means over the held-out images); null without a sidecar
     accuracy_note      why the accuracy columns are empty, or null
+    device_diff_mean_abs, device_diff_worst_run, device_diff_error   the row's on-device inference_diff
+                       (results' deviation): mean |output - the phone's 1-thread CPU output| over its runs,
+                       the worst run's (where the tool writes it), or why it failed; null without one
     speedup_vs_fp32, fp32_row   float32 sibling's mean / this mean (same source model, input shape, device,
                        delegate, threads) and that row's id; null when there is none
     pareto             true on the device's latency/PSNR Pareto front, false off it, null when not plotted
@@ -155,6 +158,17 @@ def _coverage(row: dict) -> str | None:
     return cov["status"] + (f" {nodes[0]}/{nodes[1]} nodes" if None not in nodes else "")
 
 
+def _deviation(row: dict) -> dict:
+    """The first output's on-device inference_diff figures (our networks have one output)."""
+    record = row.get("deviation") or {}
+    first = (record.get("outputs") or [{}])[0]
+    return {
+        "device_diff_mean_abs": first.get("mean_abs"),
+        "device_diff_worst_run": first.get("worst_run_mean_abs"),
+        "device_diff_error": record.get("error"),
+    }
+
+
 def flatten(inputs: Inputs) -> list[dict]:
     """Every results row as a report row (see the module's docstring), speed-ups filled in."""
     rows, facts = [], {}
@@ -199,7 +213,7 @@ def flatten(inputs: Inputs) -> list[dict]:
                 "std_ms": timings.get("inference_std_ms"), "runs": timings.get("inference_runs"),
                 "peak_mb": memory.get("peak_mb"), "growth_mb": memory.get("overall_mb"),
                 "memory_measure": memory.get("measure"),
-                **fidelity, "accuracy_note": accuracy_note,
+                **fidelity, "accuracy_note": accuracy_note, **_deviation(row),
                 "speedup_vs_fp32": None, "fp32_row": None, "pareto": None,
             })  # fmt: skip
     _speedups(rows)

@@ -9,7 +9,8 @@ Schema (``FORMAT``, ``VERSION`` 1)::
     run                 {id, mode ("device" | "host"), started, finished (ISO 8601 UTC; finished null while
                          running), complete (false until every row ran), command (argv of this run),
                          settings: {delegates, threads, warmup, runs, cooldown_s, timeout_s, extra_args
-                         (list), cpu_mask, keep, benchmark_binary: {path, name, bytes, sha256} | null}}
+                         (list), cpu_mask, keep, benchmark_binary: {path, name, bytes, sha256} | null,
+                         inference_diff_binary: the same | null, inference_diff_runs}}
     device              mode "device": {kind "android", serial, model, manufacturer, brand, device, board,
                          platform (SoC family, ro.board.platform), soc_manufacturer, soc_model, hardware,
                          android_release, sdk, abi, abis, fingerprint, governors {cpuN: governor},
@@ -45,6 +46,13 @@ Schema (``FORMAT``, ``VERSION`` 1)::
       coverage          null for cpu; else {status ("full" | "partial" | "none" | null = not printed),
                          delegate (kernel name), delegated_nodes, total_nodes, cpu_nodes (left to the CPU
                          kernels), partitions, unsupported_ops (the GPU delegate's list)}
+      deviation         device runs with --inference-diff-binary, else null: TFLite's inference_diff on this
+                        (model, delegate), run once at the pair's first thread count (android_bench/
+                        inference_diff.py): {tool, reference, threads, command_line, status, error, runs,
+                        reference_avg_ms, reference_std_ms, test_avg_ms, test_std_ms, outputs: [{index,
+                        mean_abs, std_over_runs, worst_run_mean_abs (null where the tool does not print
+                        it)}]}: each run's mean |output - 1-thread CPU output| on random inputs, in the
+                        output's raw values, summarised over the runs
       temperature_c     {zone type: degrees C} read just before the row, {} when unreadable
       started, wall_s   ISO start time and seconds the row took (push and cooldown excluded)
       log               the tail of the tool's output (device: stdout+stderr; host: the child's stderr)
@@ -111,7 +119,8 @@ def new_row(
     row = {"model": model, "sidecar": sidecar, "delegate": delegate, "threads": threads,
            "status": "error", "error": None, "command": None, "command_line": None,
            "extra_args": list(extra_args), "cpu_mask": cpu_mask, "timings": None, "memory": None,
-           "tool_model_size_mb": None, "tool_version": None, "coverage": None, "temperature_c": {},
+           "tool_model_size_mb": None, "tool_version": None, "coverage": None, "deviation": None,
+           "temperature_c": {},
            "started": utc_now(), "wall_s": None, "log": ""}  # fmt: skip
     if sidecar_error:
         row["sidecar_error"] = sidecar_error

@@ -4,6 +4,8 @@
     python -m android_bench.run --models exported/ --delegates cpu,gpu,nnapi --threads 1,4 --cooldown 30 ...
     python -m android_bench.run --models m.tflite --delegates external --benchmark-binary ...
         --extra-args "--external_delegate_path=/vendor/lib64/libvx_delegate.so"   (one command)
+    python -m android_bench.run --models exported/ --delegates cpu,gpu --benchmark-binary ...
+        --inference-diff-binary run_eval   (adds each delegate's output deviation from the device's CPU)
     python -m android_bench.run --host --models exported/*.tflite --delegates cpu,xnnpack --threads 1,2
 
 One row per (model, delegate, threads), written to --out/<UTC time>_<serial|host>.json after every row
@@ -26,7 +28,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from android_bench import host, results
+from android_bench import host, inference_diff, results
 from android_bench.adb import Adb, AdbError, TransportError, choose_device, find_adb, list_devices
 from android_bench.benchmark_output import coverage, parse
 from android_bench.device import BINARY_HINT, DELEGATE_FLAGS, DeviceSession, exit_status_text, parse_thermal
@@ -35,7 +37,7 @@ from pynet_tf.cli import command_parser
 
 DEFAULT_DEVICE_DELEGATES = "cpu,xnnpack,gpu,nnapi"
 DEFAULT_HOST_DELEGATES = "cpu,xnnpack"
-DEVICE_ONLY = ("serial", "benchmark_binary", "extra_args", "keep")
+DEVICE_ONLY = ("serial", "benchmark_binary", "extra_args", "keep", "inference_diff_binary")
 
 
 class UsageError(Exception):
@@ -92,6 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"benchmark_model for the phone's ABI: {BINARY_HINT}",
     )
+    parser.add_argument(
+        "--inference-diff-binary",
+        type=Path,
+        metavar="PATH",
+        help=f"also measure each (model, delegate)'s output deviation from the device's CPU with "
+        f"{inference_diff.BUILD_HINT}",
+    )
+    parser.add_argument(
+        "--inference-diff-runs",
+        type=int,
+        default=inference_diff.DEFAULT_RUNS,
+        metavar="N",
+        help=f"inference_diff's random-input runs, 3 inferences each (default {inference_diff.DEFAULT_RUNS})",
+    )
     parser.add_argument("--warmup", type=int, default=1, help="warm-up runs (default 1)")
     parser.add_argument("--runs", type=int, default=50, help="measured runs (default 50)")
     parser.add_argument(
@@ -145,7 +161,11 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         raise UsageError(f"--threads {args.threads!r}: give whole numbers, e.g. 1,4") from None
     if any(n < 1 for n in args.thread_list):
         raise UsageError(f"--threads {args.threads!r}: thread counts must be at least 1")
-    for flag, value, low in (("--warmup", args.warmup, 0), ("--runs", args.runs, 1)):
+    for flag, value, low in (
+        ("--warmup", args.warmup, 0),
+        ("--runs", args.runs, 1),
+        ("--inference-diff-runs", args.inference_diff_runs, 1),
+    ):
         if value < low:
             raise UsageError(f"{flag} {value}: must be at least {low}")
     if args.cooldown < 0 or args.timeout <= 0:
@@ -167,6 +187,11 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         return args
     if args.benchmark_binary is None or not args.benchmark_binary.is_file():
         raise UsageError(f"--benchmark-binary {args.benchmark_binary or ''}: give the path of {BINARY_HINT}")
+    if args.inference_diff_binary is not None and not args.inference_diff_binary.is_file():
+        raise UsageError(
+            f"--inference-diff-binary {args.inference_diff_binary}: no such file; give the path of "
+            f"{inference_diff.BUILD_HINT}"
+        )
     names = [model.name for model in args.models]
     if len(set(names)) != len(names):
         raise UsageError("--models: two files share a name; the device folder holds one per name, rename one")
@@ -179,15 +204,13 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
+def _tool(path: Path | None) -> dict | None:
+    if path is None:
+        return None
+    return {"path": str(path.resolve()), "name": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
 def settings(args: argparse.Namespace) -> dict:
-    binary = None
-    if args.benchmark_binary is not None:
-        binary = {
-            "path": str(args.benchmark_binary.resolve()),
-            "name": args.benchmark_binary.name,
-            "bytes": args.benchmark_binary.stat().st_size,
-            "sha256": sha256_file(args.benchmark_binary),
-        }
     return {
         "delegates": args.delegate_list,
         "threads": args.thread_list,
@@ -198,7 +221,9 @@ def settings(args: argparse.Namespace) -> dict:
         "extra_args": args.extra,
         "cpu_mask": args.cpu_mask,
         "keep": args.keep,
-        "benchmark_binary": binary,
+        "benchmark_binary": _tool(args.benchmark_binary),
+        "inference_diff_binary": _tool(args.inference_diff_binary),
+        "inference_diff_runs": args.inference_diff_runs if args.inference_diff_binary else None,
     }
 
 
@@ -312,7 +337,7 @@ class Runner:
             self.add(row)
 
     def run_device(self, session: DeviceSession) -> None:
-        first, remote = True, {}
+        first, remote, deviations = True, {}, {}
         for model, record, side, side_error, delegate, threads in self.rows():
             row = self.new_row(record, side, side_error, delegate, threads)
             if session.lost:
@@ -339,6 +364,13 @@ class Runner:
             row["wall_s"] = round(time.perf_counter() - started, 3)
             row["log"] = results.tail(outcome.output)
             self.fill_from_output(row, outcome.output, outcome.exit_code, outcome.error, delegate)
+            if session.diff_binary is not None and not session.lost:
+                if (model, delegate) not in deviations:
+                    deviations[model, delegate] = session.deviation(
+                        remote[model], delegate, threads, self.args.inference_diff_runs, self.args.extra,
+                        self.args.cpu_mask,
+                    )  # fmt: skip
+                row["deviation"] = deviations[model, delegate]
             self.add(row)
 
     @staticmethod
@@ -370,7 +402,11 @@ def open_device(args: argparse.Namespace) -> tuple[DeviceSession, dict]:
     executable = find_adb()
     entry = choose_device(list_devices(executable), args.serial)
     session = DeviceSession(
-        Adb(executable, entry.serial), args.benchmark_binary, keep=args.keep, timeout_s=args.timeout
+        Adb(executable, entry.serial),
+        args.benchmark_binary,
+        keep=args.keep,
+        timeout_s=args.timeout,
+        diff_binary=args.inference_diff_binary,
     )
     try:
         facts = session.facts(entry)

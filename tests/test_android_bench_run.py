@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from android_bench import run
+from android_bench import report, run
 from android_bench.adb import AdbError, choose_device, parse_devices
 from android_bench.device import parse_thermal
 from export import sidecar
@@ -87,6 +87,7 @@ def phone(tmp_path, monkeypatch) -> dict:
         "FAKE_BENCHMARK_GPU_FALLBACK",
         "FAKE_BENCHMARK_SLEEP",
         "FAKE_BENCHMARK_CRASH",
+        "FAKE_DIFF_FORMAT",
     ):
         monkeypatch.delenv(name, raising=False)
     return {"device": device, "log": tmp_path / "adb.jsonl", "out": tmp_path / "results", "bin": bin_dir}
@@ -301,6 +302,50 @@ def test_disconnect_mid_run_keeps_what_ran(phone, models, monkeypatch):
     assert doc["run"]["finished"] is not None
 
 
+@pytest.mark.parametrize("form", ["log", "textproto"])
+def test_inference_diff_per_model_and_delegate(phone, models, monkeypatch, form):
+    """--inference-diff-binary: one inference_diff run per (model, delegate), its metrics on each of the pair's
+    rows, read from the current tool's log or (FAKE_DIFF_FORMAT=textproto) the TF 2.2 tool's output file."""
+    if form == "textproto":
+        monkeypatch.setenv("FAKE_DIFF_FORMAT", "textproto")
+    monkeypatch.setenv("FAKE_BENCHMARK_FAIL_DELEGATE", "gpu")
+    code, doc = device_run(
+        phone, "--models", str(models["pynet"]), "--delegates", "cpu,xnnpack,gpu", "--threads", "1,2",
+        "--runs", "1", "--inference-diff-binary", str(FAKES / "inference_diff"), "--inference-diff-runs", "3",
+    )  # fmt: skip
+    assert code == 1  # the GPU rows
+    shells = [" ".join(call[3:]) for call in adb_calls(phone) if call[2:3] == ["shell"]]
+    diff_calls = [line for line in shells if "inference_diff --model_file" in line]
+    assert len(diff_calls) == 3  # once per delegate, not per thread count
+    by_delegate = {}
+    for row in doc["rows"]:
+        by_delegate.setdefault(row["delegate"], []).append(row["deviation"])
+    for delegate, (first, second) in by_delegate.items():
+        assert first == second and first["threads"] == 1, delegate
+    cpu, xnnpack, gpu = (by_delegate[d][0] for d in ("cpu", "xnnpack", "gpu"))
+    for record in (cpu, xnnpack):
+        assert record["status"] == "ok" and record["runs"] == 3, record
+        assert record["reference_avg_ms"] > 0 and record["test_avg_ms"] > 0
+        assert [output["index"] for output in record["outputs"]] == [0]
+        worst = record["outputs"][0]["worst_run_mean_abs"]
+        assert (worst is None) == (form == "log")  # only the output file carries the worst run
+    # the same kernels on one thread compute the same bits; XNNPACK's float kernels differ by rounding only
+    assert cpu["outputs"][0]["mean_abs"] == 0.0
+    assert 0.0 <= xnnpack["outputs"][0]["mean_abs"] < 1e-5
+    assert "--delegate=xnnpack" in xnnpack["command_line"] and "--delegate" not in cpu["command_line"]
+    assert gpu["status"] == "error" and "GPU delegate could not be created" in gpu["error"]
+    assert doc["run"]["settings"]["inference_diff_runs"] == 3
+    assert not (phone["device"] / "pynet_bench").exists()  # the tool and its output file are gone too
+    # the report shows it in its own column, after the fidelity columns
+    made = report.build(sorted(phone["out"].glob("*.json")), crops=False)
+    table = [line for line in report.to_markdown(made).splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    column = header.index("mean abs Δ vs device CPU")
+    cells = {line.split("|")[1].strip(): line.split("|")[column + 1].strip() for line in table[1:]}
+    on_xnnpack = f"{xnnpack['outputs'][0]['mean_abs']:.2g}"
+    assert [cells[row["id"]] for row in made.rows] == ["0", "0", on_xnnpack, on_xnnpack, "–", "–"]
+
+
 @pytest.mark.parametrize("env, flags, expected", [
     ({"FAKE_BENCHMARK_SLEEP": "20"}, ["--timeout", "1"], "timed out: killed after 2 s (--timeout 1)"),
     ({"FAKE_BENCHMARK_CRASH": "1"}, [], "benchmark_model exit status 139 (SIGSEGV): "),
@@ -347,6 +392,8 @@ HOST = ["--host", "--models", "{pynet}"]
     (["--models", "{pynet}"], "--benchmark-binary : give the path of"),
     ([*HOST, "--delegates", "gpu"], "--delegates gpu: not available (--host runs LiteRT on this machine"),
     ([*HOST, "--serial", "X"], "--serial: only for a phone run"),
+    ([*DEVICE, "--inference-diff-binary", "run_eval"], "--inference-diff-binary run_eval: no such file"),
+    ([*DEVICE, "--inference-diff-runs", "0"], "--inference-diff-runs 0: must be at least 1"),
 ])  # fmt: skip
 def test_bad_flags_are_one_line_errors(models, tmp_path, capsys, flags, expected):
     names = {"pynet": models["pynet"], "binary": FAKES / "benchmark_model"}
