@@ -200,16 +200,28 @@ class DeviceSession:
         return Outcome(result.output, result.exit_code, None)
 
     def deviation(
-        self, remote_model: str, delegate: str, threads: int, runs: int, extra_args: list[str], cpu_mask: str | None
+        self,
+        remote_model: str,
+        delegate: str,
+        threads: int,
+        runs: int,
+        extra_args: list[str],
+        cpu_mask: str | None,
     ) -> dict:
         """Run inference_diff on one (model, delegate): its metrics, or the error that stopped it."""
         output = f"{REMOTE_DIR}/{inference_diff.TOOL_NAME}_metrics.pb"
         argv = inference_diff.argv(
-            f"{REMOTE_DIR}/{inference_diff.TOOL_NAME}", remote_model, delegate, threads, runs, output, extra_args
+            f"{REMOTE_DIR}/{inference_diff.TOOL_NAME}",
+            remote_model,
+            delegate,
+            threads,
+            runs,
+            output,
+            extra_args,
         )
         line = self.command_line(argv, cpu_mask)
-        record = {"tool": inference_diff.TOOL_NAME, "reference": "1 CPU thread, no delegate", "threads": threads,
-                  "command_line": line, "status": "error", "error": None}  # fmt: skip
+        record = {"tool": inference_diff.TOOL_NAME, "reference": "1 CPU thread, no delegate",
+                  "threads": threads, "command_line": line, "status": "error", "error": None}  # fmt: skip
         outcome = self.run(line)
         metrics = inference_diff.parse_log(outcome.output)
         try:
@@ -222,7 +234,9 @@ class DeviceSession:
         if metrics is not None and outcome.error is None and outcome.exit_code == 0:
             record.update(status="ok", **metrics)
         else:
-            record["error"] = outcome.error or inference_diff.failure_message(outcome.output, outcome.exit_code)
+            record["error"] = outcome.error or inference_diff.failure_message(
+                outcome.output, outcome.exit_code
+            )
             record["log"] = outcome.output[-2000:]
         return record
 

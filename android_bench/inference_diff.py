@@ -9,7 +9,8 @@ quantized steps for integer-io ones. That is what the
 host cannot tell: whether the GPU (fp16 arithmetic), NNAPI or a vendor NPU computes what the CPU computes.
 
 Users build it from TensorFlow (``bazel build -c opt --config=android_arm64
-//tensorflow/lite/tools/evaluation/tasks/inference_diff:run_eval``) and pass it as ``--inference-diff-binary``.
+//tensorflow/lite/tools/evaluation/tasks/inference_diff:run_eval``) and pass it as
+``--inference-diff-binary``.
 
 Two output formats are read: current tools log the metrics (``Num evaluation runs: 50``, ``Reference run
 latency: avg=43505.1(us), std_dev=...``, ``Test run latency: ...``, ``OutputDiff[0]: avg_error=...,
@@ -47,10 +48,13 @@ def argv(
     tool: str, model: str, delegate: str, threads: int, runs: int, output: str, extra_args: list[str]
 ) -> list[str]:
     """The device command for one (model, delegate): the row's thread count for the test interpreter."""
-    vendor = [arg for arg in extra_args if arg.startswith("--external_delegate")] if delegate == "external" else []
+    vendor = (
+        [arg for arg in extra_args if arg.startswith("--external_delegate")] if delegate == "external" else []
+    )
     chosen = DELEGATE_VALUES[delegate]
     return [tool, f"--model_file={model}", f"--output_file_path={output}", f"--num_runs={runs}",
-            f"--num_interpreter_threads={threads}", *([f"--delegate={chosen}"] if chosen else []), *vendor]  # fmt: skip
+            f"--num_interpreter_threads={threads}", *([f"--delegate={chosen}"] if chosen else []),
+            *vendor]  # fmt: skip
 
 
 def _ms(us: float) -> float:

@@ -207,7 +207,12 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
 def _tool(path: Path | None) -> dict | None:
     if path is None:
         return None
-    return {"path": str(path.resolve()), "name": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    return {
+        "path": str(path.resolve()),
+        "name": path.name,
+        "bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
+    }
 
 
 def settings(args: argparse.Namespace) -> dict:

@@ -304,8 +304,9 @@ def test_disconnect_mid_run_keeps_what_ran(phone, models, monkeypatch):
 
 @pytest.mark.parametrize("form", ["log", "textproto"])
 def test_inference_diff_per_model_and_delegate(phone, models, monkeypatch, form):
-    """--inference-diff-binary: one inference_diff run per (model, delegate), its metrics on each of the pair's
-    rows, read from the current tool's log or (FAKE_DIFF_FORMAT=textproto) the TF 2.2 tool's output file."""
+    """--inference-diff-binary: one inference_diff run per (model, delegate), its metrics on each of the
+    pair's rows, read from the current tool's log or (FAKE_DIFF_FORMAT=textproto) the TF 2.2 tool's output
+    file."""
     if form == "textproto":
         monkeypatch.setenv("FAKE_DIFF_FORMAT", "textproto")
     monkeypatch.setenv("FAKE_BENCHMARK_FAIL_DELEGATE", "gpu")

@@ -94,7 +94,11 @@ def test_a_failed_run_has_no_metrics_and_says_why():
     ("external", ["--external_delegate_path=/v.so", "--external_delegate_options=a:b"]),
 ])  # fmt: skip
 def test_argv_per_delegate(delegate, expected):
-    extra = ["--external_delegate_path=/v.so", "--external_delegate_options=a:b", "--enable_op_profiling=true"]
+    extra = [
+        "--external_delegate_path=/v.so",
+        "--external_delegate_options=a:b",
+        "--enable_op_profiling=true",
+    ]
     argv = inference_diff.argv("/d/inference_diff", "/d/m.tflite", delegate, 4, 7, "/d/out.pb", extra)
     assert argv == [
         "/d/inference_diff", "--model_file=/d/m.tflite", "--output_file_path=/d/out.pb", "--num_runs=7",
