@@ -1,0 +1,137 @@
+"""Runs trained under one budget (dense, ``--prune``, ``--teacher``), side by side: zeros, size, speed, quality.
+
+    .venv/bin/python -m pynet_tf.train --preset quick --arch mobile --out runs/m_dense
+    .venv/bin/python -m pynet_tf.train --preset quick --arch mobile --prune 0.5 --out runs/m_prune50
+    .venv/bin/python -m pynet_tf.train --preset quick --arch mobile --teacher runs/quick --out runs/m_distill
+    .venv/bin/python benchmarks/training_variants.py --runs runs/m_dense,runs/m_prune50,runs/m_distill
+
+One row per run (the first is the baseline of the Δ column): how it was trained (its level.json: arch, width,
+prune, teacher and weight, steps, seconds), the fraction of zeros in its prunable kernels
+(``pynet_tf.pruning.sparsity_report``), its float32 TFLite file at ``--input-shape`` (size raw and gzip -9:
+zeros only compress in a dense flatbuffer), XNNPACK latency (``android_bench.host.measure``, ``--threads``,
+``--rounds`` interleaved rounds, the median), minutes of training (all levels of a run folder), its final
+validation PSNR, and PSNR / SSIM of the file against
+ground truth on the held-out samples (``export.fidelity``), with ΔPSNR from the first run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import statistics
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pynet_tf  # noqa: E402,F401  (Keras 2 before TensorFlow loads)
+
+from android_bench import host  # noqa: E402
+from export import fidelity  # noqa: E402
+from export.formats import ExportSettings, convert_float32  # noqa: E402
+from pynet_tf import pruning, runs  # noqa: E402
+from pynet_tf.cli import image_size  # noqa: E402
+
+WARMUP = 3
+
+
+@dataclass
+class Variant:
+    """One trained run's float32 file and what was measured on it."""
+
+    run: str
+    trained: str
+    seconds: float | None
+    validation_psnr: float | None
+    zeros: float
+    content: bytes
+    psnr_gt: float
+    ssim_gt: float
+    times_us: list[float] = field(default_factory=list)
+
+
+def training_summary(record: dict) -> str:
+    """How the model was trained, from its level.json: e.g. "mobile w12, 540 steps, prune 50%"."""
+    config = record.get("config") or {}
+    steps = f"{record.get('steps')} steps" + (f" at level {record['level']}" if record.get("level") else "")
+    parts = [f"{record.get('arch', 'pynet')} w{record.get('base_filters')}", steps]
+    if config.get("prune"):
+        parts.append(f"prune {config['prune']:.0%}")
+    if config.get("teacher"):
+        parts.append(f"teacher {Path(config['teacher']).name} x{config.get('teacher_weight', 1):g}")
+    return ", ".join(parts)
+
+
+def training_seconds(name: str, record: dict) -> float | None:
+    """A run folder's training time over all its levels (PyNET trains six); else the one level's."""
+    levels = [runs.level_record(folder) for folder in sorted(Path(name).glob("level_*"))]
+    if levels and all(level.get("seconds") is not None for level in levels):
+        return sum(level["seconds"] for level in levels)
+    return record.get("seconds")
+
+
+def measure_run(name: str, args: argparse.Namespace) -> Variant:
+    model = runs.load_model(name)
+    record = runs.level_record(name)
+    items = fidelity.held_out(model, args.input_shape, args.data)
+    content = convert_float32(model, ExportSettings(input_shape=args.input_shape))
+    truth = fidelity.measure(content, items)["vs_ground_truth"]["file"]
+    return Variant(
+        run=name,
+        trained=training_summary(record),
+        seconds=training_seconds(name, record),
+        validation_psnr=(record.get("validation") or {}).get("psnr"),
+        zeros=pruning.sparsity_report(model)["sparsity"],
+        content=content,
+        psnr_gt=truth["psnr"],
+        ssim_gt=truth["ssim"],
+    )
+
+
+def time_variants(variants: list[Variant], args: argparse.Namespace, folder: Path) -> None:
+    """XNNPACK latency of every file, ``--rounds`` interleaved rounds of ``--timed-runs`` inferences."""
+    paths = []
+    for index, variant in enumerate(variants):
+        paths.append(folder / f"{index:02d}.tflite")
+        paths[-1].write_bytes(variant.content)
+    for _ in range(args.rounds):
+        for variant, path in zip(variants, paths):
+            variant.times_us += host.measure(path, "xnnpack", args.threads, WARMUP, args.timed_runs)["inference_us"]
+
+
+def table(variants: list[Variant]) -> str:
+    base = variants[0].psnr_gt
+    lines = [f"{'run':<12} {'trained':<44} {'min':>5} {'zeros':>6} {'MB':>6} {'gzip MB':>7} {'ms':>7} "
+             f"{'val dB':>6} {'PSNR vs GT':>10} {'SSIM':>6} {'ΔPSNR':>6}"]  # fmt: skip
+    for v in variants:
+        minutes = "–" if v.seconds is None else f"{v.seconds / 60:.1f}"
+        validation = "–" if v.validation_psnr is None else f"{v.validation_psnr:.2f}"
+        lines.append(
+            f"{Path(v.run).name:<12} {v.trained:<44} {minutes:>5} {v.zeros:>6.1%} "
+            f"{len(v.content) / 2**20:>6.3f} {len(gzip.compress(v.content, 9)) / 2**20:>7.3f} "
+            f"{statistics.median(v.times_us) / 1e3:>7.2f} {validation:>6} {v.psnr_gt:>10.2f} "
+            f"{v.ssim_gt:>6.4f} {v.psnr_gt - base:>+6.2f}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", required=True, help="comma-separated runs (the first is the baseline)")
+    parser.add_argument("--input-shape", type=image_size, default="128x128", help="packed HxW of the files")
+    parser.add_argument("--data", default="samples", help="held-out data (default: the embedded samples)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--timed-runs", type=int, default=10, help="inferences per file per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    variants = [measure_run(name, args) for name in args.runs.split(",") if name]
+    with tempfile.TemporaryDirectory() as folder:
+        time_variants(variants, args, Path(folder))
+    print(table(variants))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
