@@ -6,36 +6,32 @@
     .venv/bin/python benchmarks/training_variants.py --runs runs/m_dense,runs/m_prune50,runs/m_distill
 
 One row per run (the first is the baseline of the Δ column): how it was trained (its level.json: arch, width,
-prune, teacher and weight, steps, seconds), the fraction of zeros in its prunable kernels
-(``pynet_tf.pruning.sparsity_report``), its float32 TFLite file at ``--input-shape`` (size raw and gzip -9:
-zeros only compress in a dense flatbuffer), XNNPACK latency (``android_bench.host.measure``, ``--threads``,
-``--rounds`` interleaved rounds, the median), minutes of training (all levels of a run folder), its final
-validation PSNR, and PSNR / SSIM of the file against
-ground truth on the held-out samples (``export.fidelity``), with ΔPSNR from the first run.
+steps, prune, teacher and weight), minutes of training (all levels of a run folder), the fraction of zeros in
+its prunable kernels (``pynet_tf.pruning.sparsity_report``), its float32 TFLite file at ``--input-shape``
+(size raw and gzip -9: zeros only compress in a dense flatbuffer), XNNPACK latency (``--threads``,
+``--rounds`` interleaved rounds of ``--timed-runs``, the median), its final validation PSNR, and PSNR / SSIM
+of the file against ground truth on the held-out samples (``export.fidelity``), with ΔPSNR from the first run.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
-import statistics
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pynet_tf  # noqa: E402,F401  (Keras 2 before TensorFlow loads)
 
-from android_bench import host  # noqa: E402
 from export import fidelity  # noqa: E402
+from export_fidelity import time_files  # noqa: E402
 from export.formats import ExportSettings, convert_float32  # noqa: E402
 from pynet_tf import pruning, runs  # noqa: E402
 from pynet_tf.cli import image_size  # noqa: E402
-
-WARMUP = 3
-
 
 @dataclass
 class Variant:
@@ -49,7 +45,7 @@ class Variant:
     content: bytes
     psnr_gt: float
     ssim_gt: float
-    times_us: list[float] = field(default_factory=list)
+    ms: float = 0.0
 
 
 def training_summary(record: dict) -> str:
@@ -91,14 +87,13 @@ def measure_run(name: str, args: argparse.Namespace) -> Variant:
 
 
 def time_variants(variants: list[Variant], args: argparse.Namespace, folder: Path) -> None:
-    """XNNPACK latency of every file, ``--rounds`` interleaved rounds of ``--timed-runs`` inferences."""
-    paths = []
+    """XNNPACK latency of every file (``export_fidelity.time_files``: interleaved rounds, the median)."""
+    paths = {}
     for index, variant in enumerate(variants):
-        paths.append(folder / f"{index:02d}.tflite")
-        paths[-1].write_bytes(variant.content)
-    for _ in range(args.rounds):
-        for variant, path in zip(variants, paths):
-            variant.times_us += host.measure(path, "xnnpack", args.threads, WARMUP, args.timed_runs)["inference_us"]
+        paths[index] = folder / f"{index:02d}.tflite"
+        paths[index].write_bytes(variant.content)
+    for index, ms in time_files(paths, args.threads, args.timed_runs, args.rounds).items():
+        variants[index].ms = ms
 
 
 def table(variants: list[Variant]) -> str:
@@ -111,7 +106,7 @@ def table(variants: list[Variant]) -> str:
         lines.append(
             f"{Path(v.run).name:<12} {v.trained:<44} {minutes:>5} {v.zeros:>6.1%} "
             f"{len(v.content) / 2**20:>6.3f} {len(gzip.compress(v.content, 9)) / 2**20:>7.3f} "
-            f"{statistics.median(v.times_us) / 1e3:>7.2f} {validation:>6} {v.psnr_gt:>10.2f} "
+            f"{v.ms:>7.2f} {validation:>6} {v.psnr_gt:>10.2f} "
             f"{v.ssim_gt:>6.4f} {v.psnr_gt - base:>+6.2f}"
         )
     return "\n".join(lines)
