@@ -11,7 +11,8 @@ import tf_keras as keras
 def converter_for(
     model: keras.Model, batch_shape: Sequence[int | None] = (None, None, None, 4)
 ) -> tf.lite.TFLiteConverter:
-    """A TFLite converter for the model with one signature, ``serving_default``: ``raw`` -> ``rgb``.
+    """A TFLite converter for the model with one signature, ``serving_default``: ``raw`` -> ``rgb`` (a model
+    with several outputs, such as ``build_pynet(..., all_outputs=True)``: one output per output name).
 
     ``batch_shape`` is the input's shape; ``None`` dimensions are resizable at run time. The converter gets
     the inference function inside a bare ``tf.Module`` that holds the variables:
@@ -23,7 +24,12 @@ def converter_for(
     spec = tf.TensorSpec(batch_shape, tf.float32, name="raw")
     module = tf.Module()
     module.variables_ = list(model.variables)
-    module.serve = tf.function(lambda raw: {"rgb": model(raw, training=False)}, input_signature=[spec])
+
+    def serve(raw: tf.Tensor) -> dict[str, tf.Tensor]:
+        outputs = model(raw, training=False)  # a dict for named outputs (all_outputs PyNET: level_0 ...)
+        return dict(outputs) if isinstance(outputs, dict) else {"rgb": outputs}
+
+    module.serve = tf.function(serve, input_signature=[spec])
     return tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
 
 
