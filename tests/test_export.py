@@ -275,7 +275,7 @@ def test_ptq_and_qat_side_by_side(workdir, tmp_path, capsys):
     """--int8 --qat: both files, the QAT fine-tuning in its sidecar, one line comparing the two."""
     argv = ["--model", str(workdir / "level5.keras"), "--int8", "--qat", "--io", "uint8", "--input-shape",
             "64x64", "--qat-steps", str(QAT_STEPS), "--qat-batch", "2", "--qat-loss", "mse=1",
-            "--out", str(tmp_path)]
+            "--calibration", str(workdir / "calibration.npz"), "--out", str(tmp_path)]
     assert main(argv) == 0
     out = capsys.readouterr().out
     comparison = next(line for line in out.splitlines() if line.startswith("int8 PSNR vs float: PTQ"))
