@@ -2,7 +2,7 @@
 ISP, which has one level).
 
     python -m pynet_tf.train --preset quick                      # minutes on a CPU, embedded photos
-    python -m pynet_tf.train --preset quick --arch mobile --teacher runs/big   # mobile ISP, distilled from runs/big
+    python -m pynet_tf.train --preset quick --arch mobile --teacher runs/big   # mobile ISP, distilled
     python -m pynet_tf.train --data zrr:/data/zrr --vgg-weights vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5
     python -m pynet_tf.train --data zrr:/data/zrr --levels 2-0 --loss lab_vgg --strategy mirrored
 
