@@ -29,5 +29,10 @@ demo: $(INSTALLED)
 	$(PY) -m android_bench.report results/$(DEMO) -o report/$(DEMO)
 	@echo "report: $(CURDIR)/report/$(DEMO)/report.html (and report.md)"
 
+# `make test`: the suite in TEST_WORKERS processes (pytest-xdist), each test file whole in one of them (its
+# module fixtures are built once). The suite is mostly single-threaded TensorFlow: on CI's 2 cores, 2 workers
+# take 14 min where one takes 25. TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
+
 test: $(INSTALLED)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
