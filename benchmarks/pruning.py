@@ -9,7 +9,7 @@ end_step``, one training-mode forward pass, no weight update), stripped, convert
 ``--input-shape`` (``export.formats.convert_float32``) and once more with the converter's
 ``tf.lite.Optimize.EXPERIMENTAL_SPARSITY`` (sparse kernels stored in a compressed format where it can).
 Reported per file: the kernels' zeros, size raw and gzip -9 (a zero costs a flatbuffer as much as any
-float: it only compresses), latency through LiteRT with XNNPACK (``android_bench.host.measure``,
+float: it only compresses), latency through LiteRT with XNNPACK (``export_fidelity.time_files``,
 ``--threads``; interleaved rounds so that load on this shared machine falls on every file alike, the median
 of all runs), PSNR against the dense Keras model and ΔPSNR against ground truth on the held-out samples
 (``export.fidelity``).
@@ -68,31 +68,28 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import statistics
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pynet_tf  # noqa: E402,F401  (Keras 2 before TensorFlow loads)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from android_bench import host  # noqa: E402
 from export import fidelity  # noqa: E402
 from export.formats import ExportSettings, convert_float32  # noqa: E402
 from export.tflite import converter_for  # noqa: E402
+from export_fidelity import time_files  # noqa: E402
 from pynet_tf import metrics, pruning, runs  # noqa: E402
 from pynet_tf.cli import image_size  # noqa: E402
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset  # noqa: E402
 from pynet_tf.data.sources import parse_source  # noqa: E402
-
-WARMUP = 3
-
 
 @dataclass
 class Row:
@@ -105,7 +102,7 @@ class Row:
     content: bytes
     psnr: float = 0.0
     delta_gt: float = 0.0
-    times_us: list[float] = field(default_factory=list)
+    ms: float = 0.0
 
 
 def one_shot(dense: keras.Model, sparsity: float, raw: tf.Tensor) -> keras.Model:
@@ -190,15 +187,13 @@ def rows_for(name: str, args: argparse.Namespace) -> tuple[list[Row], list[str]]
 
 
 def time_rows(rows: list[Row], args: argparse.Namespace, folder: Path) -> None:
-    """XNNPACK latency of every file, ``--rounds`` interleaved rounds of ``--runs`` inferences."""
-    paths = []
+    """XNNPACK latency of every file (``export_fidelity.time_files``: interleaved rounds, the median)."""
+    paths = {}
     for index, row in enumerate(rows):
-        path = folder / f"{index:02d}.tflite"
-        path.write_bytes(row.content)
-        paths.append(path)
-    for _ in range(args.rounds):
-        for row, path in zip(rows, paths):
-            row.times_us += host.measure(path, "xnnpack", args.threads, WARMUP, args.runs)["inference_us"]
+        paths[index] = folder / f"{index:02d}.tflite"
+        paths[index].write_bytes(row.content)
+    for index, ms in time_files(paths, args.threads, args.runs, args.rounds).items():
+        rows[index].ms = ms
 
 
 def table(rows: list[Row]) -> str:
@@ -209,7 +204,7 @@ def table(rows: list[Row]) -> str:
         lines.append(
             f"{Path(row.model).name:<14} {row.variant:<20} {row.zeros:>6.1%} "
             f"{len(row.content) / 2**20:>7.3f} {len(gzip.compress(row.content, 9)) / 2**20:>8.3f} "
-            f"{statistics.median(row.times_us) / 1e3:>7.2f} {psnr:>13} {row.delta_gt:>+11.2f}"
+            f"{row.ms:>7.2f} {psnr:>13} {row.delta_gt:>+11.2f}"
         )
     return "\n".join(lines)
 
