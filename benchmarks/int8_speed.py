@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from export.to_tflite import STATUS_OK, export_model  # noqa: E402  (first: selects Keras 2)
 
+import tf_keras as keras  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 from export_fidelity import time_files  # noqa: E402
 
@@ -114,6 +115,9 @@ def export_all(model: str, input_shape: tuple[int, int], variants: list[str], ou
 def main(argv: list[str] | None = None) -> int:
     parser = command_parser("benchmarks/int8_speed", __doc__, script=True)
     parser.add_argument("--model", default="runs/demo1", help="a trained run or .keras (default runs/demo1)")
+    parser.add_argument("--width", type=int, metavar="W",
+                        help="instead of --model: an untrained PyNET level 0 of base width W (32: the paper's), "
+                             "for speed at widths no quick run has; its PSNR column means nothing")  # fmt: skip
     parser.add_argument("--input-shape", type=image_size, default=(64, 64), help="packed HxW (default 64x64)")
     parser.add_argument("--threads", type=int, default=2, help="LiteRT/XNNPACK threads (default 2)")
     parser.add_argument("--variants", default="", help=f"comma-separated, from {', '.join(VARIANTS)}")
@@ -123,13 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     variants = [name.strip() for name in args.variants.split(",") if name.strip()]
     unknown = sorted(set(variants) - set(VARIANTS))
-    if unknown or args.threads < 1 or args.runs < 1 or args.rounds < 1:
+    if unknown or args.threads < 1 or args.runs < 1 or args.rounds < 1 or (args.width or 1) < 1:
         problem = (f"--variants: unknown {', '.join(unknown)} (choose from {', '.join(VARIANTS)})" if unknown
-                   else "--threads, --runs and --rounds must be at least 1")
+                   else "--threads, --runs, --rounds and --width must be at least 1")
         print(f"int8_speed: {problem}", file=sys.stderr)
         return 2
 
     with tempfile.TemporaryDirectory() as scratch:
+        if args.width:
+            keras.utils.set_random_seed(0)
+            args.model = str(atomic.write_with(Path(scratch) / f"pynet_width{args.width}.keras",
+                                               build_pynet(0, base_filters=args.width).save))  # fmt: skip
         try:
             rows = export_all(args.model, args.input_shape, variants, args.out or Path(scratch))
         except (ValueError, runs.RunError) as error:  # ExportError, RunError, CalibrationError, ...: the fix
@@ -141,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                     for name, path in written.items()}
 
     height, width = args.input_shape
-    print(f"model {args.model}, packed {height}x{width}, LiteRT XNNPACK {args.threads} threads, "
+    subject = f"untrained PyNET level 0, width {args.width}" if args.width else f"model {args.model}"
+    print(f"{subject}, packed {height}x{width}, LiteRT XNNPACK {args.threads} threads, "
           f"median of {args.rounds} x {args.runs} runs")
     print(f"{'file':<16} {'PSNR vs float':>13} {'ms/image':>9} {'fp32/this':>9} {'XNNPACK nodes':>14} "
           f"{'partitions':>10}")
