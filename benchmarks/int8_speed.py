@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/int8_speed.py --model runs/demo1 --input-shape 64x64 --threads 2
     .venv/bin/python benchmarks/int8_speed.py --model runs/demo1 --variants norm_float,rsqrt_float,no_norm
+    .venv/bin/python benchmarks/int8_speed.py --width 32 --variants no_norm   # untrained, the paper's width
 
 Exports float32 and full-integer int8 with ``export/to_tflite.py``'s ``export_model`` (PSNR vs the float
 Keras model as the sidecars record it), and optionally:
