@@ -42,6 +42,15 @@ PyNET's widths (single ops, 128x128, 1 thread, int8 vs float32 time: 3x3 conv 2.
 1.5x at 16, 1.1x at 64; 9x9 conv at 64 channels equal), so the 1.8x target is out of reach here whatever
 the norm computes. At 224x224 (the same files' interleaved invokes, 2 threads, median ms): float32 351,
 int8 436 (0.81x), rsqrt_float 422 (0.83x); no_norm float32 315, int8 405 (0.78x).
+
+At the paper's width (``--width 32 --variants no_norm --rounds 3 --runs 3``, untrained, 64x64, idle cores,
+2026-11-25; 21 min, nearly all of it the width-32 exports) int8 gets ahead, still short of 1.8x:
+
+    file             PSNR vs float  ms/image fp32/this  XNNPACK nodes partitions
+    float32                 160.99    439.93     1.00x     865/865             1
+    int8                     54.30    360.79     1.22x     793/873            50
+    no_norm float32         161.56    498.48     1.00x     333/333             1
+    no_norm int8             54.28    414.30     1.20x     341/341             1
 """
 
 from __future__ import annotations
