@@ -35,8 +35,9 @@ What stands behind the misses (measured the same day):
 - Size: at width 4 the per-channel scales, int32 biases and graph weigh; the default width's level 0 converts
   to 48.1 MB int8 against 190.1 MB float32 (0.253).
 - Speed: on this CPU (AMD EPYC, AVX2 without VNNI) XNNPACK's int8 kernels are no faster than its float ones
-  at PyNET's widths: at 64x64, default width, int8 1.08x of fp32 with norms and 1.16x without; width 16,
-  1.01x; benchmarks/int8_speed.py has the per-node coverage and the norm-free variants.
+  at PyNET's widths: at 64x64, default width, int8 1.08x of fp32 with norms and 1.16x without under load
+  (1.22x / 1.20x on idle cores, ``benchmarks/int8_speed.py --width 32``); width 16, 1.01x; int8_speed.py has
+  the per-node coverage and the norm-free variants.
 """
 
 from __future__ import annotations
