@@ -69,7 +69,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +84,7 @@ import tf_keras as keras  # noqa: E402
 from export import fidelity  # noqa: E402
 from export.formats import ExportSettings, convert_float32  # noqa: E402
 from export.tflite import converter_for  # noqa: E402
-from export_fidelity import time_files  # noqa: E402
+from export_fidelity import time_contents  # noqa: E402
 from pynet_tf import metrics, pruning, runs  # noqa: E402
 from pynet_tf.cli import image_size  # noqa: E402
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset  # noqa: E402
@@ -186,16 +185,6 @@ def rows_for(name: str, args: argparse.Namespace) -> tuple[list[Row], list[str]]
     return rows, tuned
 
 
-def time_rows(rows: list[Row], args: argparse.Namespace, folder: Path) -> None:
-    """XNNPACK latency of every file (``export_fidelity.time_files``: interleaved rounds, the median)."""
-    paths = {}
-    for index, row in enumerate(rows):
-        paths[index] = folder / f"{index:02d}.tflite"
-        paths[index].write_bytes(row.content)
-    for index, ms in time_files(paths, args.threads, args.runs, args.rounds).items():
-        rows[index].ms = ms
-
-
 def table(rows: list[Row]) -> str:
     lines = [f"{'model':<14} {'variant':<20} {'zeros':>6} {'MB':>7} {'gzip MB':>8} {'ms':>7} "
              f"{'PSNR vs dense':>13} {'ΔPSNR vs GT':>11}"]  # fmt: skip
@@ -253,8 +242,9 @@ def main() -> int:
         print(f"{name}: pruning, converting, measuring fidelity", flush=True)
         model_rows, model_tuned = rows_for(name, args)
         rows, tuned = rows + model_rows, tuned + model_tuned
-    with tempfile.TemporaryDirectory() as folder:
-        time_rows(rows, args, Path(folder))
+    timed = time_contents([row.content for row in rows], args.threads, args.runs, args.rounds)
+    for row, ms in zip(rows, timed):
+        row.ms = ms
     height, width = args.input_shape
     print(f"\nfloat32 TFLite at {height}x{width} packed, XNNPACK {args.threads} threads, median of "
           f"{args.rounds} x {args.runs} runs; PSNR on {args.data}'s held-out crops")  # fmt: skip

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pynet_tf  # noqa: E402,F401  (Keras 2 before TensorFlow loads)
 
 from export import fidelity  # noqa: E402
-from export_fidelity import time_files  # noqa: E402
+from export_fidelity import time_contents  # noqa: E402
 from export.formats import ExportSettings, convert_float32  # noqa: E402
 from pynet_tf import pruning, runs  # noqa: E402
 from pynet_tf.cli import image_size  # noqa: E402
@@ -111,16 +110,6 @@ def measure_run(name: str, args: argparse.Namespace) -> Variant:
     )
 
 
-def time_variants(variants: list[Variant], args: argparse.Namespace, folder: Path) -> None:
-    """XNNPACK latency of every file (``export_fidelity.time_files``: interleaved rounds, the median)."""
-    paths = {}
-    for index, variant in enumerate(variants):
-        paths[index] = folder / f"{index:02d}.tflite"
-        paths[index].write_bytes(variant.content)
-    for index, ms in time_files(paths, args.threads, args.timed_runs, args.rounds).items():
-        variants[index].ms = ms
-
-
 def table(variants: list[Variant]) -> str:
     base = variants[0].psnr_gt
     lines = [f"{'run':<12} {'trained':<44} {'min':>5} {'zeros':>6} {'MB':>6} {'gzip MB':>7} {'ms':>7} "
@@ -147,8 +136,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     variants = [measure_run(name, args) for name in args.runs.split(",") if name]
-    with tempfile.TemporaryDirectory() as folder:
-        time_variants(variants, args, Path(folder))
+    timed = time_contents([v.content for v in variants], args.threads, args.timed_runs, args.rounds)
+    for variant, ms in zip(variants, timed):
+        variant.ms = ms
     print(table(variants))
     return 0
 
