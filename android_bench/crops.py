@@ -54,11 +54,16 @@ class CropSet:
                 "skipped": self.skipped}  # fmt: skip
 
 
-def _groups(rows: list[dict]) -> tuple[dict[tuple, list[dict]], list[CropSet]]:
-    """Rows by (source, sha256, shape, data, seed); files without a usable sidecar as reasoned CropSets."""
+def _groups(rows: list[dict]) -> tuple[dict[tuple, list[dict]], dict[str, list[dict]], list[CropSet]]:
+    """Rows by (source, sha256, shape, data, seed); third-party files' rows by file; files without a usable
+    sidecar as reasoned CropSets."""
     groups: dict[tuple, list[dict]] = {}
+    third_party: dict[str, list[dict]] = {}
     without: dict[str, CropSet] = {}
     for row in rows:
+        if row["third_party"] and row["input_shape"]:
+            third_party.setdefault(row["sha256"], []).append(row)
+            continue
         if row["source"] is None:
             without.setdefault(
                 row["sha256"], CropSet(None, row["input_shape"], [row["file"]], row["accuracy_note"])
@@ -72,7 +77,7 @@ def _groups(rows: list[dict]) -> tuple[dict[tuple, list[dict]], list[CropSet]]:
             row["held_out_seed"],
         )
         groups.setdefault(key, []).append(row)
-    return groups, list(without.values())
+    return groups, third_party, list(without.values())
 
 
 def _files(rows: list[dict]) -> list[dict]:
@@ -134,18 +139,9 @@ def crop_set(rows: list[dict]) -> CropSet:
         Panel(f"float model\n{psnr(item.reference, item.target):.2f} dB vs GT", cut(item.reference)),
     ]
     for row in files:
-        path = Path(row["path"])
-        if not path.is_file() or sha256_file(path) != row["sha256"]:
-            result.skipped.append(f"{row['file']}: not at {path} (or changed since it was benchmarked)")
+        output = _output(row, item, result)
+        if output is None:
             continue
-        try:
-            output = np.clip(fidelity.TFLiteRunner(path.read_bytes())(item.packed), 0.0, 1.0)
-        except (ValueError, RuntimeError) as error:
-            result.skipped.append(
-                f"{row['file']}: LiteRT could not run it here ({type(error).__name__}: {error})"
-            )
-            continue
-        output = output[: item.target.shape[0], : item.target.shape[1]]
         versus_float, versus_truth = psnr(output, item.reference), psnr(output, item.target)
         ids = [other["id"] for other in rows if other["sha256"] == row["sha256"]]
         result.scores.append({"file": row["file"], "rows": ids, "precision": row["precision"],
@@ -158,7 +154,72 @@ def crop_set(rows: list[dict]) -> CropSet:
     return result
 
 
+def _output(row: dict, item, result: CropSet) -> np.ndarray | None:
+    """The benchmarked file's output on the held-out ``item`` (its valid area, clipped; the packed channels in
+    the file's order), or None with the reason added to ``result.skipped``."""
+    from export import fidelity  # noqa: PLC0415 (TensorFlow only when crops are asked for)
+    from export.sidecar import sha256_file  # noqa: PLC0415
+    from pynet_tf.data import bayer  # noqa: PLC0415
+
+    path = Path(row["path"])
+    if not path.is_file() or sha256_file(path) != row["sha256"]:
+        result.skipped.append(f"{row['file']}: not at {path} (or changed since it was benchmarked)")
+        return None
+    packed = item.packed
+    if row["channel_order"]:
+        order = bayer.parse_channel_order(row["channel_order"])
+        packed = packed[..., list(bayer.channel_permutation(order))]
+    try:
+        output = np.clip(fidelity.TFLiteRunner(path.read_bytes())(packed), 0.0, 1.0)
+    except (ValueError, RuntimeError) as error:
+        result.skipped.append(f"{row['file']}: LiteRT could not run it here ({type(error).__name__}: {error})")
+        return None
+    return output[: item.target.shape[0], : item.target.shape[1]]
+
+
+def third_party_crop_set(rows: list[dict]) -> CropSet:
+    """A third-party file's panels (export/third_party.py: no float model): the ground truth, its output and
+    its error against the ground truth, on the first held-out example its sidecar's accuracy was measured on."""
+    import tensorflow as tf  # noqa: PLC0415 (TensorFlow only when crops are asked for)
+
+    from export import fidelity  # noqa: PLC0415
+    from pynet_tf import metrics  # noqa: PLC0415
+    from pynet_tf.data.sources import DataSourceError  # noqa: PLC0415
+
+    first = rows[0]
+    result = CropSet(first["third_party"], first["input_shape"], [first["file"]])
+    shape = tuple(int(side) for side in first["input_shape"].split("x"))
+    try:
+        (item,) = fidelity.held_out_targets(shape, first["held_out_data"] or "samples",
+                                            seed=first["held_out_seed"] or 0, limit=1)  # fmt: skip
+    except (OSError, ValueError, DataSourceError, fidelity.FidelityError) as error:
+        result.reason = f"held-out example unavailable: {type(error).__name__}: {error}"
+        return result
+    output = _output(first, item, result)
+    if output is None:
+        return result
+    versus_truth = float(metrics.psnr(tf.constant(output, tf.float32), tf.constant(item.target, tf.float32)))
+    top, left, height, width = result.box = _centre(item.target.shape[:2])
+
+    def cut(image: np.ndarray) -> np.ndarray:
+        return image[top : top + height, left : left + width]
+
+    result.example = item.name
+    result.scores.append({"file": first["file"], "rows": [row["id"] for row in rows],
+                          "precision": first["precision"], "psnr_vs_float": None, "psnr_vs_gt": versus_truth})  # fmt: skip
+    result.images = [
+        Panel("ground truth", cut(item.target)),
+        Panel(f"third-party: {first['file']}\n{versus_truth:.2f} dB vs GT", cut(output)),
+    ]
+    result.errors = [Panel("|third-party - ground truth|", cut(np.abs(output - item.target).mean(-1)))]
+    return result
+
+
 def crop_sets(rows: list[dict]) -> list[CropSet]:
-    """Every group's crops, then the files that have none with the reason."""
-    groups, without = _groups(rows)
-    return [crop_set(members) for members in groups.values()] + without
+    """Every group's crops, each third-party file's, then the files that have none with the reason."""
+    groups, third_party, without = _groups(rows)
+    return (
+        [crop_set(members) for members in groups.values()]
+        + [third_party_crop_set(members) for members in third_party.values()]
+        + without
+    )

@@ -68,8 +68,11 @@ class Report:
                 done = len(results_file.document["rows"])
                 notes.append(f"run {run.get('id')} ({results_file.path}) did not complete (interrupted or "
                              f"still running): it holds the {done} rows done")  # fmt: skip
-        accuracy = {row["file"]: row["accuracy_note"] for row in self.rows if row["accuracy_note"]}
-        notes += [f"{name}: accuracy columns empty: {why}" for name, why in accuracy.items()]
+        accuracy = {row["file"]: row for row in self.rows if row["accuracy_note"]}
+        notes += [
+            f"{name}: {'' if row['psnr_vs_gt'] is not None else 'accuracy columns empty: '}{row['accuracy_note']}"
+            for name, row in accuracy.items()
+        ]
         return notes
 
 

@@ -11,8 +11,11 @@ One row per results row (model x delegate x threads, per device), flattened to p
                        device, and only they are compared (Pareto front, which file to ship)
     precision          float32 | fp16 | dynamic | int8 | int16x8 | uint8, or null (file not readable here)
     precision_from     "sidecar" (export_format) | "tensor types" (read off the file) | null
-    precision_note     e.g. "uint8 io", "3 layers in float", "QAT 200 steps"; null
-    source, source_sha256   the float Keras model the file came from (sidecar), or null
+    precision_note     e.g. "uint8 io", "3 layers in float", "QAT 200 steps", "third-party"; null
+    source, source_sha256   the float Keras model the file came from (sidecar), or null; for a third-party
+                       file (export/third_party.py) null and the original file's sha256
+    third_party, channel_order   the original third-party file and the packed channel order it takes
+                       (export/third_party.py's sidecar), else null
     held_out_data, held_out_seed   the sidecar's --data and --seed: where its fidelity inputs came from
     delegate, threads, status, error, coverage ("full" | "partial 12/15 nodes" | ...)
     init_ms, mean_ms, median_ms (p50), p90_ms, std_ms, runs
@@ -38,6 +41,8 @@ import numpy as np
 from android_bench.report_inputs import Inputs
 
 FLOAT32 = "float32"
+THIRD_PARTY = "third_party"
+"""The sidecar format name of export/third_party.py's files (a third-party network at our input shape)."""
 PRECISIONS = ("float32", "fp16", "dynamic", "int16x8", "int8", "uint8")
 """Display order (widest first)."""
 
@@ -178,11 +183,16 @@ def flatten(inputs: Inputs) -> list[dict]:
         for row in document["rows"]:
             model = row["model"]
             side, accuracy_note = _sidecar(row)
+            third_party = (side or {}).get("export_format", {}).get("name") == THIRD_PARTY
             if side is not None:
                 (precision, note), origin = _precision(side), "sidecar"
                 shape, output = (
                     _hw((side.get(key) or [{}])[0].get("shape")) for key in ("inputs", "outputs")
                 )
+                if third_party:  # export/third_party.py: its precision is the file's own
+                    if model["path"] not in facts:
+                        facts[model["path"]] = tflite_facts(model["path"])
+                    precision, origin, note = facts[model["path"]][0], "tensor types", "third-party"
             else:
                 if model["path"] not in facts:
                     facts[model["path"]] = tflite_facts(model["path"])
@@ -194,7 +204,9 @@ def flatten(inputs: Inputs) -> list[dict]:
             percentiles = timings.get("percentiles_ms") or {}
             source, settings = (side or {}).get("source") or {}, (side or {}).get("settings") or {}
             fidelity = _fidelity(side)
-            if side is not None and fidelity["psnr_vs_float"] is None:
+            if third_party:
+                accuracy_note = "a third-party file: scored against the ground truth only (no float model)"
+            elif side is not None and fidelity["psnr_vs_float"] is None:
                 accuracy_note = "the sidecar holds no fidelity measurement"
             rows.append({
                 "id": str(len(rows) + 1), "device": device, "device_label": label,
@@ -205,6 +217,7 @@ def flatten(inputs: Inputs) -> list[dict]:
                 "section_label": f"{label}: {shape or '?'} input -> {output or '?'} output",
                 "precision": precision, "precision_from": origin, "precision_note": note,
                 "source": source.get("model"), "source_sha256": source.get("sha256"),
+                "third_party": source.get("third_party"), "channel_order": settings.get("channel_order"),
                 "held_out_data": settings.get("data"), "held_out_seed": settings.get("seed"),
                 "delegate": row["delegate"], "threads": row["threads"], "status": row["status"],
                 "error": row.get("error"), "coverage": _coverage(row),

@@ -29,7 +29,7 @@ class FidelityError(ValueError):
     """Held-out inputs that cannot be prepared as asked; the message names the cause and fix."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class HeldOut:
     """One held-out example at the export's size, with the float model's output (clipped)."""
 
@@ -38,8 +38,8 @@ class HeldOut:
     """(H, W, 4) float32 in [0, 1]."""
     target: np.ndarray
     """Ground truth at the model level's output size, of the valid (unpadded) area."""
-    reference: np.ndarray
-    """The float Keras model's output of the valid area, clipped to [0, 1]."""
+    reference: np.ndarray | None
+    """The float Keras model's output of the valid area, clipped to [0, 1]; None without a float model."""
     padded: tuple[int, int] = (0, 0)
     """Packed rows and columns mirrored at the bottom and right to reach the export's shape."""
 
@@ -52,23 +52,21 @@ def model_level(model: keras.Model) -> int:
     raise FidelityError(f"the model's output for a {DOWNSAMPLING}x{DOWNSAMPLING} input is no PyNET level's")
 
 
-def held_out(
-    model: keras.Model,
+def held_out_targets(
     shape: tuple[int, int],
     data: str = "samples",
     *,
+    level: int = 0,
     seed: int = 0,
     limit: int | None = None,
 ) -> list[HeldOut]:
-    """The test split of ``data`` cropped (centred) to ``shape`` packed pixels, with the float model's output.
+    """The test split of ``data`` cropped (centred) to ``shape`` packed pixels with its ground truth at
+    ``level``'s output size, and no float model (``reference`` None): what a third-party file is scored on.
 
     Uses ``pynet_tf.evaluate``'s preparation (``prepare_test_input``: crop, synthetic RAW seed per image name); an
     example smaller than ``shape`` is mirrored up to it (see the module's docstring).
     """
     source = parse_source(data)
-    level = model_level(model)
-    spec = tf.TensorSpec([1, *shape, 4], tf.float32)
-    predict = tf.function(lambda raw: model(raw, training=False), input_signature=[spec])
     items = []
     for example in source.examples(evaluate.SPLIT)[:limit]:
         item = evaluate.prepare_test_input(example, source.kind, tuple(shape), seed)
@@ -82,11 +80,27 @@ def held_out(
             )
         packed = np.pad(packed, ((0, padded[0]), (0, padded[1]), (0, 0)), mode="symmetric")
         target = target_for_level(tf.constant(item.target), level).numpy()
-        reference = np.clip(predict(tf.constant(packed[np.newaxis]))[0].numpy(), 0.0, 1.0)
-        reference = reference[: target.shape[0], : target.shape[1]]
-        items.append(HeldOut(example.name, packed, target, reference, padded))
+        items.append(HeldOut(example.name, packed, target, None, padded))
     if not items:
         raise FidelityError(f"--data {data!r}: no {evaluate.SPLIT} examples to measure fidelity on")
+    return items
+
+
+def held_out(
+    model: keras.Model,
+    shape: tuple[int, int],
+    data: str = "samples",
+    *,
+    seed: int = 0,
+    limit: int | None = None,
+) -> list[HeldOut]:
+    """``held_out_targets`` at the model's level, each with the float model's output (clipped)."""
+    items = held_out_targets(shape, data, level=model_level(model), seed=seed, limit=limit)
+    spec = tf.TensorSpec([1, *shape, 4], tf.float32)
+    predict = tf.function(lambda raw: model(raw, training=False), input_signature=[spec])
+    for item in items:
+        reference = np.clip(predict(tf.constant(item.packed[np.newaxis]))[0].numpy(), 0.0, 1.0)
+        item.reference = reference[: item.target.shape[0], : item.target.shape[1]]
     return items
 
 
@@ -155,45 +169,61 @@ def _pair(a: np.ndarray, b: np.ndarray) -> dict[str, float | None]:
     return {"psnr": float(metrics.psnr(ta, tb)), "ssim": float(metrics.ssim(ta, tb)) if fits else None}
 
 
-def measure(content: bytes, items: list[HeldOut], *, runner=None) -> dict:
+def measure(
+    content: bytes, items: list[HeldOut], *, runner=None, channels: tuple[int, ...] | None = None
+) -> dict:
     """Fidelity of the flatbuffer ``content`` on ``items`` (see the module's docstring), JSON-ready.
 
     PSNR of identical images is ``inf`` (Python's json writes ``Infinity``). ``runner``: the class that runs
-    ``content`` (``TFLiteRunner`` by default; ``OnnxRunner`` for ONNX files).
+    ``content`` (``TFLiteRunner`` by default; ``OnnxRunner`` for ONNX files). ``channels``: the file takes its
+    packed channels in another order, ``packed[..., channels]`` (``pynet_tf.data.bayer.channel_permutation``).
+    Items without a float model's output (``held_out_targets``) leave everything versus the float model null.
     """
     runner = (runner or TFLiteRunner)(content)
     rows = []
     for item in items:
-        output = np.clip(runner(item.packed), 0.0, 1.0)[: item.target.shape[0], : item.target.shape[1]]
-        versus_float = _pair(output, item.reference)
-        file_gt, float_gt = _pair(output, item.target), _pair(item.reference, item.target)
+        packed = item.packed if channels is None else item.packed[..., list(channels)]
+        output = np.clip(runner(packed), 0.0, 1.0)[: item.target.shape[0], : item.target.shape[1]]
+        file_gt = _pair(output, item.target)
+        if item.reference is None:
+            versus_float, float_gt, delta = None, None, None
+        else:
+            versus_float = {**_pair(output, item.reference),
+                            "max_abs": float(np.max(np.abs(output - item.reference)))}  # fmt: skip
+            float_gt = _pair(item.reference, item.target)
+            delta = file_gt["psnr"] - float_gt["psnr"]
         rows.append({
             "name": item.name,
             "padded": list(item.padded),
-            "vs_float": {**versus_float, "max_abs": float(np.max(np.abs(output - item.reference)))},
-            "vs_ground_truth": {"file": file_gt, "float": float_gt,
-                                "delta_psnr": file_gt["psnr"] - float_gt["psnr"]},
+            "vs_float": versus_float,
+            "vs_ground_truth": {"file": file_gt, "float": float_gt, "delta_psnr": delta},
         })  # fmt: skip
 
-    def mean(get) -> float | None:
-        values = [get(row) for row in rows]
+    def mean(*keys: str) -> float | None:
+        values = []
+        for row in rows:
+            value = row
+            for key in keys:
+                value = None if value is None else value[key]
+            values.append(value)
         return None if any(v is None for v in values) else float(np.mean(values))
 
+    versus_float = None if items[0].reference is None else {
+        "psnr": mean("vs_float", "psnr"),
+        "ssim": mean("vs_float", "ssim"),
+        "max_abs": max(r["vs_float"]["max_abs"] for r in rows),
+    }  # fmt: skip
     return {
         "images": len(rows),
         "input_shape": list(items[0].packed.shape[:2]),
         "outputs": "clipped to [0, 1]; PSNR peak 1.0, SSIM as pynet_tf.metrics",
-        "vs_float": {
-            "psnr": mean(lambda r: r["vs_float"]["psnr"]),
-            "ssim": mean(lambda r: r["vs_float"]["ssim"]),
-            "max_abs": max(r["vs_float"]["max_abs"] for r in rows),
-        },
+        "vs_float": versus_float,
         "vs_ground_truth": {
-            "file": {"psnr": mean(lambda r: r["vs_ground_truth"]["file"]["psnr"]),
-                     "ssim": mean(lambda r: r["vs_ground_truth"]["file"]["ssim"])},
-            "float": {"psnr": mean(lambda r: r["vs_ground_truth"]["float"]["psnr"]),
-                      "ssim": mean(lambda r: r["vs_ground_truth"]["float"]["ssim"])},
-            "delta_psnr": mean(lambda r: r["vs_ground_truth"]["delta_psnr"]),
+            "file": {"psnr": mean("vs_ground_truth", "file", "psnr"),
+                     "ssim": mean("vs_ground_truth", "file", "ssim")},
+            "float": {"psnr": mean("vs_ground_truth", "float", "psnr"),
+                      "ssim": mean("vs_ground_truth", "float", "ssim")},
+            "delta_psnr": mean("vs_ground_truth", "delta_psnr"),
         },
         "per_image": rows,
     }  # fmt: skip

@@ -5,6 +5,7 @@ import logging
 import numpy as np
 import pytest
 
+from pynet_tf.data import bayer
 from pynet_tf.data.bayer import CHANNELS, PATTERNS, UnsupportedCFAError, channel_offsets, pack, unpack
 
 # pack computes in float64 and rounds once to float32: half an ulp, 2**-24 relative, at most.
@@ -121,3 +122,20 @@ def test_bad_inputs_raise_clear_value_errors(mosaic, black, white, message):
 def test_unpack_refuses_what_pack_cannot_produce(packed):
     with pytest.raises(ValueError, match="packed Bayer image"):
         unpack(packed, "RGGB", 0, 1)
+
+
+def test_reference_channel_order_is_the_reference_loaders_packing():
+    """The reference PyNET / MicroISP loaders stack (raw[1::2, 1::2], raw[0::2, 1::2], raw[0::2, 0::2],
+    raw[1::2, 0::2]) of the mosaic; our canonical split permuted by the "reference" order is exactly that."""
+    raw = np.random.default_rng(0).integers(0, 1024, (6, 8)).astype(np.uint16)
+    theirs = np.dstack((raw[1::2, 1::2], raw[0::2, 1::2], raw[0::2, 0::2], raw[1::2, 0::2]))
+    order = bayer.parse_channel_order("reference")
+    assert np.array_equal(bayer.split(raw, "RGGB")[..., list(bayer.channel_permutation(order))], theirs)
+    assert bayer.parse_channel_order("canonical") == CHANNELS
+    assert bayer.parse_channel_order(" b, gr ,R,GB") == ("B", "Gr", "R", "Gb")
+
+
+@pytest.mark.parametrize("text", ["R,G,B", "R,Gr,Gr,B", "R,Gr,Gb,B,B", "rggb", ""])
+def test_a_channel_order_that_is_no_permutation_is_refused(text):
+    with pytest.raises(ValueError, match="each once, comma-separated"):
+        bayer.parse_channel_order(text)

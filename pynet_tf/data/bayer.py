@@ -42,6 +42,15 @@ CFA_OFFSETS: dict[str, tuple[Offset, Offset, Offset, Offset]] = {
 }
 PATTERNS: tuple[str, ...] = tuple(CFA_OFFSETS)
 
+# Other networks' packed channel orders, in the canonical channel names. "reference": the order of the
+# reference PyNET / PyNET-V2 / MicroISP loaders (aiff22), which stack raw[1::2, 1::2], raw[0::2, 1::2],
+# raw[0::2, 0::2], raw[1::2, 0::2] of an RGGB mosaic and call the two greens "Gb" and "Gr" the other way round
+# from us (see rawio.read_zrr_raw).
+CHANNEL_ORDERS: dict[str, tuple[str, str, str, str]] = {
+    "canonical": CHANNELS,
+    "reference": ("B", "Gr", "R", "Gb"),
+}
+
 BlackLevel = float | Sequence[float]
 
 _log = logging.getLogger(__name__)
@@ -63,6 +72,27 @@ def channel_offsets(pattern: str) -> tuple[Offset, Offset, Offset, Offset]:
     if not isinstance(pattern, str) or pattern.upper() not in CFA_OFFSETS:
         raise UnsupportedCFAError(pattern)
     return CFA_OFFSETS[pattern.upper()]
+
+
+def parse_channel_order(text: str) -> tuple[str, str, str, str]:
+    """A network's packed channel order: a name of ``CHANNEL_ORDERS`` or the four canonical channel names
+    comma-separated in its order (``B,Gr,R,Gb``); anything else is one error naming the choices."""
+    if text.strip().lower() in CHANNEL_ORDERS:
+        return CHANNEL_ORDERS[text.strip().lower()]
+    names = tuple(part.strip() for part in text.split(","))
+    by_case = {name.lower(): name for name in CHANNELS}
+    order = tuple(by_case.get(name.lower(), name) for name in names)
+    if sorted(order) != sorted(CHANNELS):
+        raise ValueError(
+            f"channel order {text!r}: give {' or '.join(CHANNEL_ORDERS)}, or the four packed channels "
+            f"{', '.join(CHANNELS)} each once, comma-separated in the network's order (e.g. B,Gr,R,Gb)"
+        )
+    return order  # type: ignore[return-value]
+
+
+def channel_permutation(order: tuple[str, ...]) -> tuple[int, int, int, int]:
+    """Indices such that ``packed[..., indices]`` holds canonical packed channels in ``order``."""
+    return tuple(CHANNELS.index(name) for name in order)  # type: ignore[return-value]
 
 
 def split(mosaic: np.ndarray, pattern: str) -> np.ndarray:
