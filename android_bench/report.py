@@ -186,7 +186,7 @@ LEGEND = (
     "sidecar: means over its held-out images, outputs clipped to [0, 1]. Speed-up: the float32 file of the "
     "same source model, input shape, delegate and threads, divided by this row. Pareto ●: on the "
     "latency/PSNR front of this section; – not plotted. † precision read off the file's tensor types (no "
-    "sidecar)."
+    "sidecar, or a third-party file)."
 )
 
 
@@ -194,7 +194,9 @@ def _crop_lines(crop: CropSet) -> list[str]:
     if crop.reason:
         return [f"{', '.join(crop.files)}: no crops: {crop.reason}"]
     scores = "; ".join(
-        f"{s['file']} {number(s['psnr_vs_float'])} dB vs float, {number(s['psnr_vs_gt'])} dB vs GT"
+        f"{s['file']} "
+        + ("" if s["psnr_vs_float"] is None else f"{number(s['psnr_vs_float'])} dB vs float, ")
+        + f"{number(s['psnr_vs_gt'])} dB vs GT"
         for s in crop.scores
     )
     lines = [f"{crop.source} ({crop.input_shape}), example {crop.example} (whole output): {scores}"]

@@ -188,3 +188,5 @@ def test_the_third_party_file_gets_crops_against_the_ground_truth(compared, impo
     assert score["psnr_vs_gt"] == pytest.approx(first["vs_ground_truth"]["file"]["psnr"], abs=1e-9)
     assert score["psnr_vs_float"] is None
     assert len(compared["json"]["figures"]["crops"]) == 2  # the mobile ISP's files, and MicroISP's
+    (line,) = [line for line in compared["md"].splitlines() if line.startswith(f"- {MICROISP} (96x96), example")]
+    assert line.endswith(f"{imported['path'].name} {score['psnr_vs_gt']:.2f} dB vs GT"), line
