@@ -33,19 +33,29 @@ def _colours(names: list[str]) -> dict[str, str]:
     return {name: f"C{position % 10}" for position, name in enumerate(dict.fromkeys(names))}
 
 
+def _groups(rows: list[dict]) -> list[str]:
+    """Each row's colour group: its network and delegate where the rows hold several of either (a chart of
+    PyNET, the mobile ISP and a third-party file at one delegate is coloured by network), else the
+    delegate."""
+    varying = [key for key in ("network", "delegate") if len({row[key] for row in rows}) > 1] or ["delegate"]
+    return [" / ".join(str(row[key]) for key in varying) for row in rows]
+
+
 def pareto(rows: list[dict], metric: str, front: list[str], title: str) -> bytes:
-    """Mean latency (x) against ``metric`` (y) for the rows plotted (ids in order), the front joined."""
+    """Mean latency (x) against ``metric`` (y) for the rows plotted (ids in order), the front joined; colour:
+    network and/or delegate (``_groups``), marker: precision."""
     values = [row[metric] for row in rows]
     finite = [value for value in values if math.isfinite(value)]
     cap = (max(finite) if finite else 0.0) + INFINITE_MARGIN_DB
-    colours = _colours([row["delegate"] for row in rows])
+    groups = _groups(rows)
+    colours = _colours(groups)
     figure = Figure(figsize=(7.5, 4.8))
     axis = figure.add_subplot()
     seen = set()
-    for row, value in zip(rows, values):
+    for row, value, group in zip(rows, values, groups):
         y = value if math.isfinite(value) else cap
-        label = f"{row['delegate']} / {row['precision']}"
-        axis.scatter(row["mean_ms"], y, c=colours[row["delegate"]], marker=MARKERS.get(row["precision"], "x"),
+        label = f"{group} / {row['precision']}"
+        axis.scatter(row["mean_ms"], y, c=colours[group], marker=MARKERS.get(row["precision"], "x"),
                      s=60, label=None if label in seen else label, zorder=3)  # fmt: skip
         seen.add(label)
         suffix = "" if math.isfinite(value) else " (identical)"

@@ -7,9 +7,9 @@
 Writes report.md (its PNG figures in figures/), a self-contained report.html (figures inline as data URIs, no
 external resources) and report.json, each atomically. Per section (a device and an input -> output shape: the
 files doing the same job there, the only ones compared with each other), one row per model x delegate x
-threads (file, precision, size, init / mean / median / p90 latency, peak memory, PSNR and SSIM vs the float
-model and vs ground truth from the file's export sidecar, speed-up vs the float32 file of the same source
-model), the fastest row at or above --min-psnr dB vs the float model per delegate ("ship"), a
+threads (file, precision, size, init / mean / median / p95 latency, peak memory, PSNR, SSIM and MS-SSIM vs
+the float model and vs ground truth from the file's export sidecar, speed-up vs the float32 file of the same
+source model), the fastest row at or above --min-psnr dB vs the float model per delegate ("ship"), a
 latency-vs-PSNR plot with its Pareto front, latency bars per delegate, and image crops of one held-out example
 (ground truth, float model, each file, error heat maps). Files without a sidecar (third-party models) appear
 with empty accuracy columns and no crops, with the reason. Exit status: 0 written, 2 bad input (one line on
@@ -135,12 +135,14 @@ COLUMNS = (
     ("init ms", lambda r: number(r["init_ms"])),
     ("mean ms", lambda r: number(r["mean_ms"])),
     ("median ms", lambda r: number(r["median_ms"])),
-    ("p90 ms", lambda r: number(r["p90_ms"])),
+    ("p95 ms", lambda r: number(r["p95_ms"])),
     ("peak MB", lambda r: number(r["peak_mb"], 1)),
     ("PSNR vs float", lambda r: number(r["psnr_vs_float"])),
     ("SSIM vs float", lambda r: number(r["ssim_vs_float"], 4)),
+    ("MS-SSIM vs float", lambda r: number(r["ms_ssim_vs_float"], 4)),
     ("PSNR vs GT", lambda r: number(r["psnr_vs_gt"])),
     ("SSIM vs GT", lambda r: number(r["ssim_vs_gt"], 4)),
+    ("MS-SSIM vs GT", lambda r: number(r["ms_ssim_vs_gt"], 4)),
     ("speed-up vs fp32", lambda r: "–" if r["speedup_vs_fp32"] is None else f"{r['speedup_vs_fp32']:.2f}x"),
     ("Pareto", lambda r: {True: "●", False: "", None: "–"}[r["pareto"]]),
     ("status", lambda r: "ok" if r["status"] == "ok" else f"error: {r['error']}"),
@@ -181,8 +183,10 @@ def _ship_lines(report: Report, section: str) -> list[str]:
 
 
 LEGEND = (
-    "MB = 10^6 bytes. Latencies are the benchmark's measured runs (warm-up excluded); peak MB is the "
-    "results' memory.peak_mb (see memory_measure in report.json). PSNR/SSIM come from each file's export "
+    "MB = 10^6 bytes. Latencies are the benchmark's measured runs (warm-up excluded); p95 is the tail "
+    "benchmark_model prints (p5/median/p95, in builds that print percentiles) and --host computes alike. "
+    "Peak MB is the results' memory.peak_mb (see memory_measure in report.json). PSNR/SSIM/MS-SSIM come "
+    "from each file's export "
     "sidecar: means over its held-out images, outputs clipped to [0, 1]. Speed-up: the float32 file of the "
     "same source model, input shape, delegate and threads, divided by this row. Pareto ●: on the "
     "latency/PSNR front of this section; – not plotted. † precision read off the file's tensor types (no "

@@ -14,14 +14,18 @@ One row per results row (model x delegate x threads, per device), flattened to p
     precision_note     e.g. "uint8 io", "3 layers in float", "QAT 200 steps", "third-party"; null
     source, source_sha256   the float Keras model the file came from (sidecar), or null; for a third-party
                        file (export/third_party.py) null and the original file's sha256
+    network            a short name of the network (run folder and architecture, a third-party original's
+                       name, else the file's): the Pareto plot's colours when a section holds several
     third_party, channel_order   the original third-party file and the packed channel order it takes
                        (export/third_party.py's sidecar), else null
     held_out_data, held_out_seed   the sidecar's --data and --seed: where its fidelity inputs came from
     delegate, threads, status, error, coverage ("full" | "partial 12/15 nodes" | ...)
-    init_ms, mean_ms, median_ms (p50), p90_ms, std_ms, runs
+    init_ms, mean_ms, median_ms (p50), p95_ms, std_ms, runs   p95: the tail that both benchmark_model
+                       (LiteRT's p5/median/p95, where its build prints them) and --host report
     peak_mb, growth_mb, memory_measure    results' memory.peak_mb, memory.overall_mb and what they measure
-    psnr_vs_float, ssim_vs_float, psnr_vs_gt, ssim_vs_gt, float_psnr_vs_gt, delta_psnr_vs_gt, fidelity_images
-                       the sidecar's fidelity (means over the held-out images); null without a sidecar
+    psnr_vs_float, ssim_vs_float, ms_ssim_vs_float, psnr_vs_gt, ssim_vs_gt, ms_ssim_vs_gt, float_psnr_vs_gt,
+    delta_psnr_vs_gt, fidelity_images   the sidecar's fidelity (means over the held-out images); null
+                       without a sidecar (MS-SSIM also for sidecars written before it was measured)
     accuracy_note      why the accuracy columns are empty, or null
     device_diff_mean_abs, device_diff_worst_run, device_diff_error   the row's on-device inference_diff
                        (results' deviation): mean |output - the phone's 1-thread CPU output| over its runs,
@@ -144,11 +148,14 @@ def _fidelity(side: dict | None) -> dict:
     fidelity = (side or {}).get("fidelity") or {}
     versus_float = fidelity.get("vs_float") or {}
     truth = fidelity.get("vs_ground_truth") or {}
+    file_truth = truth.get("file") or {}
     return {
         "psnr_vs_float": versus_float.get("psnr"),
         "ssim_vs_float": versus_float.get("ssim"),
-        "psnr_vs_gt": (truth.get("file") or {}).get("psnr"),
-        "ssim_vs_gt": (truth.get("file") or {}).get("ssim"),
+        "ms_ssim_vs_float": versus_float.get("ms_ssim"),
+        "psnr_vs_gt": file_truth.get("psnr"),
+        "ssim_vs_gt": file_truth.get("ssim"),
+        "ms_ssim_vs_gt": file_truth.get("ms_ssim"),
         "float_psnr_vs_gt": (truth.get("float") or {}).get("psnr"),
         "delta_psnr_vs_gt": truth.get("delta_psnr"),
         "fidelity_images": fidelity.get("images"),
@@ -172,6 +179,19 @@ def _deviation(row: dict) -> dict:
         "device_diff_worst_run": first.get("worst_run_mean_abs"),
         "device_diff_error": record.get("error"),
     }
+
+
+def network_name(file: str | None, source: dict, third_party: bool) -> str:
+    """A short name for the network a file computes, to tell networks apart on one chart: a third-party
+    original's file stem, our run's folder name with its architecture (``runs/NAME/level_K/model.keras``:
+    "NAME (mobile)"), else the source model's or the file's own stem."""
+    if third_party and source.get("third_party"):
+        return Path(source["third_party"]).stem
+    model = Path(source["model"]) if source.get("model") else None
+    if model is None:
+        return Path(file or "?").stem
+    name = model.parent.parent.name if model.parent.name.startswith("level_") else model.stem
+    return f"{name} ({source['arch']})" if source.get("arch") else name
 
 
 def flatten(inputs: Inputs) -> list[dict]:
@@ -217,12 +237,13 @@ def flatten(inputs: Inputs) -> list[dict]:
                 "section_label": f"{label}: {shape or '?'} input -> {output or '?'} output",
                 "precision": precision, "precision_from": origin, "precision_note": note,
                 "source": source.get("model"), "source_sha256": source.get("sha256"),
+                "network": network_name(model.get("name"), source, third_party),
                 "third_party": source.get("third_party"), "channel_order": settings.get("channel_order"),
                 "held_out_data": settings.get("data"), "held_out_seed": settings.get("seed"),
                 "delegate": row["delegate"], "threads": row["threads"], "status": row["status"],
                 "error": row.get("error"), "coverage": _coverage(row),
                 "init_ms": timings.get("init_ms"), "mean_ms": timings.get("inference_avg_ms"),
-                "median_ms": percentiles.get("p50"), "p90_ms": percentiles.get("p90"),
+                "median_ms": percentiles.get("p50"), "p95_ms": percentiles.get("p95"),
                 "std_ms": timings.get("inference_std_ms"), "runs": timings.get("inference_runs"),
                 "peak_mb": memory.get("peak_mb"), "growth_mb": memory.get("overall_mb"),
                 "memory_measure": memory.get("measure"),

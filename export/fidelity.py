@@ -6,8 +6,10 @@ deterministic. An example smaller than the shape is cropped as large as it goes 
 mirrored at the bottom and right up to the static shape; only the output's valid (unpadded) area is scored.
 The float model and the file (LiteRT ``Interpreter``; uint8/int8 tensors are quantized and dequantized
 with the tensor's own scale and zero-point) see the same inputs; outputs are clipped to [0, 1]
-as they would be saved. Reported per image and as means: PSNR, SSIM and max abs error of the file against the
-float model, PSNR and SSIM of both against the ground truth, and ΔPSNR = file − float (vs ground truth).
+as they would be saved. Reported per image and as means: PSNR, SSIM, MS-SSIM (as many scales as the output
+has room for, ``pynet_tf.metrics.ms_ssim``) and max abs error of the file against the float model, the same
+three scores of both against the ground truth, and ΔPSNR = file − float (vs ground truth). SSIM and MS-SSIM
+are null for outputs smaller than their 11-pixel window.
 """
 
 from __future__ import annotations
@@ -163,10 +165,18 @@ def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
     return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
+SCORES = ("psnr", "ssim", "ms_ssim")
+"""What each comparison reports (``_pair``), in this order."""
+
+
 def _pair(a: np.ndarray, b: np.ndarray) -> dict[str, float | None]:
     ta, tb = tf.constant(a, tf.float32), tf.constant(b, tf.float32)
     fits = min(a.shape[:2]) >= metrics.SSIM_FILTER_SIZE
-    return {"psnr": float(metrics.psnr(ta, tb)), "ssim": float(metrics.ssim(ta, tb)) if fits else None}
+    return {
+        "psnr": float(metrics.psnr(ta, tb)),
+        "ssim": float(metrics.ssim(ta, tb)) if fits else None,
+        "ms_ssim": float(metrics.ms_ssim(ta, tb)) if fits else None,
+    }
 
 
 def measure(
@@ -209,20 +219,17 @@ def measure(
         return None if any(v is None for v in values) else float(np.mean(values))
 
     versus_float = None if items[0].reference is None else {
-        "psnr": mean("vs_float", "psnr"),
-        "ssim": mean("vs_float", "ssim"),
+        **{score: mean("vs_float", score) for score in SCORES},
         "max_abs": max(r["vs_float"]["max_abs"] for r in rows),
     }  # fmt: skip
     return {
         "images": len(rows),
         "input_shape": list(items[0].packed.shape[:2]),
-        "outputs": "clipped to [0, 1]; PSNR peak 1.0, SSIM as pynet_tf.metrics",
+        "outputs": "clipped to [0, 1]; PSNR peak 1.0, SSIM and MS-SSIM as pynet_tf.metrics",
         "vs_float": versus_float,
         "vs_ground_truth": {
-            "file": {"psnr": mean("vs_ground_truth", "file", "psnr"),
-                     "ssim": mean("vs_ground_truth", "file", "ssim")},
-            "float": {"psnr": mean("vs_ground_truth", "float", "psnr"),
-                      "ssim": mean("vs_ground_truth", "float", "ssim")},
+            "file": {score: mean("vs_ground_truth", "file", score) for score in SCORES},
+            "float": {score: mean("vs_ground_truth", "float", score) for score in SCORES},
             "delta_psnr": mean("vs_ground_truth", "delta_psnr"),
         },
         "per_image": rows,

@@ -16,11 +16,13 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
+from skimage.metrics import peak_signal_noise_ratio
 
 from calibration.build import build_calibration
 from export import fidelity
 from export.formats import ExportError, check_format, validate
 from export.to_tflite import STATUS_BELOW, STATUS_OK, export_model, main
+from pynet_tf import metrics
 from pynet_tf.mobile import build_mobile
 from pynet_tf.model import build_pynet
 from model_fixtures import informative
@@ -260,6 +262,37 @@ def test_fidelity_pads_small_examples_to_the_static_shape(workdir):
     assert by_name["chelsea"].padded == (16, 16) and by_name["chelsea"].packed.shape == (160, 240, 4)
     assert by_name["chelsea"].target.shape == (36, 56, 3) == by_name["chelsea"].reference.shape
     assert by_name["ihc"].padded == (0, 0)
+
+
+def test_fidelity_scores_match_independent_references(workdir):
+    """measure()'s per-image PSNR and MS-SSIM against skimage and tf.image.ssim_multiscale. The "file" is the
+    float model darkened by 10% (so nothing is identical); 160x240 packed gives 40x60 outputs, cropped to the
+    valid 36x56 for the padded example: two MS-SSIM scales, weighted by the first two published power factors
+    re-normalised (pynet_tf.metrics.ms_ssim_power_factors). Tolerances: float32 summation order (metrics
+    tests measured 3.1e-6 dB for PSNR, up to 1.1e-5 for MS-SSIM with fewer scales)."""
+    model = keras.models.load_model(workdir / "model.keras", compile=False)
+    items = fidelity.held_out(model, (160, 240))
+
+    class Darkened:
+        def __init__(self, content: bytes) -> None:
+            assert content == b"unused"
+
+        def __call__(self, packed: np.ndarray) -> np.ndarray:
+            return 0.9 * model(packed[np.newaxis], training=False).numpy()[0]
+
+    measured = fidelity.measure(b"unused", items, runner=Darkened)
+    for item, row in zip(items, measured["per_image"], strict=True):
+        height, width = item.target.shape[:2]
+        output = np.clip(0.9 * model(item.packed[np.newaxis]).numpy()[0], 0, 1)[:height, :width]
+        truth = row["vs_ground_truth"]["file"]
+        for reference, scores in ((item.reference, row["vs_float"]), (item.target, truth)):
+            assert scores["psnr"] == pytest.approx(
+                peak_signal_noise_ratio(reference, output, data_range=1.0), abs=1e-4)
+            expected = tf.image.ssim_multiscale(output, reference, 1.0,
+                                                power_factors=metrics.ms_ssim_power_factors(2))
+            assert scores["ms_ssim"] == pytest.approx(float(expected), abs=2e-5)
+    assert measured["vs_float"]["ms_ssim"] == pytest.approx(
+        np.mean([row["vs_float"]["ms_ssim"] for row in measured["per_image"]]), abs=1e-9)
 
 
 def test_int8_default_calibration_is_built_on_the_fly_and_recorded(workdir, tmp_path):

@@ -23,7 +23,7 @@ import tf_keras as keras
 from model_fixtures import informative
 from PIL import Image
 
-from android_bench import report, report_rows, run
+from android_bench import plots, report, report_rows, run
 from android_bench.report_rows import pareto_front, tflite_facts
 from calibration.build import build_calibration
 from export.formats import INT16X8_OPS
@@ -96,14 +96,14 @@ def test_rows_match_the_results_and_the_sidecars(made, bench, microisp):
         timings, memory = source["timings"], source["memory"]
         percentiles = timings["percentiles_ms"]
         expected = {"init_ms": timings["init_ms"], "mean_ms": timings["inference_avg_ms"],
-                    "median_ms": percentiles["p50"], "p90_ms": percentiles["p90"],
+                    "median_ms": percentiles["p50"], "p95_ms": percentiles["p95"],
                     "std_ms": timings["inference_std_ms"], "peak_mb": memory["peak_mb"],
                     "growth_mb": memory["overall_mb"],
                     "size_mb": source["model"]["size_mb"], "status": source["status"]}  # fmt: skip
         assert {key: row[key] for key in expected} == expected
         cells = dict(zip(headers, md_row(made["md"], row["id"])))
         for header, key in (("init ms", "init_ms"), ("mean ms", "mean_ms"), ("median ms", "median_ms"),
-                            ("p90 ms", "p90_ms"), ("peak MB", "peak_mb"), ("MB", "size_mb")):  # fmt: skip
+                            ("p95 ms", "p95_ms"), ("peak MB", "peak_mb"), ("MB", "size_mb")):  # fmt: skip
             assert shown(cells[header], expected[key]), (header, cells[header], expected[key])
         assert cells["file"] == row["file"] and cells["threads"] == str(row["threads"])
         side = bench["sidecars"].get(row["file"])
@@ -111,10 +111,12 @@ def test_rows_match_the_results_and_the_sidecars(made, bench, microisp):
             assert row["file"] == MICROISP.name
             assert (row["precision"], row["precision_from"]) == ("float32", "tensor types")
             assert (row["input_shape"], row["output_shape"]) == ("1500x2000", "3000x4000")
-            accuracy = ("psnr_vs_float", "ssim_vs_float", "psnr_vs_gt", "ssim_vs_gt", "speedup_vs_fp32")
+            accuracy = ("psnr_vs_float", "ssim_vs_float", "ms_ssim_vs_float", "psnr_vs_gt", "ssim_vs_gt",
+                        "ms_ssim_vs_gt", "speedup_vs_fp32")
             assert all(row[key] is None for key in accuracy) and "no sidecar" in row["accuracy_note"]
-            empty = [cells[h] for h in ("PSNR vs float", "SSIM vs float", "PSNR vs GT", "SSIM vs GT")]
-            assert empty == ["–"] * 4
+            scores = ("PSNR vs float", "SSIM vs float", "MS-SSIM vs float", "PSNR vs GT", "SSIM vs GT",
+                      "MS-SSIM vs GT")
+            assert [cells[h] for h in scores] == ["–"] * len(scores)
             assert cells["precision"] == "float32 †"
             continue
         fidelity = side["fidelity"]
@@ -122,9 +124,13 @@ def test_rows_match_the_results_and_the_sidecars(made, bench, microisp):
         versus_float, truth = fidelity["vs_float"], fidelity["vs_ground_truth"]
         assert (row["psnr_vs_float"], row["ssim_vs_float"]) == (versus_float["psnr"], versus_float["ssim"])
         assert (row["psnr_vs_gt"], row["ssim_vs_gt"]) == (truth["file"]["psnr"], truth["file"]["ssim"])
-        assert row["ssim_vs_gt"] is not None  # the 12x12 output fits SSIM's window
+        assert row["ms_ssim_vs_float"] == versus_float["ms_ssim"]
+        assert row["ms_ssim_vs_gt"] == truth["file"]["ms_ssim"]
+        assert row["ms_ssim_vs_gt"] is not None  # the 12x12 output fits the 11-pixel window (one scale)
         assert shown(cells["PSNR vs float"], fidelity["vs_float"]["psnr"])
         assert shown(cells["SSIM vs GT"], truth["file"]["ssim"])
+        assert shown(cells["MS-SSIM vs float"], versus_float["ms_ssim"])
+        assert shown(cells["MS-SSIM vs GT"], truth["file"]["ms_ssim"])
         # speed-up: the float32 file's mean over this row's, same delegate and threads
         (fp32,) = [r for r in rows if r["precision"] == "float32" and r["delegate"] == row["delegate"]
                    and r["source"] == str(bench["model"])]  # fmt: skip
@@ -170,6 +176,28 @@ def test_pareto_front_by_hand():
     del points["g"]
     # c and d lose to b (same latency / same PSNR), h to everyone; the equal pair e, f dominate each other not
     assert pareto_front(points) == {"a", "b", "e", "f"}
+
+
+@pytest.mark.parametrize(
+    ("file", "source", "third_party", "expected"),
+    [
+        ("d_level0_64x64_int8.tflite", {"model": "runs/demo_mobile/level_0/model.keras", "arch": "mobile"},
+         False, "demo_mobile (mobile)"),
+        ("x.tflite", {"model": "/tmp/net.keras", "arch": "pynet"}, False, "net (pynet)"),
+        ("MicroISP_96x96.tflite", {"model": None, "third_party": "/data/MicroISP.tflite"}, True, "MicroISP"),
+        ("MicroISP.tflite", {}, False, "MicroISP"),  # no sidecar
+    ],
+)
+def test_network_names(file, source, third_party, expected):
+    assert report_rows.network_name(file, source, third_party) == expected
+
+
+def test_plot_colours_by_network_where_a_section_holds_several():
+    rows = [{"network": n, "delegate": d} for n, d in (("a", "gpu"), ("b", "gpu"), ("a", "cpu"))]
+    assert plots._groups(rows) == ["a / gpu", "b / gpu", "a / cpu"]
+    assert plots._groups(rows[:2]) == ["a", "b"]
+    assert plots._groups([rows[0], rows[2]]) == ["gpu", "cpu"]
+    assert plots._groups(rows[:1]) == ["gpu"]
 
 
 def test_pareto_front_on_the_report(made):

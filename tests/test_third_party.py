@@ -16,7 +16,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from model_fixtures import informative
 from skimage.metrics import peak_signal_noise_ratio
 
-from android_bench import report, run
+from android_bench import plots, report, run
 from export import fidelity, sidecar, third_party
 from export.to_tflite import STATUS_OK, export_model
 from pynet_tf.data import bayer
@@ -171,6 +171,11 @@ def test_the_third_party_file_shares_the_section_and_the_pareto_chart(compared, 
     )
     front = document["pareto"][section]
     assert front["metric"] == "psnr_vs_gt" and set(front["points"]) == {row["id"] for row in document["rows"]}
+    # the chart tells the networks apart: MicroISP by its name, our two files as one network (a bare .keras)
+    networks = {row["file"]: row["network"] for row in document["rows"]}
+    assert networks.pop(micro["file"]) == "MicroISP"
+    assert len(set(networks.values())) == 1 and next(iter(networks.values())).startswith("mobile (")
+    assert plots._groups(document["rows"]) == [row["network"] for row in document["rows"]]
     assert document["figures"][section][0].startswith("figures/pareto_")
     assert any(note.startswith(f"{micro['file']}: a third-party file: scored against the ground truth only")
                for note in document["notes"])  # fmt: skip
