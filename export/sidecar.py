@@ -1,9 +1,9 @@
 """The JSON sidecar written beside every exported file (``<file>.json``): where it came from and what it is.
 
-Schema (``FORMAT``, ``VERSION`` 3; 2 added ``full_integer``, ``float_fallback``, ``quantization_debug``,
-``delegates``; 3 added ``qat``)::
+Schema (``FORMAT``, ``VERSION`` 4; 2 added ``full_integer``, ``float_fallback``, ``quantization_debug``,
+``delegates``; 3 added ``qat``; 4 added MS-SSIM to ``fidelity``)::
 
-    format, version       "pynet-tf export sidecar", 3
+    format, version       "pynet-tf export sidecar", 4
     file                  {name, bytes, mb, sha256}               the exported file
     export_format         {name, description}                    a key of export.formats.FORMATS
     source                {model, sha256, level, arch, base_filters}  the .keras file it was converted from
@@ -54,7 +54,7 @@ from export.delegates import delegate_report
 FORMAT = "pynet-tf export sidecar"
 ANALYSES = ("full_integer", "float_fallback", "quantization_debug", "qat")
 """Keys a format fills through ``build_sidecar(..., analyses=...)`` (null otherwise)."""
-VERSION = 3
+VERSION = 4
 SUFFIX = ".json"
 MB = 1024 * 1024
 
