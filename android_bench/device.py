@@ -33,6 +33,15 @@ DELEGATE_FLAGS = {
     "hexagon": ["--use_hexagon=true"],
     "external": [],
 }
+# --extra-args flags that configure one delegate's provider (TFLite's tools/delegates/README.md) go to that
+# delegate's rows only, so that e.g. a vendor library is not loaded on the cpu and gpu rows; others go to all.
+DELEGATE_ARG_PREFIXES = {
+    "external": ("--external_delegate",),
+    "nnapi": ("--nnapi_", "--disable_nnapi_cpu"),
+    "gpu": ("--gpu_",),
+    "xnnpack": ("--xnnpack_",),
+    "hexagon": ("--hexagon_",),
+}
 KILL_GRACE_S = 30  # at most; a short --timeout gets half of itself
 # ELF e_machine -> Android ABI, to catch a benchmark_model built for another CPU before any run.
 ELF_ABIS = {0x28: "armeabi-v7a", 0xB7: "arm64-v8a", 0x03: "x86", 0x3E: "x86_64"}
@@ -65,6 +74,17 @@ def elf_abi(path: Path) -> str | None:
         return None
     machine = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
     return ELF_ABIS.get(machine)
+
+
+def delegate_of(arg: str) -> str | None:
+    """The --delegates name whose provider reads this benchmark_model flag; None for a flag of every row."""
+    return next((name for name, prefixes in DELEGATE_ARG_PREFIXES.items() if arg.startswith(prefixes)), None)
+
+
+def extra_args_for(delegate: str, extra_args: list[str], *, shared: bool = True) -> list[str]:
+    """The --extra-args for ``delegate``: its own provider's flags and, with ``shared``, those of no delegate
+    (a benchmark_model row takes both; inference_diff only the first)."""
+    return [arg for arg in extra_args if delegate_of(arg) in ((delegate, None) if shared else (delegate,))]
 
 
 def parse_getprop(text: str) -> dict[str, str]:
@@ -175,7 +195,8 @@ class DeviceSession:
     ) -> list[str]:
         return [f"{REMOTE_DIR}/{BINARY_NAME}", f"--graph={remote_model}", f"--num_threads={threads}",
                 f"--warmup_runs={warmup}", "--warmup_min_secs=0", f"--num_runs={runs}", "--min_secs=0",
-                f"--max_secs={self.timeout_s:g}", *DELEGATE_FLAGS[delegate], *extra_args]  # fmt: skip
+                f"--max_secs={self.timeout_s:g}", *DELEGATE_FLAGS[delegate],
+                *extra_args_for(delegate, extra_args)]  # fmt: skip
 
     def command_line(self, argv: list[str], cpu_mask: str | None) -> str:
         """The device-shell string: [timeout -s KILL N] [taskset MASK] argv..., stderr merged into stdout."""
@@ -217,7 +238,7 @@ class DeviceSession:
             threads,
             runs,
             output,
-            extra_args,
+            extra_args_for(delegate, extra_args, shared=False),
         )
         line = self.command_line(argv, cpu_mask)
         record = {"tool": inference_diff.TOOL_NAME, "reference": "1 CPU thread, no delegate",

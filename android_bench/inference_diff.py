@@ -31,7 +31,7 @@ BUILD_HINT = (
 )
 # run_eval's --delegate per --delegates name ("" = the test interpreter runs TFLite's CPU kernels).
 # "external" keeps "" and gets the vendor delegate from the --external_delegate_* flags of --extra-args,
-# which the tool's delegate providers read.
+# which the tool's delegate providers read (as they read the other delegates' own flags).
 DELEGATE_VALUES = {"cpu": "", "xnnpack": "xnnpack", "gpu": "gpu", "nnapi": "nnapi", "hexagon": "hexagon",
                    "external": ""}  # fmt: skip
 DEFAULT_RUNS = 10
@@ -45,16 +45,15 @@ _FIELD = re.compile(rf"(\w+):\s*{_NUMBER}")
 
 
 def argv(
-    tool: str, model: str, delegate: str, threads: int, runs: int, output: str, extra_args: list[str]
+    tool: str, model: str, delegate: str, threads: int, runs: int, output: str, delegate_args: list[str]
 ) -> list[str]:
-    """The device command for one (model, delegate): the row's thread count for the test interpreter."""
-    vendor = (
-        [arg for arg in extra_args if arg.startswith("--external_delegate")] if delegate == "external" else []
-    )
+    """The device command for one (model, delegate): the row's thread count for the test interpreter;
+    ``delegate_args``: the --extra-args flags of this delegate's provider (``device.extra_args_for``), the
+    only ones that concern the tool."""
     chosen = DELEGATE_VALUES[delegate]
     return [tool, f"--model_file={model}", f"--output_file_path={output}", f"--num_runs={runs}",
             f"--num_interpreter_threads={threads}", *([f"--delegate={chosen}"] if chosen else []),
-            *vendor]  # fmt: skip
+            *delegate_args]  # fmt: skip
 
 
 def _ms(us: float) -> float:

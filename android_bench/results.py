@@ -29,7 +29,8 @@ Schema (``FORMAT``, ``VERSION`` 1)::
       command           argv of the benchmark process (on the device: benchmark_model's; host: the child's)
       command_line      device: the exact string given to `adb -s SERIAL shell` (wrappers and quoting
                         included); host: the argv shell-quoted
-      extra_args        the --extra-args passed through (list, recorded on every row)
+      extra_args        the --extra-args this row's tool got (list): all but other delegates' own flags
+                        (android_bench/device.py DELEGATE_ARG_PREFIXES)
       cpu_mask          the taskset / affinity mask, or null
       timings           {init_ms, first_inference_ms, warmup_avg_ms, warmup_runs, inference_runs,
                          inference_avg_ms, inference_std_ms, inference_min_ms, inference_max_ms,

@@ -2,8 +2,9 @@
 
     python -m android_bench.run --models exported/*.tflite --benchmark-binary android_aarch64_benchmark_model
     python -m android_bench.run --models exported/ --delegates cpu,gpu,nnapi --threads 1,4 --cooldown 30 ...
-    python -m android_bench.run --models m.tflite --delegates external --benchmark-binary ...
-        --extra-args "--external_delegate_path=/vendor/lib64/libvx_delegate.so"   (one command)
+    python -m android_bench.run --models m.tflite --delegates cpu,gpu,external --benchmark-binary ...
+        --extra-args "--external_delegate_path=/vendor/lib64/libvx_delegate.so"   (one command; the
+        external rows only get it: a delegate's own flags go to its rows, the others to every row)
     python -m android_bench.run --models exported/ --delegates cpu,gpu --benchmark-binary ...
         --inference-diff-binary run_eval   (adds each delegate's output deviation from the device's CPU)
     python -m android_bench.run --host --models exported/*.tflite --delegates cpu,xnnpack --threads 1,2
@@ -31,7 +32,15 @@ from pathlib import Path
 from android_bench import host, inference_diff, results
 from android_bench.adb import Adb, AdbError, TransportError, choose_device, find_adb, list_devices
 from android_bench.benchmark_output import coverage, parse
-from android_bench.device import BINARY_HINT, DELEGATE_FLAGS, DeviceSession, exit_status_text, parse_thermal
+from android_bench.device import (
+    BINARY_HINT,
+    DELEGATE_ARG_PREFIXES,
+    DELEGATE_FLAGS,
+    DeviceSession,
+    exit_status_text,
+    extra_args_for,
+    parse_thermal,
+)
 from export.sidecar import sha256_file
 from pynet_tf.cli import command_parser
 
@@ -130,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--extra-args",
         default="",
         metavar="ARGS",
-        help="more benchmark_model flags, e.g. vendor delegate options (recorded in every row)",
+        help="more benchmark_model flags, e.g. vendor delegate options; a delegate's own flags ("
+        + ", ".join(f"{p}*" for prefixes in DELEGATE_ARG_PREFIXES.values() for p in prefixes)
+        + ") go to its rows only, the others to every row (each row records those it got)",
     )
     parser.add_argument("--cpu-mask", metavar="HEX", help="pin to CPUs, as taskset (e.g. f0 = CPUs 4-7)")
     parser.add_argument(
@@ -310,7 +321,8 @@ class Runner:
 
     def new_row(self, record, side, side_error, delegate, threads) -> dict:
         return results.new_row(
-            record, side, side_error, delegate, threads, self.args.extra, self.args.cpu_mask
+            record, side, side_error, delegate, threads, extra_args_for(delegate, self.args.extra),
+            self.args.cpu_mask,
         )
 
     def run_host(self) -> None:

@@ -224,6 +224,24 @@ def test_shell_characters_stay_in_the_file_name_and_keep_skips_pushes(phone, mod
     assert kept.is_file() and canary.read_text() == "must survive"
 
 
+def test_a_delegates_own_extra_args_go_to_its_rows_only(phone, models):
+    vendor = ["--external_delegate_path=/vendor/lib64/libfake.so", "--external_delegate_options=a:b"]
+    gpu, shared = ["--gpu_precision_loss_allowed=false"], ["--enable_op_profiling=false"]
+    code, doc = device_run(
+        phone, "--models", str(models["pynet"]), "--delegates", "cpu,gpu,external", "--threads", "1",
+        "--runs", "1", "--extra-args", " ".join([*vendor, *gpu, *shared]),
+    )  # fmt: skip
+    assert code == 0
+    assert doc["run"]["settings"]["extra_args"] == [*vendor, *gpu, *shared]
+    expected = {"cpu": shared, "gpu": [*gpu, *shared], "external": [*vendor, *shared]}
+    for row in doc["rows"]:
+        got = expected[row["delegate"]]
+        assert row["extra_args"] == got and row["command"][-len(got) :] == got, row["delegate"]
+        assert all(arg not in row["command"] for arg in {*vendor, *gpu} - {*got}), row["delegate"]
+        assert ("EXTERNAL delegate created." in row["log"]) == (row["delegate"] == "external")
+    assert doc["rows"][2]["coverage"]["status"] == "full"
+
+
 @pytest.mark.parametrize("mode, expected", [
     ("unauthorized", "FAKE0001 is unauthorized: unlock the phone and accept"),
     ("offline", "FAKE0001 is offline: reconnect"),

@@ -8,6 +8,7 @@ avg=...(us), std_dev=...(us)``, ``OutputDiff[i]: avg_error=..., std_dev=...``) w
 import pytest
 
 from android_bench import inference_diff
+from android_bench.device import extra_args_for
 
 README_EXAMPLE = """num_runs: 50
 process_metrics {
@@ -90,16 +91,19 @@ def test_a_failed_run_has_no_metrics_and_says_why():
 
 @pytest.mark.parametrize("delegate, expected", [
     ("cpu", []),
-    ("gpu", ["--delegate=gpu"]),
+    ("gpu", ["--delegate=gpu", "--gpu_precision_loss_allowed=false"]),
     ("external", ["--external_delegate_path=/v.so", "--external_delegate_options=a:b"]),
 ])  # fmt: skip
 def test_argv_per_delegate(delegate, expected):
+    """The tool gets the delegate's own --extra-args flags only: benchmark_model's others are not its own."""
     extra = [
         "--external_delegate_path=/v.so",
+        "--gpu_precision_loss_allowed=false",
         "--external_delegate_options=a:b",
         "--enable_op_profiling=true",
     ]
-    argv = inference_diff.argv("/d/inference_diff", "/d/m.tflite", delegate, 4, 7, "/d/out.pb", extra)
+    own = extra_args_for(delegate, extra, shared=False)
+    argv = inference_diff.argv("/d/inference_diff", "/d/m.tflite", delegate, 4, 7, "/d/out.pb", own)
     assert argv == [
         "/d/inference_diff", "--model_file=/d/m.tflite", "--output_file_path=/d/out.pb", "--num_runs=7",
         "--num_interpreter_threads=4", *expected,
