@@ -42,6 +42,9 @@ DELEGATE_ARG_PREFIXES = {
     "xnnpack": ("--xnnpack_",),
     "hexagon": ("--hexagon_",),
 }
+# Fills the row's memory.peak_mb ("Overall peak memory footprint (MB) via periodic monitoring"); a tool too old
+# for it warns "Unconsumed cmdline flags" and goes on.
+PEAK_MEMORY_FLAG = "--report_peak_memory_footprint=true"
 KILL_GRACE_S = 30  # at most; a short --timeout gets half of itself
 # ELF e_machine -> Android ABI, to catch a benchmark_model built for another CPU before any run.
 ELF_ABIS = {0x28: "armeabi-v7a", 0xB7: "arm64-v8a", 0x03: "x86", 0x3E: "x86_64"}
@@ -195,7 +198,7 @@ class DeviceSession:
     ) -> list[str]:
         return [f"{REMOTE_DIR}/{BINARY_NAME}", f"--graph={remote_model}", f"--num_threads={threads}",
                 f"--warmup_runs={warmup}", "--warmup_min_secs=0", f"--num_runs={runs}", "--min_secs=0",
-                f"--max_secs={self.timeout_s:g}", *DELEGATE_FLAGS[delegate],
+                f"--max_secs={self.timeout_s:g}", PEAK_MEMORY_FLAG, *DELEGATE_FLAGS[delegate],
                 *extra_args_for(delegate, extra_args)]  # fmt: skip
 
     def command_line(self, argv: list[str], cpu_mask: str | None) -> str:

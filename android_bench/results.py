@@ -40,8 +40,8 @@ Schema (``FORMAT``, ``VERSION`` 1)::
                         (population std; percentile = sorted[int(n * p / 100)], LiteRT's rule), plus p90, p99
       memory            {init_mb, overall_mb, peak_mb, measure}; measure says what the numbers are (the
                         tool's "Peak memory footprint" (max-RSS growth) or "Memory footprint delta" lines, or
-                        the host child's RSS high-water mark); peak_mb only from periodic monitoring (device,
-                        --extra-args=--report_peak_memory_footprint=true) or the host's absolute peak
+                        the host child's RSS high-water mark); peak_mb only from periodic monitoring (device:
+                        --report_peak_memory_footprint=true, passed on every row) or the host's absolute peak
       tool_model_size_mb  the model size the tool printed (10^6 bytes), or null
       tool_version      "Tensorflow Version" where the tool prints it, else null
       coverage          null for cpu; else {status ("full" | "partial" | "none" | null = not printed),

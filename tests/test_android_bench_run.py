@@ -157,6 +157,9 @@ def test_device_run_every_delegate(phone, models):
         assert t["inference_min_ms"] <= t["percentiles_ms"]["p50"] <= t["inference_max_ms"]
         assert t["init_ms"] > 0 and t["first_inference_ms"] > 0
         assert row["memory"]["overall_mb"] >= row["memory"]["init_mb"] >= 0
+        # the tool's periodic monitoring, asked for on every row: the process's peak, above the growth
+        assert "--report_peak_memory_footprint=true" in row["command"]
+        assert row["memory"]["peak_mb"] > row["memory"]["overall_mb"]
         assert (
             row["tool_model_size_mb"]
             == row["model"]["size_mb"]
