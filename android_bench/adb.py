@@ -9,12 +9,15 @@ means the transport failed (device unplugged, adb server gone).
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 
 EXIT_MARKER = "__PYNET_BENCH_EXIT__="
+# The marker ends the output, on a line of its own only if the command's output ended in a newline.
+_EXIT_STATUS = re.compile(rf"{re.escape(EXIT_MARKER)}(\d+)\s*\Z")
 INSTALL_HINT = "install it (Debian/Ubuntu: sudo apt install adb) or put Android's platform-tools on PATH"
 
 
@@ -140,12 +143,9 @@ class Adb:
         """Run ``command`` (a device-shell string; build it with ``shlex.join``) and return its output and
         exit status; ``TransportError`` when adb could not deliver it."""
         done = self.call("shell", f"{command}; echo {EXIT_MARKER}$?", timeout=timeout)
-        lines = done.stdout.splitlines()
-        for position in range(len(lines) - 1, -1, -1):
-            if lines[position].startswith(EXIT_MARKER):
-                code = lines[position][len(EXIT_MARKER) :].strip()
-                output = "\n".join(lines[:position] + lines[position + 1 :])
-                return ShellResult(output, int(code) if code.lstrip("-").isdigit() else -1)
+        found = _EXIT_STATUS.search(done.stdout)
+        if found:
+            return ShellResult("\n".join(done.stdout[: found.start()].splitlines()), int(found.group(1)))
         reason = (
             done.stderr.strip() or done.stdout.strip() or f"adb exit status {done.returncode}"
         ).splitlines()

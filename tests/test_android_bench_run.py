@@ -10,6 +10,7 @@ CUMSUM XNNPACK cannot take; and the third-party MicroISP (1x1500x2000x4).
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 import tensorflow as tf
 
 from android_bench import report, run
-from android_bench.adb import AdbError, choose_device, parse_devices
+from android_bench.adb import Adb, AdbError, ShellResult, TransportError, choose_device, parse_devices
 from android_bench.device import parse_thermal
 from export import sidecar
 from export.tflite import to_tflite_float32
@@ -559,6 +560,24 @@ def test_parse_devices_and_choose():
         choose_device(entries, "0a388e93")
     with pytest.raises(AdbError, match="--serial nope: no such device"):
         choose_device(entries, "nope")
+
+
+@pytest.mark.parametrize("stdout, output, code", [
+    ('{\n  "a": 1\n}__PYNET_BENCH_EXIT__=0\n', '{\n  "a": 1\n}', 0),  # no final newline before the marker
+    ("x\r\n__PYNET_BENCH_EXIT__=3\r\n", "x", 3),  # a pty shell (no shell v2) ends lines in CR LF
+    ("__PYNET_BENCH_EXIT__=0\n", "", 0),
+])  # fmt: skip
+def test_shell_reads_the_exit_marker_at_the_end(monkeypatch, stdout, output, code):
+    adb = Adb("adb", "FAKE0001")
+    monkeypatch.setattr(adb, "call", lambda *args, **kw: subprocess.CompletedProcess(args, 0, stdout, ""))
+    assert adb.shell("cat f") == ShellResult(output, code)
+
+
+def test_shell_without_the_marker_is_a_transport_error(monkeypatch):
+    adb = Adb("adb", "FAKE0001")
+    monkeypatch.setattr(adb, "call", lambda *args, **kw: subprocess.CompletedProcess(args, 1, "", "closed\n"))
+    with pytest.raises(TransportError, match="adb shell failed: closed"):
+        adb.shell("true")
 
 
 def test_thermal_zones_in_millidegrees_or_degrees():
