@@ -3,10 +3,12 @@
 Files go to ``/data/local/tmp/pynet_bench/`` under their own names (a file already there with the same
 SHA-256 is not pushed again); ``cleanup`` removes only what this session pushed (``--keep`` skips it).
 Each row runs ``benchmark_model`` with ``--warmup_runs``/``--num_runs`` and zero minimum durations, so the
-counts asked for are the counts measured; ``--max_secs`` is the row's timeout, so a slow model ends with
-fewer runs instead of being killed. Where the device has ``timeout`` (toybox, Android 7+), it kills a hung
-tool a little later; ``--cpu-mask`` prefixes ``taskset MASK``. With ``--inference-diff-binary`` the session
-also installs TFLite's inference_diff tool and runs it once per (model, delegate) (``deviation``).
+counts asked for are the counts measured; ``--max_secs`` is --timeout, which the tool applies to the warm-up
+and again to the measured runs, so a slow model ends each phase with fewer runs instead of being killed.
+Where the device has ``timeout`` (toybox, Android 7+), it kills the tool (SIGKILL) when the row has run for
+2 x --timeout plus a grace for init (``kill_after_s``); ``--cpu-mask`` prefixes ``taskset MASK``. With
+``--inference-diff-binary`` the session also installs TFLite's inference_diff tool and runs it once per
+(model, delegate) (``deviation``).
 """
 
 from __future__ import annotations
@@ -42,10 +44,10 @@ DELEGATE_ARG_PREFIXES = {
     "xnnpack": ("--xnnpack_",),
     "hexagon": ("--hexagon_",),
 }
-# Fills the row's memory.peak_mb ("Overall peak memory footprint (MB) via periodic monitoring"); a tool too old
-# for it warns "Unconsumed cmdline flags" and goes on.
+# Fills the row's memory.peak_mb ("Overall peak memory footprint (MB) via periodic monitoring"); a tool too
+# old for it warns "Unconsumed cmdline flags" and goes on.
 PEAK_MEMORY_FLAG = "--report_peak_memory_footprint=true"
-KILL_GRACE_S = 30  # at most; a short --timeout gets half of itself
+KILL_GRACE_S = 30  # for init, after the two --max_secs phases; at most: a short --timeout gets half of itself
 # ELF e_machine -> Android ABI, to catch a benchmark_model built for another CPU before any run.
 ELF_ABIS = {0x28: "armeabi-v7a", 0xB7: "arm64-v8a", 0x03: "x86", 0x3E: "x86_64"}
 BINARY_HINT = (
@@ -136,7 +138,7 @@ class DeviceSession:
         self.pushed: list[str] = []
         self.has_timeout = False
         self.lost = False
-        self.kill_after_s = math.ceil(timeout_s + min(KILL_GRACE_S, timeout_s / 2))
+        self.kill_after_s = math.ceil(2 * timeout_s + min(KILL_GRACE_S, timeout_s / 2))
 
     def facts(self, entry: DeviceEntry) -> dict:
         props = parse_getprop(self.adb.shell("getprop").output)

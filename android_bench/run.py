@@ -36,6 +36,7 @@ from android_bench.device import (
     BINARY_HINT,
     DELEGATE_ARG_PREFIXES,
     DELEGATE_FLAGS,
+    KILL_GRACE_S,
     DeviceSession,
     exit_status_text,
     extra_args_for,
@@ -131,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=600.0,
         metavar="SECONDS",
-        help="per row: benchmark_model's --max_secs, killed a little later (default 600)",
+        help="per row: benchmark_model's --max_secs, which ends the warm-up and again the measured runs "
+        f"early (fewer runs); the tool is killed when the row has run 2 x SECONDS + min({KILL_GRACE_S}, "
+        "SECONDS / 2). With --host: the limit on the whole row (default 600)",
     )
     parser.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
     parser.add_argument("--keep", action="store_true", help="leave the pushed tool and models on the device")

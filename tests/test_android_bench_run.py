@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from android_bench import report, run
 from android_bench.adb import Adb, AdbError, ShellResult, TransportError, choose_device, parse_devices
-from android_bench.device import parse_thermal
+from android_bench.device import DeviceSession, parse_thermal
 from export import sidecar
 from export.tflite import to_tflite_float32
 from pynet_tf.model import build_pynet
@@ -370,7 +370,7 @@ def test_inference_diff_per_model_and_delegate(phone, models, monkeypatch, form)
 
 
 @pytest.mark.parametrize("env, flags, expected", [
-    ({"FAKE_BENCHMARK_SLEEP": "20"}, ["--timeout", "1"], "timed out: killed after 2 s (--timeout 1)"),
+    ({"FAKE_BENCHMARK_SLEEP": "20"}, ["--timeout", "1"], "timed out: killed after 3 s (--timeout 1)"),
     ({"FAKE_BENCHMARK_CRASH": "1"}, [], "benchmark_model exit status 139 (SIGSEGV): "),
 ])  # fmt: skip
 def test_hang_and_crash_are_row_errors(phone, models, monkeypatch, env, flags, expected):
@@ -385,6 +385,16 @@ def test_hang_and_crash_are_row_errors(phone, models, monkeypatch, env, flags, e
     )
     assert code == 1
     assert doc["rows"][0]["error"].startswith(expected)
+
+
+@pytest.mark.parametrize("timeout, kill", [(1, 3), (4, 10), (600, 1230)])
+def test_the_kill_timer_leaves_both_max_secs_phases_and_init(timeout, kill):
+    """benchmark_model applies --max_secs to the warm-up and again to the measured runs, so a row that ends
+    both phases at the limit runs twice --timeout plus init and is not to be killed."""
+    session = DeviceSession(Adb("adb", "FAKE0001"), FAKES / "benchmark_model", keep=False, timeout_s=timeout)
+    session.has_timeout = True
+    assert session.kill_after_s == kill
+    assert session.command_line(["tool"], None) == f"timeout -s KILL {kill} tool 2>&1"
 
 
 def test_binary_for_another_cpu_is_refused(phone, models, tmp_path, capsys):
