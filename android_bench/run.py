@@ -418,7 +418,8 @@ class Runner:
 
 
 def open_device(args: argparse.Namespace) -> tuple[DeviceSession, dict]:
-    """Pick the device, install the tool and read the device's facts; ``AdbError`` when that fails."""
+    """Pick the device, install the tool and read the device's facts; ``AdbError`` when that fails (what was
+    pushed by then is removed again, unless --keep)."""
     executable = find_adb()
     entry = choose_device(list_devices(executable), args.serial)
     session = DeviceSession(
@@ -428,12 +429,17 @@ def open_device(args: argparse.Namespace) -> tuple[DeviceSession, dict]:
         timeout_s=args.timeout,
         diff_binary=args.inference_diff_binary,
     )
+    opened = False
     try:
         facts = session.facts(entry)
         session.check_binary(facts.get("abis") or facts.get("abi"))  # before anything is pushed
         session.prepare()
+        opened = True
     except TransportError as error:
         raise AdbError(f"device {entry.serial}: {error}") from error
+    finally:
+        if not opened and (warning := session.cleanup()):  # what prepare() pushed before it stopped
+            print(f"warning: {warning}", file=sys.stderr)
     facts["timeout_command"] = session.has_timeout
     return session, facts
 
@@ -469,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     except AdbError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
     document = results.new_document(
         "host" if args.host else "device",
         ["python", "-m", "android_bench.run", *argv],

@@ -397,6 +397,33 @@ def test_the_kill_timer_leaves_both_max_secs_phases_and_init(timeout, kill):
     assert session.command_line(["tool"], None) == f"timeout -s KILL {kill} tool 2>&1"
 
 
+def test_a_failed_prepare_removes_what_it_pushed(phone, models, monkeypatch, capsys):
+    monkeypatch.setenv("FAKE_ADB_PUSH_FAIL", "inference_diff")  # after benchmark_model is on the device
+    code, doc = device_run(
+        phone, "--models", str(models["pynet"]), *ONE_XNNPACK_RUN,
+        "--inference-diff-binary", str(FAKES / "inference_diff"),
+    )  # fmt: skip
+    assert code == 2 and doc is None
+    assert "remote No space left on device" in capsys.readouterr().err
+    pushes = [call[-1] for call in adb_calls(phone) if call[2:3] == ["push"]]
+    assert pushes == [f"/data/local/tmp/pynet_bench/{name}" for name in ("benchmark_model", "inference_diff")]
+    assert not (phone["device"] / "pynet_bench").exists()
+
+
+def test_ctrl_c_while_opening_the_device_exits_130_and_cleans_up(phone, models, monkeypatch):
+    shell = Adb.shell
+
+    def interrupted(self, command: str, timeout: float | None = 120):
+        if command.startswith("command -v timeout"):  # prepare()'s last step, after the push
+            raise KeyboardInterrupt
+        return shell(self, command, timeout)
+
+    monkeypatch.setattr(Adb, "shell", interrupted)
+    code, doc = device_run(phone, "--models", str(models["pynet"]), *ONE_XNNPACK_RUN)
+    assert code == 130 and doc is None
+    assert not (phone["device"] / "pynet_bench").exists()
+
+
 def test_binary_for_another_cpu_is_refused(phone, models, tmp_path, capsys):
     elf = tmp_path / "benchmark_model_x86_64"
     elf.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(11) + (0x3E).to_bytes(2, "little") + bytes(44))
