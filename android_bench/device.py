@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import shlex
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,6 +211,7 @@ class DeviceSession:
         return f"{shlex.join(prefix + argv)} 2>&1"
 
     def run(self, command_line: str) -> Outcome:
+        started = time.monotonic()
         try:
             result = self.adb.shell(command_line, timeout=self.kill_after_s + KILL_GRACE_S)
         except TransportError as error:
@@ -217,11 +219,20 @@ class DeviceSession:
                 self.lost = True
                 return Outcome("", None, f"device {self.adb.serial} disconnected during the run ({error})")
             return Outcome("", None, str(error))
-        if self.has_timeout and result.exit_code in (124, 128 + signal.SIGKILL):
+        ran_s, killed = time.monotonic() - started, result.exit_code == 128 + signal.SIGKILL
+        # only a run as long as the timer was ended by it: an earlier SIGKILL came from elsewhere
+        if self.has_timeout and (killed or result.exit_code == 124) and ran_s >= 0.9 * self.kill_after_s:
             return Outcome(
                 result.output,
                 result.exit_code,
                 f"timed out: killed after {self.kill_after_s} s (--timeout {self.timeout_s:g})",
+            )
+        if killed:
+            return Outcome(
+                result.output,
+                result.exit_code,
+                f"killed by SIGKILL (exit status {result.exit_code}) after {ran_s:.1f} s, not by --timeout: "
+                "e.g. out of memory (Android's low-memory killer)",
             )
         return Outcome(result.output, result.exit_code, None)
 

@@ -371,7 +371,9 @@ def test_inference_diff_per_model_and_delegate(phone, models, monkeypatch, form)
 
 @pytest.mark.parametrize("env, flags, expected", [
     ({"FAKE_BENCHMARK_SLEEP": "20"}, ["--timeout", "1"], "timed out: killed after 3 s (--timeout 1)"),
-    ({"FAKE_BENCHMARK_CRASH": "1"}, [], "benchmark_model exit status 139 (SIGSEGV): "),
+    ({"FAKE_BENCHMARK_CRASH": "SEGV"}, [], "benchmark_model exit status 139 (SIGSEGV): "),
+    # a SIGKILL long before the kill timer (Android's low-memory killer) is no timeout
+    ({"FAKE_BENCHMARK_CRASH": "KILL"}, ["--timeout", "60"], "killed by SIGKILL (exit status 137) after "),
 ])  # fmt: skip
 def test_hang_and_crash_are_row_errors(phone, models, monkeypatch, env, flags, expected):
     for name, value in env.items():
@@ -384,7 +386,7 @@ def test_hang_and_crash_are_row_errors(phone, models, monkeypatch, env, flags, e
         *flags,
     )
     assert code == 1
-    assert doc["rows"][0]["error"].startswith(expected)
+    assert doc["rows"][0]["error"].startswith(expected), doc["rows"][0]["error"]
 
 
 @pytest.mark.parametrize("timeout, kill", [(1, 3), (4, 10), (600, 1230)])
