@@ -9,6 +9,7 @@ means the transport failed (device unplugged, adb server gone).
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -156,7 +157,8 @@ class Adb:
         return self.shell(shlex.join(argv), timeout=timeout)
 
     def push(self, local: str, remote: str, timeout: float | None = 600) -> None:
-        done = self.call("push", local, remote, timeout=timeout)
+        """Copy ``local`` to ``remote``; ``local`` goes absolute, so a name like ``-x.tflite`` is no option."""
+        done = self.call("push", os.path.abspath(local), remote, timeout=timeout)
         if done.returncode != 0:
             reason = (done.stderr.strip() or done.stdout.strip()).splitlines()
             raise TransportError(f"adb push {local} failed: {reason[-1] if reason else done.returncode}")

@@ -224,7 +224,7 @@ def child_command(
         sys.executable,
         "-m",
         "android_bench.host",
-        str(model),
+        str(model.absolute()),  # a name like -x.tflite stays a file name, not an option
         "--delegate",
         delegate,
         "--threads",

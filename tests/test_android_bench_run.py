@@ -246,6 +246,25 @@ def test_a_delegates_own_extra_args_go_to_its_rows_only(phone, models):
     assert doc["rows"][2]["coverage"]["status"] == "full"
 
 
+@pytest.mark.parametrize("where", ["device", "host"])
+def test_a_model_named_like_an_option_stays_a_file(phone, models, tmp_path, monkeypatch, where):
+    """``--models .`` in a folder holding -x.tflite: adb push and the host child get it as a path."""
+    folder = tmp_path / "cwd"
+    folder.mkdir()
+    shutil.copyfile(models["pynet"], folder / "-x.tflite")
+    monkeypatch.chdir(folder)
+    flags = ["--models", ".", "--delegates", "cpu", "--threads", "1", "--runs", "1"]
+    if where == "host":
+        assert run.main(["--host", *flags, "--out", str(phone["out"])]) == 0
+        (path,) = phone["out"].glob("*.json")
+        (row,) = json.loads(path.read_text())["rows"]
+    else:
+        code, doc = device_run(phone, *flags)
+        (row,) = doc["rows"]
+        assert code == 0 and "--graph=/data/local/tmp/pynet_bench/-x.tflite" in row["command"]
+    assert row["status"] == "ok" and row["model"]["name"] == "-x.tflite", row["error"]
+
+
 @pytest.mark.parametrize("mode, expected", [
     ("unauthorized", "FAKE0001 is unauthorized: unlock the phone and accept"),
     ("offline", "FAKE0001 is offline: reconnect"),
