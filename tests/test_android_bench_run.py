@@ -265,6 +265,24 @@ def test_a_model_named_like_an_option_stays_a_file(phone, models, tmp_path, monk
     assert row["status"] == "ok" and row["model"]["name"] == "-x.tflite", row["error"]
 
 
+def test_cooldown_pauses_between_rows(phone, models, monkeypatch):
+    sleep, pauses = run.time.sleep, []
+
+    def recorded(seconds: float) -> None:
+        if seconds != 7.5:
+            return sleep(seconds)  # someone else's (subprocess polls)
+        shells = [call for call in adb_calls(phone) if call[2:3] == ["shell"]]
+        pauses.append(sum("--graph=" in " ".join(call) for call in shells))  # rows run by then
+
+    monkeypatch.setattr(run.time, "sleep", recorded)
+    code, doc = device_run(
+        phone, "--models", str(models["pynet"]), "--delegates", "cpu,xnnpack", "--threads", "1,2",
+        "--runs", "1", "--cooldown", "7.5",
+    )  # fmt: skip
+    assert code == 0 and doc["run"]["settings"]["cooldown_s"] == 7.5
+    assert pauses == [1, 2, 3]  # before every row but the first
+
+
 @pytest.mark.parametrize("mode, expected", [
     ("unauthorized", "FAKE0001 is unauthorized: unlock the phone and accept"),
     ("offline", "FAKE0001 is offline: reconnect"),
