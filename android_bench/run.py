@@ -38,6 +38,7 @@ from android_bench.device import (
     DELEGATE_FLAGS,
     KILL_GRACE_S,
     DeviceSession,
+    delegate_of,
     exit_status_text,
     extra_args_for,
     parse_thermal,
@@ -209,6 +210,13 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
     names = [model.name for model in args.models]
     if len(set(names)) != len(names):
         raise UsageError("--models: two files share a name; the device folder holds one per name, rename one")
+    for arg in args.extra:
+        owner = delegate_of(arg)
+        if owner is not None and owner not in args.delegate_list:
+            raise UsageError(
+                f"--extra-args {arg}: a {owner} delegate flag, given only to {owner} rows, and --delegates "
+                f"has none; add {owner} to --delegates or drop the flag"
+            )
     if "external" in args.delegate_list and not any(
         a.startswith("--external_delegate_path") for a in args.extra
     ):

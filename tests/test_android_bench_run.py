@@ -488,6 +488,8 @@ HOST = ["--host", "--models", "{pynet}"]
     ([*DEVICE, "--cpu-mask", "zz"], "--cpu-mask 'zz'"),
     ([*DEVICE, "--extra-args", "'unclosed"], "--extra-args"),
     ([*DEVICE, "--delegates", "external"], "--delegates external needs --extra-args"),
+    ([*DEVICE, "--delegates", "cpu", "--extra-args", "--gpu_precision_loss_allowed=false"],
+     "--extra-args --gpu_precision_loss_allowed=false: a gpu delegate flag, given only to gpu rows"),
     (["--models", "{pynet}"], "--benchmark-binary : give the path of"),
     ([*HOST, "--delegates", "gpu"], "--delegates gpu: not available (--host runs LiteRT on this machine"),
     ([*HOST, "--serial", "X"], "--serial: only for a phone run"),
