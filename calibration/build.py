@@ -2,14 +2,16 @@
 
     python calibration/build.py --data samples --num 32 --shape 224x224 --seed 0 --out calibration/s224.npz
     python -m calibration.build --data zrr:/data/zrr --num 128 --shape 544x960 --out calibration/zrr_fhd.npz
+    python calibration/build.py --arch mobile --data photos:DIR --num 16 --shape 1500x2000 --out cal12mp.npz
 
---shape is the exported model's static packed input (H x W x 4; 544x960 for a 1088x1920 frame), multiples
-of 16. A pool of --candidates crops of exactly that size (default max(64, 4 x --num)) is drawn from the
-train split, several per image at random positions; photo sources (samples, photos:DIR) make each crop's
-RAW with unprocess from a seed of its own, RAW sources (zrr:DIR, pairs:DIR) crop the packed frame (clipped
-to [0, 1]). An image smaller than --shape is used all the same: a photo is resized up (bicubic) before
-unprocessing, a RAW frame is reflect-padded, and the crop's source says so. Every draw derives from --seed:
-the same command writes the same file.
+--shape is the exported model's static packed input (H x W x 4; 544x960 for a 1088x1920 frame), a size
+the network named by --arch (default pynet) takes: multiples of 16 for PyNET, of 4 for the mobile ISP (a
+12 MP frame is 1500x2000), as pynet_tf/architectures.py says. A pool of --candidates crops of exactly that
+size (default max(64, 4 x --num)) is drawn from the train split, several per image at random positions;
+photo sources (samples, photos:DIR) make each crop's RAW with unprocess from a seed of its own, RAW sources
+(zrr:DIR, pairs:DIR) crop the packed frame (clipped to [0, 1]). An image smaller than --shape is used all
+the same: a photo is resized up (bicubic) before unprocessing, a RAW frame is reflect-padded, and the crop's
+source says so. Every draw derives from --seed: the same command writes the same file.
 
 --num crops are then chosen from the pool by greedy k-center on per-crop statistics (exposure, colour cast,
 contrast, texture, clipping; calibration/selection.py says which and why), not the first N: int8 ranges
@@ -38,6 +40,8 @@ from tqdm import tqdm
 
 from calibration.calibration_set import FORMAT, VERSION, CalibrationError, CalibrationSet, CropSource
 from calibration.selection import FEATURE_NAMES, coverage, crop_features, k_center, standardise
+from pynet_tf.architectures import ARCHITECTURES, ArchitectureError, architecture, size_rules
+from pynet_tf.architectures import DEFAULT as DEFAULT_ARCH
 from pynet_tf.cli import command_parser, image_size
 from pynet_tf.data import bayer
 from pynet_tf.data.photoio import read_photo
@@ -45,7 +49,7 @@ from pynet_tf.data.pipeline import PipelineOptions
 from pynet_tf.data.rawio import read_raw, read_zrr_raw
 from pynet_tf.data.sources import DataSourceError, Example, parse_source
 from pynet_tf.data.unprocess import unprocess
-from pynet_tf.shapes import InputShapeError, validate_input_shape
+from pynet_tf.shapes import InputShapeError
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +69,12 @@ def default_candidates(num: int) -> int:
     return max(MIN_CANDIDATES, CANDIDATES_PER_CHOSEN * num)
 
 
-def default_calibration(shape: tuple[int, int], num: int = 16, seed: int = 0) -> CalibrationSet:
-    """A small set from the embedded sample photos, built on the fly: the exporter's default."""
-    return build_calibration("samples", num, shape, seed=seed)
+def default_calibration(
+    shape: tuple[int, int], num: int = 16, seed: int = 0, arch: str = DEFAULT_ARCH
+) -> CalibrationSet:
+    """A small set from the embedded sample photos, built on the fly for network ``arch``: the exporter's
+    default. Photos smaller than ``shape`` are resized up (see ``build_calibration``)."""
+    return build_calibration("samples", num, shape, seed=seed, arch=arch)
 
 
 def build_calibration(
@@ -78,17 +85,22 @@ def build_calibration(
     seed: int = 0,
     candidates: int | None = None,
     cfa: str = DEFAULT_CFA,
+    arch: str = DEFAULT_ARCH,
 ) -> CalibrationSet:
     """``num`` packed crops of ``shape`` (H, W) chosen by greedy k-center from ``candidates`` random crops
     of ``data_spec``'s train split (default ``default_candidates(num)``), with their sources and coverage.
 
     The crops are in selection order (the first k are the greedy choice for k). ``cfa`` is the pattern
-    synthetic RAW is sampled with (photo sources only). Bad settings, or no readable image, raise
-    ``CalibrationError``; a bad ``data_spec`` raises ``DataSourceError``.
+    synthetic RAW is sampled with (photo sources only); ``shape`` must meet the input rule of network
+    ``arch`` (``pynet_tf.architectures``). Bad settings, or no readable image, raise ``CalibrationError``;
+    a bad ``data_spec`` raises ``DataSourceError``.
     """
     height, width = shape
     try:
-        validate_input_shape(height, width)
+        network = architecture(arch)
+        network.validate_input_shape(height, width)
+    except ArchitectureError as error:
+        raise CalibrationError(str(error)) from None
     except InputShapeError as error:
         raise CalibrationError(f"--shape {height}x{width}: {error}") from None
     count = default_candidates(num) if candidates is None else candidates
@@ -127,6 +139,7 @@ def build_calibration(
         "source_kind": source.kind,
         "split": SPLIT,
         "shape": [height, width],
+        "arch": network.name,
         "num": num,
         "seed": seed,
         "cfa": cfa if source.synthetic else None,
@@ -143,7 +156,8 @@ def build_calibration(
         "feature_std": std.tolist(),
         "coverage": coverage(features, chosen, seed),
     }
-    return CalibrationSet(inputs, features[chosen], tuple(sources), metadata)
+    return CalibrationSet(inputs, features[chosen], tuple(sources), metadata,
+                          shape_rule=network.validate_input_shape)
 
 
 @dataclass(frozen=True, eq=False)
@@ -280,7 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--data", default="samples", help="samples (default) | zrr:DIR | pairs:DIR | photos:DIR")
     add("--num", type=int, default=32, help="crops in the set (default 32)")
     add("--shape", type=image_size, required=True,
-        help="packed HxW of the exported model's input, multiples of 16 (e.g. 224x224, 544x960)")
+        help=f"packed HxW of the exported model's input, {size_rules()} (e.g. 224x224, 544x960)")
+    add("--arch", default=DEFAULT_ARCH, choices=list(ARCHITECTURES),
+        help=f"the network the set is for, whose input rule --shape must meet (default {DEFAULT_ARCH})")
     add("--seed", type=int, default=0, help="seed of every draw: image order, positions, synthetic RAW")
     add("--candidates", type=int,
         help=f"crops in the pool the set is chosen from (default max({MIN_CANDIDATES}, "
@@ -299,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(settings))
     try:
         built = build_calibration(args.data, args.num, args.shape, seed=args.seed, candidates=candidates,
-                                  cfa=args.cfa)
+                                  cfa=args.cfa, arch=args.arch)
     except (CalibrationError, DataSourceError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

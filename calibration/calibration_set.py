@@ -27,12 +27,20 @@ from pathlib import Path
 import numpy as np
 
 from pynet_tf import atomic
-from pynet_tf.shapes import InputShapeError, validate_input_shape
+from pynet_tf.shapes import InputShapeError, ShapeCheck, validate_input_shape
 
 FORMAT = "pynet-tf calibration set"
 VERSION = 1
 KEYS = ("inputs", "features", "sources", "metadata")
-REBUILD = "python calibration/build.py --data DATA --num N --shape HxW --out FILE"
+
+
+def rebuild_command(shape: str = "HxW", arch: str | None = None) -> str:
+    """The ``calibration/build.py`` command for a set of ``shape`` (``--arch`` when a network is named)."""
+    network = f" --arch {arch}" if arch else ""
+    return f"python calibration/build.py --data DATA --num N --shape {shape}{network} --out FILE"
+
+
+REBUILD = rebuild_command()
 
 
 class CalibrationError(ValueError):
@@ -74,7 +82,7 @@ class CropSource:
 @dataclass(frozen=True, eq=False)
 class CalibrationSet:
     """``inputs`` (N, H, W, 4) float32 in [0, 1] with each crop's ``features`` and ``sources``, and
-    ``metadata`` (JSON-ready); validated on construction (``CalibrationError``)."""
+    ``metadata`` (JSON-ready); validated on construction (``CalibrationError``), H x W by ``shape_rule``."""
 
     inputs: np.ndarray
     features: np.ndarray
@@ -82,9 +90,12 @@ class CalibrationSet:
     metadata: dict
     path: Path | None = field(default=None, compare=False)
     """The file it was loaded from or saved to; None for a set built in memory."""
+    shape_rule: ShapeCheck = field(default=validate_input_shape, compare=False, repr=False)
+    """The input-size rule of the network the crops are for (``Architecture.validate_input_shape``), from
+    the caller, who knows the model: PyNET's by default."""
 
     def __post_init__(self) -> None:
-        _check_arrays(self.inputs, self.features, len(self.sources))
+        _check_arrays(self.inputs, self.features, len(self.sources), self.shape_rule)
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -107,13 +118,14 @@ class CalibrationSet:
         for crop in self.inputs:
             yield [crop[np.newaxis]]
 
-    def check_shape(self, height: int, width: int) -> None:
-        """Raise ``CalibrationError`` unless the crops are ``height`` x ``width`` packed pixels."""
+    def check_shape(self, height: int, width: int, arch: str | None = None) -> None:
+        """Raise ``CalibrationError`` unless the crops are ``height`` x ``width`` packed pixels; the fix it
+        names builds a set for network ``arch`` when given."""
         if self.shape != (height, width):
             where = self.path or "the calibration set"
             raise CalibrationError(
                 f"{where}: holds {self.shape[0]}x{self.shape[1]} packed crops but the model's input is "
-                f"{height}x{width}; build one with {REBUILD.replace('HxW', f'{height}x{width}')}"
+                f"{height}x{width}; build one with {rebuild_command(f'{height}x{width}', arch)}"
             )
 
     def save(self, path: str | Path) -> CalibrationSet:
@@ -135,8 +147,9 @@ class CalibrationSet:
         return dataclasses.replace(self, metadata=metadata, path=path)
 
     @classmethod
-    def load(cls, path: str | Path) -> CalibrationSet:
-        """Read and validate a set written by ``save``; every problem is one ``CalibrationError``."""
+    def load(cls, path: str | Path, shape_rule: ShapeCheck = validate_input_shape) -> CalibrationSet:
+        """Read and validate a set written by ``save`` (its crop size against ``shape_rule``, the network's);
+        every problem is one ``CalibrationError``."""
         path = Path(path)
         fix = f"rebuild it with {REBUILD}"
         if not path.is_file():
@@ -159,7 +172,8 @@ class CalibrationSet:
         if not isinstance(sources, list) or not isinstance(metadata, dict):
             raise CalibrationError(f"{path}: sources must be a JSON list and metadata a JSON object; {fix}")
         try:
-            loaded = cls(inputs, features, tuple(CropSource.from_dict(s) for s in sources), metadata, path)
+            crops = tuple(CropSource.from_dict(s) for s in sources)
+            loaded = cls(inputs, features, crops, metadata, path, shape_rule)
         except (TypeError, AttributeError) as error:
             raise CalibrationError(f"{path}: malformed sources ({error}); {fix}") from None
         except CalibrationError as error:
@@ -204,7 +218,7 @@ class CalibrationSet:
         return "\n".join(lines)
 
 
-def _check_arrays(inputs: np.ndarray, features: np.ndarray, sources: int) -> None:
+def _check_arrays(inputs: np.ndarray, features: np.ndarray, sources: int, shape_rule: ShapeCheck) -> None:
     """Shapes, types and range of a set's arrays; raises ``CalibrationError`` saying what is wrong."""
     if not isinstance(inputs, np.ndarray) or inputs.ndim != 4 or inputs.shape[-1] != 4 or not len(inputs):
         shape = getattr(inputs, "shape", type(inputs).__name__)
@@ -212,7 +226,7 @@ def _check_arrays(inputs: np.ndarray, features: np.ndarray, sources: int) -> Non
     if inputs.dtype != np.float32:
         raise CalibrationError(f"inputs must be float32, got {inputs.dtype}")
     try:
-        validate_input_shape(inputs.shape[1], inputs.shape[2])
+        shape_rule(inputs.shape[1], inputs.shape[2])
     except InputShapeError as error:
         raise CalibrationError(f"inputs: {error}") from None
     if not np.all(np.isfinite(inputs)) or inputs.min() < 0 or inputs.max() > 1:

@@ -22,7 +22,7 @@ import tf_keras as keras
 from calibration.calibration_set import CalibrationError, CalibrationSet
 from export import fidelity, qat, sensitivity, sidecar
 from export.tflite import converter_for
-from pynet_tf.shapes import InputShapeError, validate_input_shape
+from pynet_tf.shapes import InputShapeError, ShapeCheck, validate_input_shape
 
 DEFAULT_SHAPE = (224, 224)
 """The packed input (H, W) exported when ``--input-shape`` is not given: the paper's 448x448 photo crops."""
@@ -262,13 +262,13 @@ def validate(
     *,
     input_shape: tuple[int, int] | None,
     given: Sequence[str] = (),
-    check_shape: Callable[[int, int], None] = validate_input_shape,
+    check_shape: ShapeCheck = validate_input_shape,
 ) -> list[ExportFormat]:
     """The formats ``names`` (deduplicated, in registry order), after checking the arguments against them.
 
     ``given`` lists the format-specific arguments the user set (keys of ``ARGUMENT_FLAGS``); each must be
     accepted by at least one chosen format. ``input_shape`` None (dynamic) is refused for formats that need a
-    static shape; a static one must pass ``check_shape`` (PyNET's: multiples of 16).
+    static shape; a static one must pass ``check_shape``, the network's input rule (PyNET's by default).
     """
     chosen = {check_format(name).name for name in names}
     if not chosen:
@@ -296,10 +296,13 @@ def validate(
     return formats
 
 
-def check_calibration(calibration: CalibrationSet, input_shape: tuple[int, int]) -> None:
-    """``ExportError`` unless the calibration crops have the export's static shape."""
+def check_calibration(
+    calibration: CalibrationSet, input_shape: tuple[int, int], arch: str | None = None
+) -> None:
+    """``ExportError`` unless the calibration crops have the export's static shape (the fix it names builds a
+    set for network ``arch``)."""
     try:
-        calibration.check_shape(*input_shape)
+        calibration.check_shape(*input_shape, arch)
     except CalibrationError as error:
         raise ExportError(str(error)) from None
 

@@ -67,7 +67,7 @@ from pynet_tf.mobile import DepthToSpace, GlobalMinPooling, MobileInputCheck
 from pynet_tf.losses import Loss, LossSpecError, check_loss_fits, parse_loss
 from pynet_tf.runs import level_record
 from pynet_tf.vgg import DEFAULT_LAYER, VggFeatures, VggWeightsError, load_vgg_features
-from pynet_tf.shapes import InputShapeError, output_size, validate_input_shape
+from pynet_tf.shapes import InputShapeError, ShapeCheck, output_size, validate_input_shape
 
 qk = tfmot.quantization.keras
 quantizers = qk.quantizers
@@ -521,8 +521,10 @@ def fine_tuning(
     vgg_weights: str | None = None,
     data: str = "samples",
     seed: int = 0,
+    shape_rule: ShapeCheck = validate_input_shape,
 ) -> FineTuning:
-    """``FineTuning`` from the exporter's ``--qat-*`` flags, checked before anything runs (``QATError``).
+    """``FineTuning`` from the exporter's ``--qat-*`` flags, checked before anything runs (``QATError``);
+    ``patch`` by ``shape_rule``, the model's network's input rule (PyNET's by default).
 
     The loss is the one the model at ``model_path`` was trained with (its ``level.json``), or ``loss`` (a
     ``--loss`` spec) for a bare ``.keras`` file or a different choice; a ``vgg`` term loads VGG-19 from
@@ -535,7 +537,7 @@ def fine_tuning(
     if batch < 1:
         raise QATError(f"--qat-batch must be >= 1, got {batch}")
     try:
-        validate_input_shape(patch, patch)
+        shape_rule(patch, patch)
     except InputShapeError as error:
         raise QATError(f"--qat-patch {patch}: {error}") from None
     if targets not in TARGETS:

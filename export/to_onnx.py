@@ -40,10 +40,10 @@ from export.to_tflite import (  # noqa: E402
     file_stem,
     newest_run,
 )
-from pynet_tf import atomic, runs  # noqa: E402
+from pynet_tf import architectures, atomic, runs  # noqa: E402
 from pynet_tf.cli import command_parser, image_size  # noqa: E402
 from pynet_tf.data.sources import DataSourceError  # noqa: E402
-from pynet_tf.shapes import InputShapeError, validate_input_shape  # noqa: E402
+from pynet_tf.shapes import InputShapeError  # noqa: E402
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 17
@@ -138,14 +138,15 @@ def export_onnx(
     ``DataSourceError``, ``FidelityError``) before conversion.
     """
     check_opset(opset)
-    if input_shape is not None:
-        try:
-            validate_input_shape(*input_shape)
-        except InputShapeError as error:
-            raise ExportError(f"--input-shape {input_shape[0]}x{input_shape[1]}: {error}") from None
     if not max_abs_error > 0:
         raise ExportError(f"--max-abs-error must be positive, got {max_abs_error:g}")
     model_file = runs.resolve_model_path(model_path)
+    network = architectures.of_model(model_file)
+    if input_shape is not None:
+        try:
+            network.validate_input_shape(*input_shape)
+        except InputShapeError as error:
+            raise ExportError(f"--input-shape {input_shape[0]}x{input_shape[1]}: {error}") from None
     try:
         model = runs.load_model(model_file)
     except (OSError, ValueError) as error:
@@ -155,7 +156,7 @@ def export_onnx(
     settings = ExportSettings(input_shape=input_shape)
     record = runs.level_record(model_file)
     source = {"model": str(model_file), "sha256": sidecar.sha256_file(model_file), "level": level,
-              "base_filters": record.get("base_filters")}
+              "arch": network.name, "base_filters": record.get("base_filters")}
     path = Path(out) / f"{file_stem(model_file, level, input_shape)}_opset{opset}.onnx"
 
     started = time.perf_counter()
@@ -201,7 +202,8 @@ def export_onnx(
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser("export.to_onnx", __doc__, script=True)
     add = parser.add_argument
-    add_source_arguments(parser, "packed HxW, multiples of 16 (default 224x224), or 'dynamic'")
+    add_source_arguments(parser, f"packed HxW, {architectures.size_rules()} as the model's network "
+                                 "is; default 224x224; or 'dynamic'")
     add("--opset", type=int, default=DEFAULT_OPSET,
         help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET})")
     add("--max-abs-error", type=float, default=MAX_ABS_ERROR,

@@ -184,9 +184,9 @@ def export_model(
         if isinstance(calibration, CalibrationSet):
             calibration_set = calibration
         elif calibration is not None:
-            calibration_set = CalibrationSet.load(calibration)
+            calibration_set = CalibrationSet.load(calibration, network.validate_input_shape)
         if calibration_set is not None:
-            check_calibration(calibration_set, input_shape)
+            check_calibration(calibration_set, input_shape, network.name)
     try:
         model = runs.load_model(model_file)
     except (OSError, ValueError) as error:
@@ -199,13 +199,14 @@ def export_model(
         options = {name.removeprefix("qat_"): value for name, value in qat_options.items() if value is not None}
         options.setdefault("patch", min(input_shape))
         try:
-            tuning = qat.fine_tuning(model_file, level, data=data, seed=seed, **options)
+            tuning = qat.fine_tuning(model_file, level, data=data, seed=seed,
+                                     shape_rule=network.validate_input_shape, **options)
         except qat.QATError as error:
             raise ExportError(str(error)) from None
     items = fidelity.held_out(model, input_shape or DEFAULT_SHAPE, data, seed=seed)
     if calibrated:
         if calibration_set is None:
-            calibration_set = default_calibration(input_shape)
+            calibration_set = default_calibration(input_shape, arch=network.name)
         calibration_record = {
             "path": str(calibration_set.path) if calibration_set.path else None,
             "file_sha256": sidecar.sha256_file(calibration_set.path) if calibration_set.path else None,
@@ -282,7 +283,8 @@ def export_model(
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser("export.to_tflite", __doc__, script=True)
     add = parser.add_argument
-    add_source_arguments(parser, "packed HxW, multiples of 16 (default 224x224), or 'dynamic' (not with --int8)")
+    add_source_arguments(parser, f"packed HxW, {architectures.size_rules()} as the model's network "
+                                 "is; default 224x224; or 'dynamic' (not with --int8)")
     for export_format in FORMATS.values():
         add(export_format.flag, action="store_true", help=export_format.description)
     add("--format", help=f"comma-separated formats, as the flags: {','.join(FORMATS)}")

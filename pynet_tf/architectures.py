@@ -1,9 +1,9 @@
 """The networks the toolchain trains: PyNET (the default) and the mobile ISP, by name (``--arch``).
 
 Each is a builder ``(level, width) -> keras.Model`` with packed Bayer in and RGB out, the levels it trains
-(coarsest first) and its input-size rule; the trainer, the run records and the CLIs ask here and nowhere
-else which network a run is. PyNET has six levels trained one after the other; the mobile ISP has one,
-level 0 (full resolution), so it trains in one stage.
+(coarsest first) and its input-size rule; the trainer, the run records, calibration and the CLIs ask here
+and nowhere else which network a run or a model file is. PyNET has six levels trained one after the other;
+the mobile ISP has one, level 0 (full resolution), so it trains in one stage.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 import tf_keras as keras
 
 from pynet_tf import mobile, runs, shapes
+from pynet_tf.layers import InputShapeCheck
 from pynet_tf.model import build_pynet
 
 
@@ -29,8 +30,13 @@ class Architecture:
     """``--base-filters`` when neither the flag nor the preset sets it for this network."""
     build: Callable[[int, int], keras.Model]
     """``(level, width) -> model`` taking packed inputs of any valid size."""
-    validate_input_shape: Callable[[int | None, int | None], None]
+    validate_input_shape: shapes.ShapeCheck
     """Raises ``shapes.InputShapeError`` for a packed H x W the network cannot take."""
+    downsampling: int
+    """Packed H and W must be multiples of this (what ``validate_input_shape`` checks)."""
+    input_check: type[keras.layers.Layer]
+    """The layer class the builder puts right after the input: how a model file without ``level.json`` is
+    told apart (``of_keras``)."""
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -38,10 +44,10 @@ ARCHITECTURES: dict[str, Architecture] = {
     for arch in (
         Architecture("pynet", "PyNET (Ignatov et al. 2020): 6-level inverted pyramid with instance norms",
                      shapes.LEVELS, 32, lambda level, width: build_pynet(level, base_filters=width),
-                     shapes.validate_input_shape),
+                     shapes.validate_input_shape, shapes.DOWNSAMPLING, InputShapeCheck),
         Architecture("mobile", "mobile ISP (pynet_tf/mobile.py): 3 scales, no norms, full-integer int8",
                      (0,), mobile.DEFAULT_WIDTH, lambda level, width: mobile.build_mobile(width),
-                     mobile.validate_input_shape),
+                     mobile.validate_input_shape, mobile.DOWNSAMPLING, mobile.MobileInputCheck),
     )
 }  # fmt: skip
 DEFAULT = "pynet"
@@ -60,7 +66,25 @@ def architecture(name: str) -> Architecture:
     raise ArchitectureError(f"--arch {name!r}: {hint}choose from {', '.join(ARCHITECTURES)}")
 
 
-def of_model(path: str | Path) -> Architecture:
-    """The network a trained model is, from the ``level.json`` beside it (PyNET when there is none: a bare
-    ``.keras`` file, or a run from before ``--arch``)."""
-    return architecture(runs.level_record(path).get("arch", DEFAULT))
+def size_rules() -> str:
+    """Each network's packed input sizes, for help texts: "multiples of 16 (pynet) or 4 (mobile)"."""
+    rules = [f"{arch.downsampling} ({arch.name})" for arch in ARCHITECTURES.values()]
+    return f"multiples of {', '.join(rules[:-1])} or {rules[-1]}"
+
+
+def of_keras(model: keras.Model) -> Architecture:
+    """The network ``model`` is, from its builder's input check layer (``Architecture.input_check``); PyNET
+    when it has none (files saved before the check layers existed)."""
+    kinds = {type(layer) for layer in model.layers}
+    found = (arch for arch in ARCHITECTURES.values() if arch.input_check in kinds)
+    return next(found, ARCHITECTURES[DEFAULT])
+
+
+def of_model(path: str | Path, model: keras.Model | None = None) -> Architecture:
+    """The network a trained model is: the ``arch`` of the ``level.json`` beside it or, without one (a bare
+    ``.keras`` file, a run from before ``--arch``), the model's own layers (``of_keras``; ``model`` is the
+    one at ``path`` when the caller has loaded it already)."""
+    record = runs.level_record(path)
+    if "arch" in record:
+        return architecture(record["arch"])
+    return of_keras(model if model is not None else runs.load_model(path))

@@ -5,10 +5,17 @@ The one home of these facts; the model, the data pipeline and the CLIs all ask h
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 LEVELS = (5, 4, 3, 2, 1, 0)
 """All levels, coarsest first: the order the reference trains them in. 0 is full resolution."""
 DOWNSAMPLING = 16
 """Four 2x2 max-pools lie between the packed input and level 5: H and W must be multiples of this."""
+
+
+ShapeCheck = Callable[[int | None, int | None], None]
+"""A network's input-size rule: ``(height, width)`` -> None, or ``InputShapeError`` for a packed size it
+cannot take. ``validate_input_shape`` is PyNET's; ``pynet_tf.architectures`` holds each network's."""
 
 
 class InputShapeError(ValueError):

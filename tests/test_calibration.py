@@ -13,6 +13,7 @@ from PIL import Image
 from calibration import build as cb
 from calibration.calibration_set import CalibrationError, CalibrationSet, CropSource
 from calibration.selection import FEATURE_NAMES, covering_radius, crop_features, k_center, standardise
+from pynet_tf import mobile
 from pynet_tf.data.rawio import read_zrr_raw
 
 SHAPE = (64, 64)
@@ -178,6 +179,23 @@ def test_bad_settings_are_one_line_errors():
         cb.build_calibration("samples", 0, SHAPE)
 
 
+def test_the_networks_own_size_rule_checks_the_shape(tmp_path):
+    """--arch mobile: 36x52 (multiples of its 4, not of PyNET's 16) is built, saved and loaded with the mobile
+    ISP's rule; PyNET's (the default) refuses it, and a size mismatch's fix names the network."""
+    with pytest.raises(CalibrationError, match=r"--shape 36x52: .*not a multiple of 16"):
+        cb.build_calibration("samples", 2, (36, 52), candidates=4)
+    with pytest.raises(CalibrationError, match="--arch 'mobil': did you mean 'mobile'"):
+        cb.build_calibration("samples", 2, (36, 52), candidates=4, arch="mobil")
+    built = cb.build_calibration("samples", 2, (36, 52), candidates=4, arch="mobile")
+    assert built.shape == (36, 52) and built.metadata["arch"] == "mobile"
+    saved = built.save(tmp_path / "mobile.npz")
+    assert CalibrationSet.load(saved.path, mobile.validate_input_shape).sha256 == built.sha256
+    _check_error(saved.path, "not a multiple of 16.*nearest valid size is 32x48")
+    with pytest.raises(CalibrationError, match=r"--shape 32x32 --arch mobile --out"):
+        saved.check_shape(32, 32, "mobile")
+    assert cb.default_calibration((36, 52), num=2, arch="mobile").shape == (36, 52)
+
+
 def test_unreadable_images_are_skipped_and_none_is_an_error(tmp_path):
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "broken.png").write_bytes(b"not a png")
@@ -285,6 +303,15 @@ def test_load_errors_name_the_file_and_the_fix(saved, tmp_path):
 
 
 # ---- the CLI ------------------------------------------------------------------------------------------
+
+
+def test_cli_arch_names_the_network_whose_sizes_shape_takes(tmp_path, capsys):
+    flags = ["--num", "2", "--candidates", "4", "--shape", "20x36", "--out"]
+    assert cb.main(["--arch", "mobile", *flags, str(tmp_path / "mobile.npz")]) == 0
+    loaded = CalibrationSet.load(tmp_path / "mobile.npz", mobile.validate_input_shape)
+    assert loaded.shape == (20, 36) and loaded.metadata["arch"] == "mobile"
+    assert cb.main([*flags, str(tmp_path / "x.npz")]) == 2
+    assert "not a multiple of 16" in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
 
 
 def test_cli_end_to_end(tmp_path, capsys):

@@ -325,16 +325,62 @@ def test_ptq_and_qat_side_by_side(workdir, tmp_path, capsys):
     assert side["fidelity"]["vs_float"]["psnr"] > INT8_MIN_PSNR
 
 
-def test_a_mobile_isp_run_exports_at_its_own_sizes(tmp_path):
-    """The run's level.json says --arch mobile: 36x36 (a multiple of its 4, not of PyNET's 16) is accepted."""
-    folder = tmp_path / "level_0"
+@pytest.fixture(scope="module")
+def mobile_run(tmp_path_factory) -> Path:
+    """A mobile ISP run's level folder (width 2, random He-normal weights), level.json saying arch mobile."""
+    folder = tmp_path_factory.mktemp("mobile") / "level_0"
     folder.mkdir()
     keras.utils.set_random_seed(0)
     build_mobile(2).save(folder / "model.keras")
     (folder / "level.json").write_text(json.dumps({"level": 0, "arch": "mobile", "base_filters": 2}))
-    (result,) = export_model(folder, ["float32"], out=tmp_path / "out", input_shape=(36, 36))
+    return folder
+
+
+def test_a_mobile_isp_run_exports_at_its_own_sizes(mobile_run, tmp_path):
+    """The run's level.json says --arch mobile: 36x36 (a multiple of its 4, not of PyNET's 16) is accepted."""
+    (result,) = export_model(mobile_run, ["float32"], out=tmp_path / "out", input_shape=(36, 36))
     assert result.status == STATUS_OK and result.psnr_vs_float > 100
     side = sidecar_of(result)
     assert side["source"]["arch"] == "mobile" and side["inputs"][0]["shape"] == [1, 36, 36, 4]
     with pytest.raises(ExportError, match=r"--input-shape 34x36: .*multiple of 4"):
-        export_model(folder, ["float32"], out=tmp_path / "out", input_shape=(34, 36))
+        export_model(mobile_run, ["float32"], out=tmp_path / "out", input_shape=(34, 36))
+
+
+def test_a_mobile_isp_run_makes_int8_and_qat_files_at_its_own_sizes(mobile_run, tmp_path, capsys):
+    """At 36x52 (a multiple of 4, not of 16) the default calibration, a set built with --arch mobile and QAT's
+    crops all follow the mobile ISP's rule; a set of another size names --arch mobile in its fix."""
+    shape = (36, 52)
+    results = export_model(mobile_run, ["int8", "qat"], out=tmp_path / "out", input_shape=shape,
+                           qat_options={"qat_steps": 1, "qat_batch": 1, "qat_loss": "mse=1"})
+    assert [result.status for result in results] == [STATUS_OK] * 2, [result.message for result in results]
+    assert sidecar_of(results[0])["calibration"]["shape"] == list(shape)
+    assert sidecar_of(results[1])["qat"]["patch"] == min(shape)
+    built = build_calibration("samples", 2, shape, candidates=4, arch="mobile").save(tmp_path / "mobile.npz")
+    (result,) = export_model(mobile_run, ["int8"], out=tmp_path / "loaded", input_shape=shape,
+                             calibration=built.path)
+    assert result.status == STATUS_OK and sidecar_of(result)["calibration"]["path"] == str(built.path)
+    argv = ["--model", str(mobile_run), "--int8", "--input-shape", "36x36", "--calibration", str(built.path),
+            "--out", str(tmp_path / "bad")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds 36x52 packed crops" in err and "--shape 36x36 --arch mobile --out" in err
+
+
+def test_a_12_mp_export_with_small_held_out_photos_is_one_line_naming_the_flags(mobile_run, tmp_path, capsys):
+    """The samples (about 256x256 packed) are less than half of 1500x2000: the held-out crops cannot be
+    mirrored up to it, and the error says which flags change that before anything is converted."""
+    argv = ["--model", str(mobile_run), "--int8", "--input-shape", "1500x2000", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --data 'samples'") and "\n" not in err
+    assert "less than half the export's 1500x2000" in err and "--input-shape" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_bare_mobile_keras_file_is_read_as_the_mobile_isp(tmp_path):
+    """No level.json: the network comes from the model's own layers, so its sizes and sidecar are the mobile
+    ISP's."""
+    keras.utils.set_random_seed(0)
+    build_mobile(2).save(tmp_path / "bare.keras")
+    (result,) = export_model(tmp_path / "bare.keras", ["float32"], out=tmp_path / "out", input_shape=(36, 36))
+    assert result.status == STATUS_OK and sidecar_of(result)["source"]["arch"] == "mobile"

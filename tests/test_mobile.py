@@ -11,9 +11,11 @@ from calibration.build import default_calibration
 from export import fidelity, sidecar
 from export.delegates import FULL, delegate_report
 from export.formats import ExportSettings, convert_float32, convert_int8
+from pynet_tf import architectures
 from pynet_tf.flops import forward_flops
 from pynet_tf.layers import InstanceNorm
 from pynet_tf.mobile import DEFAULT_WIDTH, DOWNSAMPLING, DepthToSpace, build_mobile
+from pynet_tf.mobile import validate_input_shape as validate_mobile_shape
 from pynet_tf.model import build_pynet
 from pynet_tf.shapes import InputShapeError
 
@@ -22,9 +24,11 @@ SHAPE = (32, 32)
 MAX_FLOPS_FRACTION = 1 / 50  # issue 8: FLOPs per output megapixel at most 1/50 of PyNET's
 FIT_WIDTH, FIT_STEPS, FIT_BATCH, FIT_LR = 4, 100, 8, 2e-3
 # Full-integer int8 of that fitted net (32x32, 8 calibration crops) against its float model on the samples'
-# held-out crops: measured 42.01 dB (50 steps: 38.7 dB, 70: 41.2 dB). The floor leaves ~3 dB for
-# platform rounding; a real defect falls far below it: the attention's pooled map with the mean and maximum
-# only (the map's int8 range clipped at the smallest mean) gave 23-25 dB.
+# held-out crops: measured 42.01 dB (50 steps: 38.7 dB, 70: 41.2 dB), and 41.34 dB on another host (AVX-512):
+# the value moves with the platform. The floor leaves ~3 dB for that; a real defect falls far below it:
+# the attention's pooled map with the mean and maximum only (the map's int8 range clipped at the smallest
+# mean) gave 23-25 dB. Issue 8's 40 dB bar is for a trained mobile ISP run (benchmarks/mobile.py checks it:
+# 40.6 dB on the quick run), not for this 100-step width-4 proxy.
 INT8_MIN_PSNR = 39.0
 # .keras save/load restores the same float32 weights and graph: outputs agree to rounding (measured 0.0).
 ROUND_TRIP_TOL = 1e-6
@@ -69,6 +73,22 @@ def test_keras_file_round_trip_gives_the_same_outputs(tmp_path):
     x = np.random.default_rng(2).random((1, 24, 16, 4), dtype=np.float32)
     np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), atol=ROUND_TRIP_TOL, rtol=0)
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+
+
+def test_a_bare_keras_file_is_identified_by_its_input_check(tmp_path):
+    """Without a level.json the network is read off the model's layers (``of_keras``): a bare mobile ISP file
+    is the mobile ISP with its own size rule, a bare PyNET file PyNET; a level.json's arch, where there is
+    one, says it."""
+    build_mobile(TINY_WIDTH).save(tmp_path / "mobile.keras")
+    build_pynet(5, base_filters=2).save(tmp_path / "pynet.keras")
+    network = architectures.of_model(tmp_path / "mobile.keras")
+    assert network.name == "mobile" and network.validate_input_shape is validate_mobile_shape
+    assert architectures.of_model(tmp_path / "pynet.keras").name == "pynet"
+    run = tmp_path / "level_0"
+    run.mkdir()
+    build_mobile(TINY_WIDTH).save(run / "model.keras")
+    (run / "level.json").write_text('{"level": 0, "arch": "mobile"}')
+    assert architectures.of_model(run).name == "mobile"
 
 
 def test_flops_per_output_pixel_are_at_most_a_fiftieth_of_pynets():

@@ -28,6 +28,7 @@ import tf_keras as keras
 
 from export.to_onnx import STATUS_ABOVE, STATUS_OK, export_onnx, main
 from pynet_tf.layers import InstanceNorm, ScaledTanh
+from pynet_tf.mobile import build_mobile
 from pynet_tf.model import build_pynet
 from model_fixtures import informative
 
@@ -162,6 +163,17 @@ def test_over_the_error_bar_is_not_written(workdir, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     assert STATUS_ABOVE in captured.out
     assert "onnx: above --max-abs: not written: max abs error" in captured.err
+
+
+def test_a_mobile_isp_exports_at_its_own_sizes(tmp_path):
+    """The network is the model's (a bare mobile ISP file: read off its layers): 36x52 is a multiple of its 4,
+    not of PyNET's 16."""
+    keras.utils.set_random_seed(0)
+    build_mobile(2).save(tmp_path / "mobile.keras")
+    result = export_onnx(tmp_path / "mobile.keras", out=tmp_path / "out", input_shape=(36, 52))
+    assert result.status == STATUS_OK, result.message
+    side = result.sidecar
+    assert side["source"]["arch"] == "mobile" and side["settings"]["input_shape"] == "36x52"
 
 
 @pytest.mark.parametrize(
