@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import re
 import sys
 import time
@@ -25,11 +26,12 @@ import tensorflow as tf
 import tf_keras as keras
 
 from pynet_tf import atomic, losses, mobile, runs, train_config
-from pynet_tf.architectures import ARCHITECTURES, architecture
+from pynet_tf.architectures import ARCHITECTURES, architecture, of_model, size_rules
 from pynet_tf.cli import command_parser
 from pynet_tf.data.sources import DataSourceError, parse_source
 from pynet_tf.distribute import StrategyError, make_strategy
 from pynet_tf.runs import RunDir
+from pynet_tf.shapes import InputShapeError, nearest_valid_size
 from pynet_tf.train_config import ConfigError, TrainConfig
 from pynet_tf.trainer import TrainingDivergedError, TrainingInterrupted, export_level, stop_requests, train_level
 from pynet_tf.vgg import VggWeightsError, load_vgg_features
@@ -110,7 +112,8 @@ def _check_resumable(run: RunDir, config: TrainConfig) -> None:
 
 
 def _teacher(config: TrainConfig) -> keras.Model | None:
-    """The ``--teacher`` model, checked to compute every level this run trains (its output size says which)."""
+    """The ``--teacher`` model, checked to compute every level this run trains (its output size says which)
+    and to take ``--patch`` crops (its network's input rule: else the first step fails when traced)."""
     if config.teacher is None:
         return None
     teacher = runs.load_model(config.teacher)
@@ -118,6 +121,16 @@ def _teacher(config: TrainConfig) -> keras.Model | None:
     if any(trained != level for trained in config.levels):
         raise ConfigError(f"--teacher {config.teacher} computes level {level}, but this run trains levels "
                           f"{list(config.levels)}: distil one level at a time (--levels {level})")
+    network = of_model(config.teacher, teacher)
+    try:
+        network.validate_input_shape(config.patch, config.patch)
+    except InputShapeError:
+        step = math.lcm(network.downsampling, architecture(config.arch).downsampling)  # both networks take it
+        fit = nearest_valid_size(config.patch, step)
+        raise ConfigError(
+            f"--patch {config.patch} does not fit --teacher {config.teacher}, a {network.name} model (packed "
+            f"sizes multiples of {network.downsampling}): use --patch {fit} or a {config.arch} teacher"
+        ) from None
     teacher.trainable = False
     return teacher
 
@@ -167,7 +180,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...
         ("--allow-random-vgg", dict(action="store_true", default=None, help="random VGG weights (smoke tests only)")),
         ("--batch-size", dict(type=int, help="global batch size at every level (default: the preset's per level)")),
         ("--steps", dict(type=int, help="steps at every level (default: the preset's per level)")),
-        ("--patch", dict(type=int, help="packed training crop side (a multiple of 16)")),
+        ("--patch", dict(type=int, help=f"packed training crop side, {size_rules()} as --arch and "
+                                        "--teacher's network are")),
         ("--lr", dict(type=float, help="Adam learning rate")),
         ("--out", dict(help="run folder (default runs/PRESET); an existing run is continued")),
         ("--strategy", dict(choices=train_config.STRATEGIES, help="tf.distribute strategy (default auto)")),

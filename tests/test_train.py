@@ -178,6 +178,19 @@ def test_the_mobile_isp_trains_distilled_from_a_teacher(tmp_path):
         train.train(tiny_config(run, levels=(5,)))
 
 
+def test_a_patch_the_teachers_network_cannot_take_is_refused_up_front(tmp_path):
+    """--arch mobile --patch 60 (a multiple of 4) with a PyNET teacher (multiples of 16): one ConfigError
+    before training, naming both flags and a patch both networks take, not an InputShapeError when the step
+    is traced."""
+    build_pynet(0, base_filters=2).save(tmp_path / "pynet.keras")  # bare: its network read off its layers
+    config = tiny_config(tmp_path / "run", arch="mobile", levels=None, base_filters=2, patch=60,
+                         teacher=str(tmp_path / "pynet.keras"))
+    expected = r"--patch 60 does not fit --teacher .*pynet.keras, a pynet model .*16.*--patch 64 or a mobile"
+    with pytest.raises(train.ConfigError, match=expected):
+        train.train(config)
+    assert not (tmp_path / "run" / "level_0").exists()
+
+
 def test_prune_trains_to_the_sparsity_and_saves_a_plain_model(tmp_path):
     run = tmp_path / "run"
     train.train(tiny_config(run, levels=(5,), steps=6, prune=0.5))
