@@ -32,8 +32,8 @@ NNAPI full from API 29, float32 and int8 alike; ``export.formats.float_ops`` of 
 How: the int8 files were converted at 1x1500x2000x4 with ``convert_int8``'s converter settings
 (``export.tflite.converter_for``, ``Optimize.DEFAULT``, ``TFLITE_BUILTINS_INT8``, representative data: two
 ``default_calibration((192, 256))`` crops resized to 1500x2000) but without its QuantizationDebugger analysis,
-which at 12 MP was OOM-killed past 20 GB here (it keeps every float intermediate), and because
-``CalibrationSet`` takes multiples of 16 only (1504x2000); fp32 with ``convert_float32``. Timed with
+which at 12 MP was OOM-killed past 20 GB here (it keeps every float intermediate), and without its held-out
+fidelity (the embedded sample photos are smaller than a 12 MP frame); fp32 with ``convert_float32``. Timed with
 ``python -m android_bench.host FILE --delegate xnnpack --threads 2 --warmup 1 --runs 3`` (``measure``), one
 fresh process per file, files interleaved.
 """
