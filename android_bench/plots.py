@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from android_bench.crops import CropSet
 
@@ -72,7 +73,10 @@ def pareto(rows: list[dict], metric: str, front: list[str], title: str) -> bytes
                      s=180, facecolors="none", edgecolors="0.2", zorder=4)  # fmt: skip
     latencies = [row["mean_ms"] for row in rows]
     if latencies and max(latencies) > 10 * min(latencies) > 0:
-        axis.set_xscale("log")
+        axis.set_xscale("log")  # ticks at 1, 2, 5 x 10^k, written as plain numbers
+        axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.xaxis.set_minor_formatter(NullFormatter())
     axis.set_xlabel("mean latency (ms), lower is better")
     axis.set_ylabel(METRIC_LABELS[metric] + ", higher is better")
     axis.set_title(title, fontsize=10)

@@ -37,6 +37,7 @@ One row per results row (model x delegate x threads, per device), flattened to p
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -47,6 +48,8 @@ from android_bench.report_inputs import Inputs
 FLOAT32 = "float32"
 THIRD_PARTY = "third_party"
 """The sidecar format name of export/third_party.py's files (a third-party network at our input shape)."""
+RUN_MODEL_FOLDER = re.compile(r"level_\d+|final")
+"""The folders of a run that hold its model.keras (pynet_tf/runs.py's layout; not imported: no TensorFlow)."""
 PRECISIONS = ("float32", "fp16", "dynamic", "int16x8", "int8", "uint8")
 """Display order (widest first)."""
 
@@ -183,14 +186,15 @@ def _deviation(row: dict) -> dict:
 
 def network_name(file: str | None, source: dict, third_party: bool) -> str:
     """A short name for the network a file computes, to tell networks apart on one chart: a third-party
-    original's file stem, our run's folder name with its architecture (``runs/NAME/level_K/model.keras``:
-    "NAME (mobile)"), else the source model's or the file's own stem."""
+    original's file stem, our run's folder name with its architecture (``runs/NAME/level_K/model.keras`` or
+    ``runs/NAME/final/model.keras``: "NAME (mobile)"), else the source model's or the file's own stem."""
     if third_party and source.get("third_party"):
         return Path(source["third_party"]).stem
     model = Path(source["model"]) if source.get("model") else None
     if model is None:
         return Path(file or "?").stem
-    name = model.parent.parent.name if model.parent.name.startswith("level_") else model.stem
+    in_run = RUN_MODEL_FOLDER.fullmatch(model.parent.name) and model.parent.parent.name
+    name = model.parent.parent.name if in_run else model.stem
     return f"{name} ({source['arch']})" if source.get("arch") else name
 
 

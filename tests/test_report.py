@@ -183,6 +183,7 @@ def test_pareto_front_by_hand():
     [
         ("d_level0_64x64_int8.tflite", {"model": "runs/demo_mobile/level_0/model.keras", "arch": "mobile"},
          False, "demo_mobile (mobile)"),
+        ("x.tflite", {"model": "runs/demo/final/model.keras", "arch": "pynet"}, False, "demo (pynet)"),
         ("x.tflite", {"model": "/tmp/net.keras", "arch": "pynet"}, False, "net (pynet)"),
         ("MicroISP_96x96.tflite", {"model": None, "third_party": "/data/MicroISP.tflite"}, True, "MicroISP"),
         ("MicroISP.tflite", {}, False, "MicroISP"),  # no sidecar
