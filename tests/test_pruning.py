@@ -3,7 +3,8 @@
 The subject is a tiny PyNET (level 4, base width 2): SameConv2D (which tfmot's registry does not know), a
 Conv2DTranspose (which it does), instance norms, the scaled tanh and the input check (which it must leave
 alone), at 32x32 packed (64x64 for the TFLite conversion). The training loop is written out as
-pynet_tf/trainer.py's is (a compiled step, the pruning step outside it), on level 5.
+pynet_tf/trainer.py's is (a compiled step, the pruning step outside it), on level 5. The mobile ISP (width 4)
+goes the same way once: wrapped, pruned in one shot, stripped, converted.
 """
 
 import numpy as np
@@ -15,6 +16,7 @@ from ai_edge_litert.interpreter import Interpreter
 from export.formats import ExportSettings, convert_float32
 from pynet_tf import pruning
 from pynet_tf.layers import InputShapeCheck, InstanceNorm, SameConv2D, ScaledTanh
+from pynet_tf.mobile import build_mobile
 from pynet_tf.model import build_pynet
 
 SPARSITY = 0.5
@@ -151,3 +153,31 @@ def test_strip_saves_loads_and_converts(dense, tmp_path):
     interpreter.invoke()
     output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     np.testing.assert_allclose(output, expected[:1], rtol=0, atol=TFLITE_ATOL)
+
+
+def test_the_mobile_isp_prunes_strips_and_converts():
+    """The same path for --arch mobile: stride-2 Conv2D and SameConv2D (attention's 1x1 convs included)
+    wrapped, its reductions, gates and depth_to_space left alone; 50% per kernel; stripped equals pruned."""
+    keras.utils.set_random_seed(7)
+    mobile = build_mobile(4)
+    pruned = pruning.prunable(mobile, sparsity=SPARSITY, begin_step=1, end_step=1, frequency=1)
+    kernels = {layer.name for layer in mobile.layers if isinstance(layer, keras.layers.Conv2D)}
+    assert any(type(layer) is keras.layers.Conv2D for layer in mobile.layers)  # the stride-2 convs
+    assert wrapped_names(pruned) == kernels
+    pruning.PruningStep(pruned)(0)
+    x = packed(64)
+    pruned(x, training=True)
+    report = pruning.sparsity_report(pruned)
+    assert set(report["weights"]) == {f"{name}/kernel" for name in kernels}
+    for name, entry in report["weights"].items():
+        assert abs(entry["zeros"] - SPARSITY * entry["size"]) <= 1, name
+    plain = pruning.strip(pruned)
+    assert [layer.name for layer in plain.layers] == [layer.name for layer in mobile.layers]
+    np.testing.assert_allclose(plain(x).numpy(), pruned(x).numpy(), rtol=0, atol=STRIPPED_ATOL)
+    content = convert_float32(plain, ExportSettings(input_shape=(64, 64)))
+    interpreter = Interpreter(model_content=content)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[:1].numpy())
+    interpreter.invoke()
+    output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(output, plain(x[:1]).numpy(), rtol=0, atol=TFLITE_ATOL)
