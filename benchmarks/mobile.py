@@ -17,7 +17,8 @@
    for reference, MicroISP's against the same ground truth (``export/third_party.py``, no target).
 
 Targets: 12 MP int8 faster than MicroISP fp32; FLOPs/MP <= 1/50 of PyNET's; PSNR within 0.5 dB of PyNET
-(or better); int8 >= 40 dB from its float model. ``--check`` exits 1 when one is missed.
+(or better) when both saw the same number of training crops (their config.json: the first line checks it);
+int8 >= 40 dB from its float model. ``--check`` exits 1 when one is missed.
 
 Measured here on 2026-11-25 (the commands above; runs/quick is make demo's quick PyNET, runs/mobile_quick the
 quick preset with ``--arch mobile``: 540 steps in 4.5 min; a pruning benchmark shared the two cores, so the
@@ -30,11 +31,22 @@ quick preset with ``--arch mobile``: 540 steps in 4.5 min; a pruning benchmark s
 
 (validation PSNR while training, the same test crops: mobile 21.76 dB, PyNET level 0 14.47 dB: under the quick
 budget PyNET's finer levels get too few steps, see issue 5's note.)
+
+Measured again on 2026-12-05 on a fresh clone, idle 2-core Intel Xeon (AVX-512 VNNI), ``make compare``'s
+runs (``--pynet runs/demo --mobile runs/demo_mobile --check``, 2.5 min, exit 0):
+
+    training crops (same budget): mobile vs PyNET    4320.000 vs   4320.000  met
+    12 MP s/image: mobile int8 vs MicroISP fp32         0.427 vs      2.236  met
+    GFLOP per output MP: mobile vs PyNET width 32       8.339 vs   3348.668  met
+    PSNR vs ground truth (dB): mobile vs PyNET         21.767 vs     13.462  met
+    mobile int8 PSNR vs its float (dB), bar 40         41.013 vs     40.000  met
+    no target: MicroISP (...) PSNR vs ground truth at 128x128: 6.271 dB (trained on another sensor's RAW)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -79,6 +91,13 @@ def int8_at(model_dir: str, shape: tuple[int, int], out: Path) -> Path:
     path = out / f"mobile_int8_{shape[0]}x{shape[1]}.tflite"
     path.write_bytes(converter.convert())
     return path
+
+
+def budget(run: str) -> tuple[str, int]:
+    """A run's preset and the crops its levels saw (steps x batch summed): the PSNR target compares runs of
+    one budget (the quick presets give PyNET's six levels and the mobile ISP's one the same 4320)."""
+    config = json.loads(runs.RunDir(run).config.read_text())["config"]
+    return config["preset"], sum(level["steps"] * level["batch_size"] for level in config["schedule"].values())
 
 
 def latency(paths: dict[str, Path], threads: int, rounds: int, runs_per_round: int) -> dict[str, float]:
@@ -130,7 +149,10 @@ def main() -> int:
     flops = {"pynet": flops_per_mp(build_pynet(0, base_filters=pynet_width), shape),
              "mobile": flops_per_mp(runs.load_model(args.mobile), shape)}
     int8 = quality["mobile"]["int8"]
+    budgets = {name: budget(run) for name, run in (("mobile", args.mobile), ("pynet", args.pynet))}
     measured = [
+        ("training crops (same budget): mobile vs PyNET", budgets["mobile"][1], budgets["pynet"][1],
+         budgets["mobile"][1] == budgets["pynet"][1]),
         ("12 MP s/image: mobile int8 vs MicroISP fp32", seconds["mobile int8"], seconds["MicroISP fp32"],
          seconds["mobile int8"] < seconds["MicroISP fp32"]),
         (f"GFLOP per output MP: mobile vs PyNET width {pynet_width}", flops["mobile"] / 1e9, flops["pynet"] / 1e9,
@@ -140,7 +162,8 @@ def main() -> int:
         ("mobile int8 PSNR vs its float (dB), bar 40", int8.psnr_vs_float, 40.0,
          int8.psnr_vs_float is not None and int8.psnr_vs_float >= 40.0),
     ]
-    print(f"mobile {args.mobile} vs PyNET {args.pynet}; quality at packed {args.shape}; 12 MP = packed "
+    print(f"mobile {args.mobile} ({budgets['mobile'][0]} preset) vs PyNET {args.pynet} ({budgets['pynet'][0]} "
+          f"preset); quality at packed {args.shape}; 12 MP = packed "
           f"{FRAME[0]}x{FRAME[1]}, XNNPACK {args.threads} threads, median of {args.rounds} rounds x {args.runs}")
     missed = 0
     for what, value, reference, met in measured:
