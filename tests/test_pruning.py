@@ -48,6 +48,15 @@ def wrapped_names(model: keras.Model) -> set[str]:
     return {layer.layer.name for layer in model.layers if isinstance(layer, pruning.PruneLowMagnitude)}
 
 
+def tflite_output(model: keras.Model, x: tf.Tensor) -> np.ndarray:
+    """The model's float32 TFLite file (the exporter's conversion) run by LiteRT on ``x`` (one 64x64 image)."""
+    interpreter = Interpreter(model_content=convert_float32(model, ExportSettings(input_shape=(64, 64))))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x.numpy())
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
 def test_wraps_every_kernel_layer_and_keeps_outputs(dense):
     pruned = pruning.prunable(dense, sparsity=SPARSITY, begin_step=0, end_step=END_STEP, frequency=FREQUENCY)
 
@@ -146,13 +155,7 @@ def test_strip_saves_loads_and_converts(dense, tmp_path):
     np.testing.assert_allclose(loaded(x).numpy(), expected, rtol=0, atol=STRIPPED_ATOL)
     assert pruning.sparsity_report(loaded)["sparsity"] == pruning.sparsity_report(plain)["sparsity"]
 
-    content = convert_float32(plain, ExportSettings(input_shape=(64, 64)))
-    interpreter = Interpreter(model_content=content)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[:1].numpy())
-    interpreter.invoke()
-    output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    np.testing.assert_allclose(output, expected[:1], rtol=0, atol=TFLITE_ATOL)
+    np.testing.assert_allclose(tflite_output(plain, x[:1]), expected[:1], rtol=0, atol=TFLITE_ATOL)
 
 
 def test_the_mobile_isp_prunes_strips_and_converts():
@@ -174,10 +177,4 @@ def test_the_mobile_isp_prunes_strips_and_converts():
     plain = pruning.strip(pruned)
     assert [layer.name for layer in plain.layers] == [layer.name for layer in mobile.layers]
     np.testing.assert_allclose(plain(x).numpy(), pruned(x).numpy(), rtol=0, atol=STRIPPED_ATOL)
-    content = convert_float32(plain, ExportSettings(input_shape=(64, 64)))
-    interpreter = Interpreter(model_content=content)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[:1].numpy())
-    interpreter.invoke()
-    output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    np.testing.assert_allclose(output, plain(x[:1]).numpy(), rtol=0, atol=TFLITE_ATOL)
+    np.testing.assert_allclose(tflite_output(plain, x[:1]), plain(x[:1]).numpy(), rtol=0, atol=TFLITE_ATOL)
