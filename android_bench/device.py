@@ -199,10 +199,11 @@ class DeviceSession:
     def benchmark_argv(
         self, remote_model: str, delegate: str, threads: int, warmup: int, runs: int, extra_args: list[str]
     ) -> list[str]:
+        """benchmark_model's argv for one row; ``extra_args`` are the row's own (``extra_args_for``)."""
         return [f"{REMOTE_DIR}/{BINARY_NAME}", f"--graph={remote_model}", f"--num_threads={threads}",
                 f"--warmup_runs={warmup}", "--warmup_min_secs=0", f"--num_runs={runs}", "--min_secs=0",
                 f"--max_secs={self.timeout_s:g}", PEAK_MEMORY_FLAG, *DELEGATE_FLAGS[delegate],
-                *extra_args_for(delegate, extra_args)]  # fmt: skip
+                *extra_args]  # fmt: skip
 
     def command_line(self, argv: list[str], cpu_mask: str | None) -> str:
         """The device-shell string: [timeout -s KILL N] [taskset MASK] argv..., stderr merged into stdout."""

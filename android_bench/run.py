@@ -383,7 +383,7 @@ class Runner:
             self.cooldown(first)
             first = False
             argv = session.benchmark_argv(
-                remote[model], delegate, threads, self.args.warmup, self.args.runs, self.args.extra
+                remote[model], delegate, threads, self.args.warmup, self.args.runs, row["extra_args"]
             )
             line = session.command_line(argv, self.args.cpu_mask)
             row.update(command=argv, command_line=line, temperature_c=session.temperatures())

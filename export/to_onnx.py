@@ -141,16 +141,16 @@ def export_onnx(
     if not max_abs_error > 0:
         raise ExportError(f"--max-abs-error must be positive, got {max_abs_error:g}")
     model_file = runs.resolve_model_path(model_path)
-    network = architectures.of_model(model_file)
+    try:
+        model = runs.load_model(model_file)
+    except (OSError, ValueError) as error:
+        raise ExportError(f"{model_file}: cannot load the model ({type(error).__name__}: {error})") from error
+    network = architectures.of_model(model_file, model)
     if input_shape is not None:
         try:
             network.validate_input_shape(*input_shape)
         except InputShapeError as error:
             raise ExportError(f"--input-shape {input_shape[0]}x{input_shape[1]}: {error}") from None
-    try:
-        model = runs.load_model(model_file)
-    except (OSError, ValueError) as error:
-        raise ExportError(f"{model_file}: cannot load the model ({type(error).__name__}: {error})") from error
     level = fidelity.model_level(model)
     items = fidelity.held_out(model, input_shape or DEFAULT_SHAPE, data, seed=seed)
     settings = ExportSettings(input_shape=input_shape)

@@ -173,7 +173,11 @@ def export_model(
                                       ("float_fallback", float_fallback or None)) if value is not None]
     given += [name for name, value in qat_options.items() if value is not None]
     model_file = runs.resolve_model_path(model_path)
-    network = architectures.of_model(model_file)
+    try:
+        model = runs.load_model(model_file)
+    except (OSError, ValueError) as error:
+        raise ExportError(f"{model_file}: cannot load the model ({type(error).__name__}: {error})") from error
+    network = architectures.of_model(model_file, model)
     chosen: list[ExportFormat] = validate(formats, input_shape=input_shape, given=given,
                                           check_shape=network.validate_input_shape)
     if io is not None and io not in ("float32", "uint8", "int8"):
@@ -187,10 +191,6 @@ def export_model(
             calibration_set = CalibrationSet.load(calibration, network.validate_input_shape)
         if calibration_set is not None:
             check_calibration(calibration_set, input_shape, network.name)
-    try:
-        model = runs.load_model(model_file)
-    except (OSError, ValueError) as error:
-        raise ExportError(f"{model_file}: cannot load the model ({type(error).__name__}: {error})") from error
     if float_fallback:
         check_float_fallback(float_fallback, min_psnr, [layer.name for layer in model.layers])
     level = fidelity.model_level(model)

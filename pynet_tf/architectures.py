@@ -80,11 +80,8 @@ def of_keras(model: keras.Model) -> Architecture:
     return next(found, ARCHITECTURES[DEFAULT])
 
 
-def of_model(path: str | Path, model: keras.Model | None = None) -> Architecture:
-    """The network a trained model is: the ``arch`` of the ``level.json`` beside it or, without one (a bare
-    ``.keras`` file, a run from before ``--arch``), the model's own layers (``of_keras``; ``model`` is the
-    one at ``path`` when the caller has loaded it already)."""
+def of_model(path: str | Path, model: keras.Model) -> Architecture:
+    """The network ``model``, loaded from ``path``, is: the ``arch`` of the ``level.json`` beside it or,
+    without one (a bare ``.keras`` file, a run from before ``--arch``), the model's own layers (``of_keras``)."""
     record = runs.level_record(path)
-    if "arch" in record:
-        return architecture(record["arch"])
-    return of_keras(model if model is not None else runs.load_model(path))
+    return architecture(record["arch"]) if "arch" in record else of_keras(model)

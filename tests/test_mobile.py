@@ -11,7 +11,7 @@ from calibration.build import default_calibration
 from export import fidelity, sidecar
 from export.delegates import FULL, delegate_report
 from export.formats import ExportSettings, convert_float32, convert_int8
-from pynet_tf import architectures
+from pynet_tf import architectures, runs
 from pynet_tf.flops import forward_flops
 from pynet_tf.layers import InstanceNorm
 from pynet_tf.mobile import DEFAULT_WIDTH, DOWNSAMPLING, DepthToSpace, build_mobile
@@ -81,14 +81,18 @@ def test_a_bare_keras_file_is_identified_by_its_input_check(tmp_path):
     one, says it."""
     build_mobile(TINY_WIDTH).save(tmp_path / "mobile.keras")
     build_pynet(5, base_filters=2).save(tmp_path / "pynet.keras")
-    network = architectures.of_model(tmp_path / "mobile.keras")
+
+    def of_file(path):
+        return architectures.of_model(path, runs.load_model(path))
+
+    network = of_file(tmp_path / "mobile.keras")
     assert network.name == "mobile" and network.validate_input_shape is validate_mobile_shape
-    assert architectures.of_model(tmp_path / "pynet.keras").name == "pynet"
+    assert of_file(tmp_path / "pynet.keras").name == "pynet"
     run = tmp_path / "level_0"
     run.mkdir()
     build_mobile(TINY_WIDTH).save(run / "model.keras")
     (run / "level.json").write_text('{"level": 0, "arch": "mobile"}')
-    assert architectures.of_model(run).name == "mobile"
+    assert of_file(run).name == "mobile"
 
 
 def test_flops_per_output_pixel_are_at_most_a_fiftieth_of_pynets():
