@@ -3,8 +3,9 @@
 For each float Keras model named in the sidecars (``source.model``, checked against its sha256) and input
 shape, the first held-out example of the sidecar's ``--data`` and ``--seed`` (``export.fidelity.held_out``,
 the inputs the sidecar's fidelity was measured on) is run through the model and through each benchmarked
-.tflite file on this machine (``export.fidelity.TFLiteRunner``, LiteRT). Panels: ground truth, float model,
-each file, and per file a heat map of its absolute error against the float model (mean over RGB).
+.tflite file on this machine (``export.fidelity.TFLiteRunner``, LiteRT). Panels: ground truth, the classical
+ISP on the same input (what a learned ISP must beat), float model, each file, and per file a heat map of its
+absolute error against the float model (mean over RGB).
 
 Files without a sidecar (third-party models) have no float model to compare with; a source model that is not
 here, changed since the export, or held-out data that cannot be read: each is skipped with its reason.
@@ -47,11 +48,13 @@ class CropSet:
     """Per file on this example (whole output): {file, rows, psnr_vs_float, psnr_vs_gt}."""
     skipped: list[str] = field(default_factory=list)
     """'<file>: why' for files of this source that could not be run here."""
+    classical_isp: dict | None = None
+    """{label, psnr_vs_gt} of the classical ISP's panel on this example (whole output), or None."""
 
     def record(self) -> dict:
         return {"source": self.source, "input_shape": self.input_shape, "files": self.files,
                 "reason": self.reason, "example": self.example, "box": self.box, "scores": self.scores,
-                "skipped": self.skipped}  # fmt: skip
+                "classical_isp": self.classical_isp, "skipped": self.skipped}  # fmt: skip
 
 
 def _groups(rows: list[dict]) -> tuple[dict[tuple, list[dict]], dict[str, list[dict]], list[CropSet]]:
@@ -90,6 +93,17 @@ def _files(rows: list[dict]) -> list[dict]:
 def _centre(shape: tuple[int, int]) -> list[int]:
     height, width = min(shape[0], CROP_PX), min(shape[1], CROP_PX)
     return [(shape[0] - height) // 2, (shape[1] - width) // 2, height, width]
+
+
+def _classical_panels(item, cut, result: CropSet) -> list[Panel]:
+    """The classical ISP's render of the held-out ``item`` (``export.fidelity.HeldOut``), cut like the other
+    panels, and its PSNR vs ground truth recorded in ``result``; none where the item has no render."""
+    classical = item.classical_isp
+    if classical is None:
+        return []
+    label, psnr = classical.baseline.label, classical.scores["psnr"]
+    result.classical_isp = {"label": label, "psnr_vs_gt": psnr}
+    return [Panel(f"{label}\n{psnr:.2f} dB vs GT", cut(classical.image))]
 
 
 def crop_set(rows: list[dict]) -> CropSet:
@@ -136,6 +150,7 @@ def crop_set(rows: list[dict]) -> CropSet:
     result.example = item.name
     result.images = [
         Panel("ground truth", cut(item.target)),
+        *_classical_panels(item, cut, result),
         Panel(f"float model\n{psnr(item.reference, item.target):.2f} dB vs GT", cut(item.reference)),
     ]
     for row in files:
@@ -178,8 +193,9 @@ def _output(row: dict, item, result: CropSet) -> np.ndarray | None:
 
 
 def third_party_crop_set(rows: list[dict]) -> CropSet:
-    """A third-party file's panels (export/third_party.py: no float model): the ground truth, its output and
-    its error against the ground truth, on the first held-out example its sidecar's accuracy was measured on."""
+    """A third-party file's panels (export/third_party.py: no float model): the ground truth, the classical
+    ISP's render, its output and its error against the ground truth, on the first held-out example its
+    sidecar's accuracy was measured on."""
     import tensorflow as tf  # noqa: PLC0415 (TensorFlow only when crops are asked for)
 
     from export import fidelity  # noqa: PLC0415
@@ -209,6 +225,7 @@ def third_party_crop_set(rows: list[dict]) -> CropSet:
                           "precision": first["precision"], "psnr_vs_float": None, "psnr_vs_gt": versus_truth})  # fmt: skip
     result.images = [
         Panel("ground truth", cut(item.target)),
+        *_classical_panels(item, cut, result),
         Panel(f"third-party: {first['file']}\n{versus_truth:.2f} dB vs GT", cut(output)),
     ]
     result.errors = [Panel("|third-party - ground truth|", cut(np.abs(output - item.target).mean(-1)))]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -21,6 +22,11 @@ METRIC_LABELS = {"psnr_vs_gt": "PSNR vs ground truth (dB)", "psnr_vs_float": "PS
 MARKERS = {"float32": "o", "fp16": "s", "dynamic": "D", "int8": "^", "int16x8": "v", "uint8": "<"}
 INFINITE_MARGIN_DB = 10.0
 """Where an identical output (PSNR = inf) is drawn: this far above the highest finite value."""
+MIN_SPAN_DB = 2.0
+"""The accuracy axis spans at least this many dB, centred on what it shows: PSNR differences of about a dB are
+what a rerun moves on two held-out images, and a chart must not magnify them into a slope."""
+AXIS_MARGIN = 0.05
+"""Room above and below the data, as a fraction of its span (matplotlib's default)."""
 
 
 def _png(figure: Figure) -> bytes:
@@ -42,9 +48,29 @@ def _groups(rows: list[dict]) -> list[str]:
     return [" / ".join(str(row[key]) for key in varying) for row in rows]
 
 
-def pareto(rows: list[dict], metric: str, front: list[str], title: str) -> bytes:
+def accuracy_limits(values: list[float], min_span: float = MIN_SPAN_DB) -> tuple[float, float]:
+    """(bottom, top) of the accuracy axis: ``values`` with margins, widened about their centre to at least
+    ``min_span``, so that noise-sized differences look as small as they are."""
+    low, high = min(values), max(values)
+    margin = AXIS_MARGIN * (high - low)
+    low, high = low - margin, high + margin
+    if high - low < min_span:
+        centre = (low + high) / 2
+        low, high = centre - min_span / 2, centre + min_span / 2
+    return low, high
+
+
+def _reference_label(reference: dict, several: bool) -> str:
+    where = f" ({reference['held_out_data']}, seed {reference['held_out_seed']})" if several else ""
+    return f"{reference['label']}{where}: {reference['psnr_vs_gt']:.2f} dB"
+
+
+def pareto_figure(
+    rows: list[dict], metric: str, front: list[str], title: str, references: Sequence[dict] = ()
+) -> Figure:
     """Mean latency (x) against ``metric`` (y) for the rows plotted (ids in order), the front joined; colour:
-    network and/or delegate (``_groups``), marker: precision."""
+    network and/or delegate (``_groups``), marker: precision. ``references`` (``report_rows.references``,
+    for a PSNR-vs-ground-truth chart): the classical ISP on the same inputs, one horizontal line each."""
     values = [row[metric] for row in rows]
     finite = [value for value in values if math.isfinite(value)]
     cap = (max(finite) if finite else 0.0) + INFINITE_MARGIN_DB
@@ -71,6 +97,11 @@ def pareto(rows: list[dict], metric: str, front: list[str], title: str) -> bytes
         axis.scatter([row["mean_ms"] for row in on_front],
                      [row[metric] if math.isfinite(row[metric]) else cap for row in on_front],
                      s=180, facecolors="none", edgecolors="0.2", zorder=4)  # fmt: skip
+    for number, reference in enumerate(references):
+        axis.axhline(reference["psnr_vs_gt"], color="0.15", linestyle=(0, (1, 1 + number)), linewidth=1.5,
+                     zorder=1, label=_reference_label(reference, len(references) > 1))  # fmt: skip
+    shown = [value if math.isfinite(value) else cap for value in values]
+    axis.set_ylim(*accuracy_limits(shown + [reference["psnr_vs_gt"] for reference in references]))
     latencies = [row["mean_ms"] for row in rows]
     if latencies and max(latencies) > 10 * min(latencies) > 0:
         axis.set_xscale("log")  # ticks at 1, 2, 5 x 10^k, written as plain numbers
@@ -83,7 +114,14 @@ def pareto(rows: list[dict], metric: str, front: list[str], title: str) -> bytes
     axis.grid(True, alpha=0.3)
     axis.legend(fontsize=8, loc="best")
     figure.tight_layout()
-    return _png(figure)
+    return figure
+
+
+def pareto(
+    rows: list[dict], metric: str, front: list[str], title: str, references: Sequence[dict] = ()
+) -> bytes:
+    """``pareto_figure`` as PNG bytes."""
+    return _png(pareto_figure(rows, metric, front, title, references))
 
 
 def latency_bars(rows: list[dict], title: str) -> bytes:

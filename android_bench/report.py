@@ -8,12 +8,14 @@ Writes report.md (its PNG figures in figures/), a self-contained report.html (fi
 external resources) and report.json, each atomically. Per section (a device and an input -> output shape: the
 files doing the same job there, the only ones compared with each other), one row per model x delegate x
 threads (file, precision, size, init / mean / median / p95 latency, peak memory, PSNR, SSIM and MS-SSIM vs
-the float model and vs ground truth from the file's export sidecar, speed-up vs the float32 file of the same
-source model), the fastest row at or above --min-psnr dB vs the float model per delegate ("ship"), a
-latency-vs-PSNR plot with its Pareto front, latency bars per delegate, and image crops of one held-out example
-(ground truth, float model, each file, error heat maps). Files without a sidecar (third-party models) appear
-with empty accuracy columns and no crops, with the reason. Exit status: 0 written, 2 bad input (one line on
-stderr).
+the float model and vs ground truth from the file's export sidecar, PSNR against the classical ISP's, speed-up
+vs the float32 file of the same source model) and a reference row: the classical ISP on the same held-out
+inputs (from the sidecars). A file 6 dB or more below it is flagged "not a working ISP". Then the fastest row
+at or above --min-psnr dB vs the float model per delegate ("ship": working ISPs first, a choice that is none
+says so first), a latency-vs-PSNR plot with its Pareto front and the classical ISP's line, latency bars per
+delegate, and image crops of one held-out example (ground truth, classical ISP, float model, each file, error
+heat maps). Files without a sidecar (third-party models) appear with empty accuracy columns and no crops, with
+the reason. Exit status: 0 written, 2 bad input (one line on stderr).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class Report:
     ship: list[dict]
     min_psnr: float
     inputs: report_inputs.Inputs
+    references: dict[str, list[dict]] = field(default_factory=dict)
+    """Per section: the classical ISP on its files' held-out inputs (``report_rows.references``)."""
     crops: list[CropSet] = field(default_factory=list)
     """Per source model and shape, then per file without a sidecar (empty with ``crops=False``)."""
     crops_note: str | None = None
@@ -73,6 +77,16 @@ class Report:
             f"{name}: {'' if row['psnr_vs_gt'] is not None else 'accuracy columns empty: '}{row['accuracy_note']}"
             for name, row in accuracy.items()
         ]
+        flagged = {row["file"]: row for row in self.rows if row["not_working_isp"]}
+        bar = f"flagged from {report_rows.NOT_WORKING_ISP_DB:g} dB below"
+        notes += [f"{name}: not a working ISP: {_below_classical(row)} ({bar})"
+                  for name, row in flagged.items()]
+        for section, members in report_rows.sections(self.rows).items():
+            scored = any(row["psnr_vs_gt"] is not None for row in members)
+            if scored and not self.references.get(section):
+                label = members[0]["section_label"]
+                notes.append(f"{label}: no classical ISP reference: the sidecars predate it (export sidecar "
+                             "version < 5); re-export to see one")  # fmt: skip
         return notes
 
 
@@ -80,14 +94,17 @@ def build(paths: list[Path], *, min_psnr: float = DEFAULT_MIN_PSNR, crops: bool 
     """Read the results at ``paths`` and compute everything the report shows (figures included)."""
     inputs = report_inputs.load(paths)
     rows = report_rows.flatten(inputs)
-    report = Report(rows, report_rows.mark_pareto(rows), report_rows.ship(rows, min_psnr), min_psnr, inputs)
+    report = Report(rows, report_rows.mark_pareto(rows), report_rows.ship(rows, min_psnr), min_psnr, inputs,
+                    report_rows.references(rows))  # fmt: skip
     for number, (section, members) in enumerate(report_rows.sections(rows).items(), 1):
         label, front = members[0]["section_label"], report.fronts[section]
         plotted = [row for row in members if row["id"] in front["points"]]
+        # the classical ISP is scored against the ground truth: a line on that chart only
+        lines = report.references.get(section, []) if front["metric"] == "psnr_vs_gt" else []
         figures = []
         if plotted:
-            figures.append(Figure(f"{FIGURES}/pareto_{number}.png", f"Latency vs accuracy: {label}",
-                                  plots.pareto(plotted, front["metric"], front["front"], label)))  # fmt: skip
+            png = plots.pareto(plotted, front["metric"], front["front"], label, lines)
+            figures.append(Figure(f"{FIGURES}/pareto_{number}.png", f"Latency vs accuracy: {label}", png))
         figures.append(Figure(f"{FIGURES}/latency_{number}.png", f"Latency per delegate: {label}",
                               plots.latency_bars(members, label)))  # fmt: skip
         report.figures[section] = figures
@@ -118,6 +135,22 @@ def number(value: float | None, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if abs(value) < 10_000 else f"{value:.0f}"
 
 
+def _below_classical(row: dict) -> str:
+    """Why a row is flagged: its PSNR vs ground truth next to the classical ISP's on the same inputs."""
+    return (f"{number(row['psnr_vs_gt'])} dB vs ground truth, {number(-row['psnr_vs_classical_isp'])} dB "
+            f"below the {row['classical_isp']} at {number(row['classical_isp_psnr_vs_gt'])} dB on the same "
+            f"{row['fidelity_images']} held-out images")  # fmt: skip
+
+
+def _versus_classical(row: dict) -> str:
+    """PSNR vs ground truth minus the classical ISP's, flagged where far below."""
+    delta = row["psnr_vs_classical_isp"]
+    if delta is None:
+        return "–"
+    text = "∞" if math.isinf(delta) else f"{delta:+.2f}"
+    return text + (" not a working ISP" if row["not_working_isp"] else "")
+
+
 def _precision(row: dict) -> str:
     text = row["precision"] or "?"
     if row["precision_note"]:
@@ -125,6 +158,7 @@ def _precision(row: dict) -> str:
     return text + (" †" if row["precision_from"] == "tensor types" else "")
 
 
+VERSUS_CLASSICAL = "PSNR vs classical ISP"
 COLUMNS = (
     ("#", lambda r: r["id"]),
     ("file", lambda r: r["file"]),
@@ -143,6 +177,7 @@ COLUMNS = (
     ("PSNR vs GT", lambda r: number(r["psnr_vs_gt"])),
     ("SSIM vs GT", lambda r: number(r["ssim_vs_gt"], 4)),
     ("MS-SSIM vs GT", lambda r: number(r["ms_ssim_vs_gt"], 4)),
+    (VERSUS_CLASSICAL, _versus_classical),
     ("speed-up vs fp32", lambda r: "–" if r["speedup_vs_fp32"] is None else f"{r['speedup_vs_fp32']:.2f}x"),
     ("Pareto", lambda r: {True: "●", False: "", None: "–"}[r["pareto"]]),
     ("status", lambda r: "ok" if r["status"] == "ok" else f"error: {r['error']}"),
@@ -167,19 +202,48 @@ def columns(rows: list[dict]) -> tuple:
     return (*COLUMNS[:at], DEVIATION_COLUMN, *COLUMNS[at:])
 
 
+def reference_cells(reference: dict, shown: tuple) -> list[str]:
+    """A section table's reference row: the classical ISP's scores vs ground truth in their columns."""
+    ids = ", ".join(f"#{row}" for row in reference["rows"])
+    inputs = f"{reference['held_out_data']} (seed {reference['held_out_seed']})"
+    cells = {
+        "#": "ref",
+        "file": reference["label"],
+        "precision": "reference",
+        "PSNR vs GT": number(reference["psnr_vs_gt"]),
+        "SSIM vs GT": number(reference["ssim_vs_gt"], 4),
+        "MS-SSIM vs GT": number(reference["ms_ssim_vs_gt"], 4),
+        "status": f"reference, not benchmarked: on the {reference['images']} held-out images of {inputs} "
+                  f"that {ids} were scored on",
+    }  # fmt: skip
+    return [cells.get(name, "–") for name, _ in shown]
+
+
+SHIP_RULE = "fastest at the bar, working ISPs first"
+
+
+def _ship_choices(report: Report, section: str) -> list[dict]:
+    return [choice for choice in report.ship if choice["section"] == section]
+
+
+def _ship_line(choice: dict) -> str:
+    """One ship choice; a choice that is not a working ISP says so first (the overall one also says why)."""
+    where = "overall" if choice["delegate"] is None else choice["delegate"]
+    if choice["row"] is None:
+        return f"{where}: nothing to ship: {choice['why']}"
+    threads = f"{choice['threads']} thread" + ("s" if choice["threads"] != 1 else "")
+    line = (f"{choice['file']} with {threads} (#{choice['row']}), {number(choice['mean_ms'])} ms mean, "
+            f"{number(choice['psnr_vs_float'])} dB vs float ({choice['why']})")  # fmt: skip
+    if not choice["not_working_isp"]:
+        return f"{where}: {line}"
+    if choice["delegate"] is not None:
+        return f"{where}: NOT A WORKING ISP: {line}"
+    return (f"{where}: NOT A WORKING ISP: {line}. It scores {_below_classical(choice)}: it matches its "
+            "float model, the network is what fails; train (or choose) a better one before shipping it")
+
+
 def _ship_lines(report: Report, section: str) -> list[str]:
-    lines = []
-    for choice in (c for c in report.ship if c["section"] == section):
-        where = "overall" if choice["delegate"] is None else choice["delegate"]
-        if choice["row"] is None:
-            lines.append(f"{where}: nothing to ship: {choice['why']}")
-        else:
-            threads = f"{choice['threads']} thread" + ("s" if choice["threads"] != 1 else "")
-            psnr = number(choice["psnr_vs_float"])
-            lines.append(f"{where}: {choice['file']} with {threads} (#{choice['row']}), "
-                         f"{number(choice['mean_ms'])} ms mean, {psnr} dB vs float "
-                         f"({choice['why']})")  # fmt: skip
-    return lines
+    return [_ship_line(choice) for choice in _ship_choices(report, section)]
 
 
 LEGEND = (
@@ -190,7 +254,10 @@ LEGEND = (
     "sidecar: means over its held-out images, outputs clipped to [0, 1]. Speed-up: the float32 file of the "
     "same source model, input shape, delegate and threads, divided by this row. Pareto ●: on the "
     "latency/PSNR front of this section; – not plotted. † precision read off the file's tensor types (no "
-    "sidecar, or a third-party file)."
+    "sidecar, or a third-party file). The ref row is the classical ISP (pynet_tf/data/isp.py) on the same "
+    "held-out inputs, against the same ground truth: PSNR vs classical ISP is the file's PSNR vs GT minus "
+    f"its; {report_rows.NOT_WORKING_ISP_DB:g} dB or more below it is not a working ISP, shipped only when no "
+    "working file reaches the bar."
 )
 
 
@@ -203,6 +270,8 @@ def _crop_lines(crop: CropSet) -> list[str]:
         + f"{number(s['psnr_vs_gt'])} dB vs GT"
         for s in crop.scores
     )
+    if crop.classical_isp:  # the reference first
+        scores = f"{crop.classical_isp['label']} {number(crop.classical_isp['psnr_vs_gt'])} dB vs GT; {scores}"
     lines = [f"{crop.source} ({crop.input_shape}), example {crop.example} (whole output): {scores}"]
     return lines + [f"not run: {entry}" for entry in crop.skipped]
 
@@ -221,8 +290,11 @@ def _md_cell(text: str) -> str:
 def to_markdown(report: Report) -> str:
     lines = ["# Benchmark report", "", f"Ship bar: PSNR vs the float model >= {report.min_psnr:g} dB.", ""]
     for section, members in report_rows.sections(report.rows).items():
-        lines += [f"## {members[0]['section_label']}", "", "**Which file to ship** (fastest at the bar):", ""]
-        lines += [f"- {_md_cell(line)}" for line in _ship_lines(report, section)] + [""]
+        lines += [f"## {members[0]['section_label']}", "", f"**Which file to ship** ({SHIP_RULE}):", ""]
+        for choice in _ship_choices(report, section):
+            text = _md_cell(_ship_line(choice))
+            lines.append(f"- **{text}**" if choice["not_working_isp"] else f"- {text}")
+        lines.append("")
         shown = columns(members)
         lines.append("| " + " | ".join(name for name, _ in shown) + " |")
         lines.append(
@@ -231,6 +303,8 @@ def to_markdown(report: Report) -> str:
             + "|"
         )
         lines += ["| " + " | ".join(_md_cell(cell(row)) for _, cell in shown) + " |" for row in members]
+        lines += ["| " + " | ".join(_md_cell(cell) for cell in reference_cells(reference, shown)) + " |"
+                  for reference in report.references.get(section, [])]  # fmt: skip
         lines.append("")
         lines += [f"![{figure.title}]({figure.name})" for figure in report.figures.get(section, [])] + [""]
     lines += ["## Image crops", ""]
@@ -252,6 +326,8 @@ th { background: #f0f0f0; white-space: normal; }
 td.text { text-align: left; white-space: normal; max-width: 28em; }
 tr.error td { background: #fde8e8; }
 tr.ship td { background: #e6f4e6; font-weight: 600; }
+tr.reference td { background: #eef2f8; font-style: italic; }
+td.flag, li.warning { color: #b00020; font-weight: 700; }
 img { max-width: 100%; border: 1px solid #ddd; margin: 0.3em 0; }
 p.note, li { font-size: 13px; }
 """
@@ -263,6 +339,11 @@ def _img(figure: Figure) -> str:
     return f'<figure><img alt="{html.escape(figure.title)}" src="data:image/png;base64,{data}"></figure>'
 
 
+def _html_cell(column: str, text: str, flag: bool = False) -> str:
+    kind = "flag" if flag else "text" if column in TEXT_COLUMNS else ""
+    return f'<td class="{kind}">{html.escape(text)}</td>' if kind else f"<td>{html.escape(text)}</td>"
+
+
 def to_html(report: Report) -> str:
     escape = html.escape
     shipped = {c["row"] for c in report.ship if c["delegate"] is None and c["row"]}
@@ -270,21 +351,22 @@ def to_html(report: Report) -> str:
         f"<h1>Benchmark report</h1><p>Ship bar: PSNR vs the float model &ge; {report.min_psnr:g} dB.</p>"
     ]
     for section, members in report_rows.sections(report.rows).items():
-        ship = "".join(f"<li>{escape(line)}</li>" for line in _ship_lines(report, section))
+        ship = "".join(f'<li class="warning">{escape(_ship_line(c))}</li>' if c["not_working_isp"]
+                       else f"<li>{escape(_ship_line(c))}</li>" for c in _ship_choices(report, section))
         parts.append(f"<h2>{escape(members[0]['section_label'])}</h2>"
-                     f"<p><b>Which file to ship</b> (fastest at the bar):</p><ul>{ship}</ul>")  # fmt: skip
+                     f"<p><b>Which file to ship</b> ({SHIP_RULE}):</p><ul>{ship}</ul>")  # fmt: skip
         shown = columns(members)
         header = "".join(f"<th>{escape(name)}</th>" for name, _ in shown)
         body = []
         for row in members:
             kind = "ship" if row["id"] in shipped else "error" if row["status"] != "ok" else ""
-            cells = "".join(
-                f'<td class="text">{escape(cell(row))}</td>'
-                if name in TEXT_COLUMNS
-                else f"<td>{escape(cell(row))}</td>"
-                for name, cell in shown
-            )
+            cells = "".join(_html_cell(name, cell(row), name == VERSUS_CLASSICAL and row["not_working_isp"])
+                            for name, cell in shown)  # fmt: skip
             body.append(f'<tr class="{kind}">{cells}</tr>')
+        for reference in report.references.get(section, []):
+            texts = reference_cells(reference, shown)
+            cells = "".join(_html_cell(name, text) for (name, _), text in zip(shown, texts))
+            body.append(f'<tr class="reference">{cells}</tr>')
         parts.append(f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table>")
         parts += [_img(figure) for figure in report.figures.get(section, [])]
     parts.append("<h2>Image crops</h2><ul>")
@@ -325,6 +407,7 @@ def to_json(report: Report) -> dict:
         "skipped_inputs": report.inputs.skipped,
         "rows": report.rows,
         "ship": report.ship,
+        "classical_isp": report.references,
         "pareto": report.fronts,
         "crops": [crop.record() for crop in report.crops],
         "crops_note": report.crops_note,

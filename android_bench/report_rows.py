@@ -26,6 +26,11 @@ One row per results row (model x delegate x threads, per device), flattened to p
     psnr_vs_float, ssim_vs_float, ms_ssim_vs_float, psnr_vs_gt, ssim_vs_gt, ms_ssim_vs_gt, float_psnr_vs_gt,
     delta_psnr_vs_gt, fidelity_images   the sidecar's fidelity (means over the held-out images); null
                        without a sidecar (MS-SSIM also for sidecars written before it was measured)
+    classical_isp, classical_isp_psnr_vs_gt, classical_isp_ssim_vs_gt, classical_isp_ms_ssim_vs_gt   which
+                       classical ISP ran on the file's held-out inputs (its label, e.g. "classical ISP (oracle
+                       metadata)") and its scores there (the sidecar's fidelity, from version 5); else null
+    psnr_vs_classical_isp, not_working_isp   psnr_vs_gt minus the classical ISP's, and whether that is
+                       -NOT_WORKING_ISP_DB or less ("not a working ISP"); null where either is unknown
     accuracy_note      why the accuracy columns are empty, or null
     device_diff_mean_abs, device_diff_worst_run, device_diff_error   the row's on-device inference_diff
                        (results' deviation): mean |output - the phone's 1-thread CPU output| over its runs,
@@ -52,6 +57,9 @@ RUN_MODEL_FOLDER = re.compile(r"level_\d+|final")
 """The folders of a run that hold its model.keras (pynet_tf/runs.py's layout; not imported: no TensorFlow)."""
 PRECISIONS = ("float32", "fp16", "dynamic", "int16x8", "int8", "uint8")
 """Display order (widest first)."""
+NOT_WORKING_ISP_DB = 6.0
+"""A file whose PSNR vs ground truth is this far (or farther) below the classical ISP's on the same inputs is
+"not a working ISP": twice its RMS error, far beyond what a rerun moves (about a dB on two held-out images)."""
 
 
 def device_identity(document: dict) -> tuple[str, str]:
@@ -162,6 +170,24 @@ def _fidelity(side: dict | None) -> dict:
         "float_psnr_vs_gt": (truth.get("float") or {}).get("psnr"),
         "delta_psnr_vs_gt": truth.get("delta_psnr"),
         "fidelity_images": fidelity.get("images"),
+        **_classical_isp(fidelity),
+    }
+
+
+def _classical_isp(fidelity: dict) -> dict:
+    """The classical ISP's label and scores on the file's held-out inputs; Nones for sidecars before version 5
+    (or without ground truth), and whether the file is far below it (``NOT_WORKING_ISP_DB``)."""
+    truth = fidelity.get("vs_ground_truth") or {}
+    scores = truth.get("classical_isp") or {}
+    psnr, reference = (truth.get("file") or {}).get("psnr"), scores.get("psnr")
+    delta = psnr - reference if None not in (psnr, reference) else None
+    return {
+        "classical_isp": (fidelity.get("classical_isp") or {}).get("label"),
+        "classical_isp_psnr_vs_gt": reference,
+        "classical_isp_ssim_vs_gt": scores.get("ssim"),
+        "classical_isp_ms_ssim_vs_gt": scores.get("ms_ssim"),
+        "psnr_vs_classical_isp": delta,
+        "not_working_isp": None if delta is None else bool(delta <= -NOT_WORKING_ISP_DB),
     }
 
 
@@ -337,6 +363,32 @@ def mark_pareto(rows: list[dict]) -> dict[str, dict]:
     return fronts
 
 
+REFERENCE_KEYS = ("held_out_data", "held_out_seed", "fidelity_images", "classical_isp",
+                  "classical_isp_psnr_vs_gt", "classical_isp_ssim_vs_gt", "classical_isp_ms_ssim_vs_gt")
+"""What tells one set of held-out inputs' classical ISP from another's within a section."""
+
+
+def references(rows: list[dict]) -> dict[str, list[dict]]:
+    """Per section: the classical ISP on the held-out inputs its files were scored on, one entry per distinct
+    set (--data, --seed, images, which classical ISP ran; normally one): {label, held_out_data,
+    held_out_seed, images, psnr_vs_gt, ssim_vs_gt, ms_ssim_vs_gt, rows (ids scored on those inputs)}. A
+    section whose sidecars predate the classical ISP (version < 5) has none."""
+    found: dict[str, dict[tuple, dict]] = {}
+    for section, members in sections(rows).items():
+        entries = found.setdefault(section, {})
+        for row in members:
+            if row["classical_isp"] is None:
+                continue
+            key = tuple(row[name] for name in REFERENCE_KEYS)
+            entry = entries.setdefault(key, {
+                "label": row["classical_isp"], "held_out_data": row["held_out_data"],
+                "held_out_seed": row["held_out_seed"], "images": row["fidelity_images"],
+                "psnr_vs_gt": row["classical_isp_psnr_vs_gt"], "ssim_vs_gt": row["classical_isp_ssim_vs_gt"],
+                "ms_ssim_vs_gt": row["classical_isp_ms_ssim_vs_gt"], "rows": []})  # fmt: skip
+            entry["rows"].append(row["id"])
+    return {section: list(entries.values()) for section, entries in found.items()}
+
+
 def _describe(row: dict) -> str:
     return (
         f"#{row['id']} {row['file']} ({row['delegate']}, {row['threads']} threads, {row['mean_ms']:.1f} ms)"
@@ -345,28 +397,44 @@ def _describe(row: dict) -> str:
 
 def ship(rows: list[dict], min_psnr: float) -> list[dict]:
     """Per section, overall ("delegate" null) and per delegate: the fastest ok row whose PSNR vs the float
-    model is at least ``min_psnr`` (dB), or none with the reason."""
+    model is at least ``min_psnr`` (dB), or none with the reason.
+
+    Among those, rows flagged "not a working ISP" (``NOT_WORKING_ISP_DB`` below the classical ISP) are chosen
+    only when no other row reaches the bar: a user ships an ISP, and a faster file that renders worse than the
+    classical pipeline is no candidate. When every row at the bar is flagged, the fastest is still named (the
+    precision and delegate to use once the network works), with ``not_working_isp`` true for the report to say
+    so first.
+    """
     choices = []
     for section, members in sections(rows).items():
         delegates = list(dict.fromkeys(row["delegate"] for row in members))
         for delegate in [None, *delegates]:
             ran = [row for row in members if _ok(row) and delegate in (None, row["delegate"])]
-            eligible = [
-                row for row in ran if row["psnr_vs_float"] is not None and row["psnr_vs_float"] >= min_psnr
-            ]
-            unknown = sum(row["psnr_vs_float"] is None for row in ran)
-            best = min(eligible, key=lambda row: row["mean_ms"], default=None)
-            if best is not None:
-                why = f"fastest of {len(eligible)} ok rows at >= {min_psnr:g} dB PSNR vs the float model"
-            elif not ran:
-                why = "no row ran"
-            else:
-                fastest = min(ran, key=lambda row: row["mean_ms"])
-                why = (
-                    f"no row reaches {min_psnr:g} dB vs the float model ({len(ran) - unknown} below, "
-                    f"{unknown} with unknown accuracy); fastest ok row: {_describe(fastest)}"
-                )
-            chosen = {key: (best or {}).get(key) for key in ("file", "threads", "mean_ms", "psnr_vs_float")}
-            choices.append({"section": section, "delegate": delegate, "row": best["id"] if best else None,
-                            **chosen, "why": why})  # fmt: skip
+            choices.append({"section": section, "delegate": delegate, **_choose(ran, min_psnr)})
     return choices
+
+
+def _choose(ran: list[dict], min_psnr: float) -> dict:
+    """One ship choice among the ok rows ``ran`` (see ``ship``): the row's id and facts, and why."""
+    eligible = [row for row in ran if row["psnr_vs_float"] is not None and row["psnr_vs_float"] >= min_psnr]
+    working = [row for row in eligible if not row["not_working_isp"]]
+    best = min(working or eligible, key=lambda row: row["mean_ms"], default=None)
+    if best is not None:
+        why = f"fastest of {len(working or eligible)} ok rows at >= {min_psnr:g} dB PSNR vs the float model"
+        passed = [row for row in eligible if row not in working and row["mean_ms"] < best["mean_ms"]]
+        if passed:
+            why += f"; {len(passed)} faster rows at the bar are not working ISPs"
+        elif best["not_working_isp"]:
+            why += "; none of them is a working ISP"
+    elif not ran:
+        why = "no row ran"
+    else:
+        unknown = sum(row["psnr_vs_float"] is None for row in ran)
+        fastest = min(ran, key=lambda row: row["mean_ms"])
+        why = (
+            f"no row reaches {min_psnr:g} dB vs the float model ({len(ran) - unknown} below, "
+            f"{unknown} with unknown accuracy); fastest ok row: {_describe(fastest)}"
+        )
+    keys = ("file", "threads", "mean_ms", "psnr_vs_float", "psnr_vs_gt", "fidelity_images", "classical_isp",
+            "classical_isp_psnr_vs_gt", "psnr_vs_classical_isp", "not_working_isp")
+    return {"row": best["id"] if best else None, **{key: (best or {}).get(key) for key in keys}, "why": why}

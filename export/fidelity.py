@@ -10,6 +10,11 @@ as they would be saved. Reported per image and as means: PSNR, SSIM, MS-SSIM (as
 has room for, ``pynet_tf.metrics.ms_ssim``) and max abs error of the file against the float model, the same
 three scores of both against the ground truth, and ΔPSNR = file − float (vs ground truth). SSIM and MS-SSIM
 are null for outputs smaller than their 11-pixel window.
+
+The classical ISP (``pynet_tf.data.isp``) is scored on the very same inputs against the same ground truth:
+``pynet_tf.evaluate``'s baseline (oracle metadata on synthetic RAW from photo sources, as-shot metadata on
+camera RAW pairs, grey-world on ZRR), rendered from the unpadded crop. It is the reference a learned ISP's
+PSNR means something next to (the report flags a file far below it as "not a working ISP").
 """
 
 from __future__ import annotations
@@ -22,13 +27,23 @@ import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
 
 from pynet_tf import evaluate, metrics, runs
-from pynet_tf.data.augment import target_for_level
 from pynet_tf.data.sources import parse_source
 from pynet_tf.shapes import DOWNSAMPLING
 
 
 class FidelityError(ValueError):
     """Held-out inputs that cannot be prepared as asked; the message names the cause and fix."""
+
+
+@dataclass(frozen=True)
+class ClassicalISP:
+    """The classical ISP's render of one held-out input and its scores: computed once, recorded per file."""
+
+    baseline: evaluate.Baseline
+    image: np.ndarray
+    """At the target's size, in [0, 1]."""
+    scores: dict[str, float | None]
+    """``SCORES`` against the target."""
 
 
 @dataclass
@@ -44,6 +59,8 @@ class HeldOut:
     """The float Keras model's output of the valid area, clipped to [0, 1]; None without a float model."""
     padded: tuple[int, int] = (0, 0)
     """Packed rows and columns mirrored at the bottom and right to reach the export's shape."""
+    classical_isp: ClassicalISP | None = None
+    """The classical ISP on the same input, scored against ``target``; None where it was not run."""
 
 
 def model_level(model: keras.Model) -> int:
@@ -62,11 +79,13 @@ def held_out_targets(
     seed: int = 0,
     limit: int | None = None,
 ) -> list[HeldOut]:
-    """The test split of ``data`` cropped (centred) to ``shape`` packed pixels with its ground truth at
-    ``level``'s output size, and no float model (``reference`` None): what a third-party file is scored on.
+    """The test split of ``data`` cropped (centred) to ``shape`` packed pixels with its ground truth and the
+    classical ISP's render at ``level``'s output size, and no float model (``reference`` None): what a
+    third-party file is scored on.
 
-    Uses ``pynet_tf.evaluate``'s preparation (``prepare_test_input``: crop, synthetic RAW seed per image name); an
-    example smaller than ``shape`` is mirrored up to it (see the module's docstring).
+    Uses ``pynet_tf.evaluate``'s preparation (``prepare_test_input``: crop, synthetic RAW seed per image name,
+    the classical ISP's render); an example smaller than ``shape`` is mirrored up to it (see the module's
+    docstring).
     """
     source = parse_source(data)
     items = []
@@ -81,8 +100,9 @@ def held_out_targets(
                 f"half the export's {shape[0]}x{shape[1]}; choose a smaller --input-shape or other --data"
             )
         packed = np.pad(packed, ((0, padded[0]), (0, padded[1]), (0, 0)), mode="symmetric")
-        target = target_for_level(tf.constant(item.target), level).numpy()
-        items.append(HeldOut(example.name, packed, target, None, padded))
+        target, render = item.at_level(level)
+        classical = ClassicalISP(evaluate.BASELINES[source.kind], render, _pair(render, target))
+        items.append(HeldOut(example.name, packed, target, None, padded, classical))
     if not items:
         raise FidelityError(f"--data {data!r}: no {evaluate.SPLIT} examples to measure fidelity on")
     return items
@@ -188,6 +208,8 @@ def measure(
     ``content`` (``TFLiteRunner`` by default; ``OnnxRunner`` for ONNX files). ``channels``: the file takes its
     packed channels in another order, ``packed[..., channels]`` (``pynet_tf.data.bayer.channel_permutation``).
     Items without a float model's output (``held_out_targets``) leave everything versus the float model null.
+    ``classical_isp`` (which one ran) and ``vs_ground_truth.classical_isp`` (its scores on the same inputs)
+    are null for items without its render.
     """
     runner = (runner or TFLiteRunner)(content)
     rows = []
@@ -202,11 +224,13 @@ def measure(
                             "max_abs": float(np.max(np.abs(output - item.reference)))}  # fmt: skip
             float_gt = _pair(item.reference, item.target)
             delta = file_gt["psnr"] - float_gt["psnr"]
+        classical = None if item.classical_isp is None else item.classical_isp.scores
         rows.append({
             "name": item.name,
             "padded": list(item.padded),
             "vs_float": versus_float,
-            "vs_ground_truth": {"file": file_gt, "float": float_gt, "delta_psnr": delta},
+            "vs_ground_truth": {"file": file_gt, "float": float_gt, "delta_psnr": delta,
+                                "classical_isp": classical},
         })  # fmt: skip
 
     def mean(*keys: str) -> float | None:
@@ -218,6 +242,7 @@ def measure(
             values.append(value)
         return None if any(v is None for v in values) else float(np.mean(values))
 
+    classical = items[0].classical_isp
     versus_float = None if items[0].reference is None else {
         **{score: mean("vs_float", score) for score in SCORES},
         "max_abs": max(r["vs_float"]["max_abs"] for r in rows),
@@ -227,10 +252,13 @@ def measure(
         "input_shape": list(items[0].packed.shape[:2]),
         "outputs": "clipped to [0, 1]; PSNR peak 1.0, SSIM and MS-SSIM as pynet_tf.metrics",
         "vs_float": versus_float,
+        "classical_isp": None if classical is None else classical.baseline.record(),
         "vs_ground_truth": {
             "file": {score: mean("vs_ground_truth", "file", score) for score in SCORES},
             "float": {score: mean("vs_ground_truth", "float", score) for score in SCORES},
             "delta_psnr": mean("vs_ground_truth", "delta_psnr"),
+            "classical_isp": None if classical is None else {
+                score: mean("vs_ground_truth", "classical_isp", score) for score in SCORES},
         },
         "per_image": rows,
     }  # fmt: skip

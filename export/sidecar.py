@@ -1,9 +1,9 @@
 """The JSON sidecar written beside every exported file (``<file>.json``): where it came from and what it is.
 
-Schema (``FORMAT``, ``VERSION`` 4; 2 added ``full_integer``, ``float_fallback``, ``quantization_debug``,
-``delegates``; 3 added ``qat``; 4 added MS-SSIM to ``fidelity``)::
+Schema (``FORMAT``, ``VERSION`` 5; 2 added ``full_integer``, ``float_fallback``, ``quantization_debug``,
+``delegates``; 3 added ``qat``; 4 added MS-SSIM to ``fidelity``; 5 added the classical ISP to ``fidelity``)::
 
-    format, version       "pynet-tf export sidecar", 4
+    format, version       "pynet-tf export sidecar", 5
     file                  {name, bytes, mb, sha256}               the exported file
     export_format         {name, description}                    a key of export.formats.FORMATS
     source                {model, sha256, level, arch, base_filters}  the .keras file it was converted from
@@ -28,7 +28,9 @@ Schema (``FORMAT``, ``VERSION`` 4; 2 added ``full_integer``, ``float_fallback``,
     delegates             TFLite: export.delegates.delegate_report(): ops (count), per delegate (gpu, nnapi)
                           {delegate, supported (full|partial|none), unsupported_ops {op: count}, notes}, nnapi
                           adds unsupported_why {op: reason} and min_android_api; ONNX: null
-    fidelity              export.fidelity.measure's result (vs the float model and vs ground truth)
+    fidelity              export.fidelity.measure's result (vs the float model and vs ground truth); from 5,
+                          classical_isp {name, label, description} and vs_ground_truth.classical_isp {psnr,
+                          ssim, ms_ssim}: the classical ISP on the same held-out inputs (older: absent)
     versions              {python, tensorflow, tf_keras, ai_edge_litert, numpy}; ONNX adds onnx, onnxruntime,
                           tf2onnx
 
@@ -54,7 +56,7 @@ from export.delegates import delegate_report
 FORMAT = "pynet-tf export sidecar"
 ANALYSES = ("full_integer", "float_fallback", "quantization_debug", "qat")
 """Keys a format fills through ``build_sidecar(..., analyses=...)`` (null otherwise)."""
-VERSION = 4
+VERSION = 5
 SUFFIX = ".json"
 MB = 1024 * 1024
 

@@ -10,8 +10,8 @@ columns. This writes ``<stem>_<H>x<W>.tflite``: the same graph and weights with 
 1xHxWx4 input (the shapes LiteRT infers when the input is resized; the copy's output equals the resized
 original's, checked on LiteRT's built-in kernels), and the sidecar our exports have (export/sidecar.py), its
 fidelity measured against the ground truth of --data's held-out inputs only (``vs_float`` null: there is no
-float model). Benchmarked and reported with our files exported at the same shape, it shares their report
-section: one latency-vs-PSNR chart, one ship decision.
+float model), next to the classical ISP's on the same inputs. Benchmarked and reported with our files exported
+at the same shape, it shares their report section: one latency-vs-PSNR chart, one ship decision.
 
 --channel-order is the file's packed channel order in our channel names (pynet_tf/data/bayer.py):
 ``canonical`` (R,Gr,Gb,B), ``reference`` (B,Gr,R,Gb: the reference PyNET's and MicroISP's loaders), or four
@@ -187,11 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ThirdPartyError, DataSourceError, fidelity.FidelityError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    truth = side["fidelity"]["vs_ground_truth"]["file"]
+    measured = side["fidelity"]
+    truth, classical = measured["vs_ground_truth"]["file"], measured["vs_ground_truth"]["classical_isp"]
     ssim = "–" if truth["ssim"] is None else f"{truth['ssim']:.4f}"
     print(f"{target}: {side['settings']['batch_shape']} -> {side['outputs'][0]['shape']}, "
-          f"PSNR vs GT {truth['psnr']:.2f} dB, SSIM {ssim} on {side['fidelity']['images']} held-out images "
-          f"({args.data}); sidecar {sidecar.sidecar_path(target).name}")  # fmt: skip
+          f"PSNR vs GT {truth['psnr']:.2f} dB, SSIM {ssim} on {measured['images']} held-out images "
+          f"({args.data}; {measured['classical_isp']['label']}: {classical['psnr']:.2f} dB); "
+          f"sidecar {sidecar.sidecar_path(target).name}")  # fmt: skip
     return 0
 
 

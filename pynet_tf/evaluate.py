@@ -58,19 +58,38 @@ IMAGES_FOLDER = "images"
 METRICS = ("psnr", "ssim", "ms_ssim", "delta_e2000")
 SYNTHETIC_CFA = PipelineOptions.cfa  # the pattern training samples synthetic RAW with (its default)
 
+@dataclass(frozen=True)
+class Baseline:
+    """A classical ISP run next to a learned one: the metadata it was given decides how good it can be."""
+
+    name: str
+    label: str
+    """What tables and charts call it."""
+    description: str
+
+    def record(self) -> dict[str, str]:
+        return {"name": self.name, "label": self.label, "description": self.description}
+
+
 BASELINES = {
-    "photos": (
+    "photos": Baseline(
         "oracle_metadata",
+        "classical ISP (oracle metadata)",
         "classical ISP with oracle metadata: the white balance and colour matrix unprocess drew for each "
         "image (the best this pipeline can do on these inputs)",
     ),
-    "raw": ("as_shot_metadata", "classical ISP with each RAW file's as-shot white balance and colour matrix"),
-    "zrr": (
+    "raw": Baseline(
+        "as_shot_metadata",
+        "classical ISP (as-shot metadata)",
+        "classical ISP with each RAW file's as-shot white balance and colour matrix",
+    ),
+    "zrr": Baseline(
         "gray_world",
+        "classical ISP (grey-world)",
         "classical ISP with grey-world white balance and an identity colour matrix (ZRR ships no metadata)",
     ),
 }
-"""Source kind -> (name, description) of the classical ISP run next to the model."""
+"""Source kind -> the classical ISP run next to the model on its inputs (``prepare_test_input``)."""
 
 METRIC_SETTINGS = {
     "prediction": "clipped to [0, 1] before scoring",
@@ -159,7 +178,7 @@ class EvaluationResult:
             "data": self.data,
             "source_kind": self.source_kind,
             "inputs": inputs,
-            "baseline": {"name": self.baseline, "description": BASELINES[self.source_kind][1]},
+            "baseline": BASELINES[self.source_kind].record(),
             "metrics": METRIC_SETTINGS,
             "mean": self.mean,
             "images": [
@@ -178,7 +197,7 @@ class EvaluationResult:
             "",
             f"- data: `{self.data}`, {SPLIT} split, {len(self.images)} images; inputs: the largest centred "
             f"crop whose packed sides are multiples of {DOWNSAMPLING}{cap}",
-            f"- baseline: {BASELINES[self.source_kind][1]}",
+            f"- baseline: {BASELINES[self.source_kind].description}",
             "- predictions clipped to [0, 1]; PSNR peak 1.0; means are of the per-image values",
             "",
             "| image | packed input | " + " | ".join(columns) + " |",
@@ -193,15 +212,21 @@ class EvaluationResult:
 
 
 @dataclass(frozen=True)
-class _Input:
+class TestInput:
     """One test example, cropped and ready: what the model sees, what it is scored against, the baseline."""
 
     packed: np.ndarray
     target: np.ndarray
     baseline: tf.Tensor
+    """The classical ISP's render of ``packed`` (``BASELINES`` by the source's kind), at the target's size."""
     source_size: tuple[int, int]
     offset: tuple[int, int]
     camera: dict | None
+
+    def at_level(self, level: int) -> tuple[np.ndarray, np.ndarray]:
+        """(target, baseline) at the size level ``level`` outputs, resized as training resizes targets."""
+        return (target_for_level(tf.constant(self.target), level).numpy(),
+                target_for_level(self.baseline, level).numpy())  # fmt: skip
 
 
 def evaluate(
@@ -242,8 +267,7 @@ def evaluate(
     for example in tqdm(examples, desc="evaluate", unit="image", disable=None, mininterval=1.0):
         item = prepare_test_input(example, source.kind, max_size, seed)
         prediction = np.clip(predict(tf.constant(item.packed[np.newaxis]))[0].numpy(), 0.0, 1.0)
-        target = target_for_level(tf.constant(item.target), level).numpy()
-        baseline = target_for_level(item.baseline, level).numpy()
+        target, baseline = item.at_level(level)
         fits = min(target.shape[:2]) >= metrics.SSIM_FILTER_SIZE
         if save_images:
             for kind, image in (("model", prediction), ("baseline", baseline), ("target", target)):
@@ -268,7 +292,7 @@ def evaluate(
         base_filters=record.get("base_filters"),
         data=data_spec,
         source_kind=source.kind,
-        baseline=BASELINES[source.kind][0],
+        baseline=BASELINES[source.kind].name,
         max_size=tuple(max_size) if max_size else None,
         seed=seed,
         images=tuple(images),
@@ -316,7 +340,7 @@ def centred_crop(
     return tuple((side - kept) // 2 for side, kept in zip(size, crop)), crop
 
 
-def prepare_test_input(example: Example, kind: str, cap: tuple[int, int] | None, seed: int) -> _Input:
+def prepare_test_input(example: Example, kind: str, cap: tuple[int, int] | None, seed: int) -> TestInput:
     """Load, crop and make the baseline's render of one example (RAW inputs cropped from the whole frame)."""
     packed, target = load_example(example, kind)
     full = (target.shape[0] // 2, target.shape[1] // 2)
@@ -336,7 +360,7 @@ def prepare_test_input(example: Example, kind: str, cap: tuple[int, int] | None,
             baseline = isp.process_raw(dataclasses.replace(raw, mosaic=window, size=window.shape))
         else:
             baseline = isp.process(packed, isp.gray_world(packed), tf.eye(3))
-    return _Input(packed, target, baseline, full, (top, left), camera)
+    return TestInput(packed, target, baseline, full, (top, left), camera)
 
 
 def _model_level(model_file: Path, predict, recorded: int | None) -> int:

@@ -295,6 +295,41 @@ def test_fidelity_scores_match_independent_references(workdir):
         np.mean([row["vs_float"]["ms_ssim"] for row in measured["per_image"]]), abs=1e-9)
 
 
+def test_sidecars_score_the_classical_isp_on_the_same_inputs_as_evaluate(exported, workdir, tmp_path):
+    """Every file's sidecar (version 5) holds the classical ISP on its held-out inputs: the numbers
+    pynet_tf.evaluate gives its baseline on the same crops (samples, 64x64 packed, seed 0: the same inputs),
+    and, independently, skimage's PSNR of evaluate's render against the target at level 3's 16x16."""
+    from pynet_tf import evaluate  # noqa: PLC0415
+    from pynet_tf.data.augment import target_for_level  # noqa: PLC0415
+    from pynet_tf.data.sources import parse_source  # noqa: PLC0415
+
+    sidecars = {name: sidecar_of(result) for name, result in exported.items()}
+    first = sidecars["float32"]["fidelity"]
+    assert {side["version"] for side in sidecars.values()} == {5}
+    assert first["classical_isp"] == evaluate.BASELINES["photos"].record()
+    assert first["classical_isp"]["label"] == "classical ISP (oracle metadata)"
+    # one set of inputs: every format records the same classical ISP, to the bit
+    recorded = [side["fidelity"]["vs_ground_truth"]["classical_isp"] for side in sidecars.values()]
+    assert recorded == [first["vs_ground_truth"]["classical_isp"]] * len(PTQ_FORMATS)
+    evaluated = evaluate.evaluate(workdir / "model.keras", "samples", out=tmp_path, max_size=SHAPE)
+    examples = parse_source("samples").examples(evaluate.SPLIT)
+    for image, example, row in zip(evaluated.images, examples, first["per_image"], strict=True):
+        scores = row["vs_ground_truth"]["classical_isp"]
+        assert image.name == example.name == row["name"]
+        for name in fidelity.SCORES:
+            assert scores[name] == pytest.approx(image.baseline[name], abs=1e-6), name
+        item = evaluate.prepare_test_input(example, "photos", SHAPE, 0)
+        target = target_for_level(tf.constant(item.target), 3).numpy().astype(np.float64)
+        render = target_for_level(item.baseline, 3).numpy().astype(np.float64)
+        assert target.shape == (16, 16, 3)
+        expected = peak_signal_noise_ratio(target, render, data_range=1.0)
+        assert scores["psnr"] == pytest.approx(expected, abs=1e-4)
+    mean = first["vs_ground_truth"]["classical_isp"]
+    assert mean["psnr"] == pytest.approx(evaluated.mean["baseline"]["psnr"], abs=1e-6)
+    # a working classical pipeline: far above this random network's output
+    assert mean["psnr"] > first["vs_ground_truth"]["file"]["psnr"] + 6.0
+
+
 def test_int8_default_calibration_is_built_on_the_fly_and_recorded(workdir, tmp_path):
     (result,) = export_model(workdir / "level5.keras", ["int8"], out=tmp_path, input_shape=SHAPE)
     assert result.status == STATUS_OK

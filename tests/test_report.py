@@ -34,6 +34,8 @@ MICROISP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "thi
 SHAPE = (96, 96)
 FORMATS = ("float32", "fp16", "int8")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CLASSICAL = "classical ISP (oracle metadata)"
+"""The classical ISP that scores the samples' synthetic RAW (pynet_tf.evaluate.BASELINES)."""
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +85,10 @@ def shown(cell: str, value: float) -> bool:
 def md_row(markdown: str, row_id: str) -> list[str]:
     (line,) = [line for line in markdown.splitlines() if line.startswith(f"| {row_id} | ")]
     return [cell.strip() for cell in line.strip("|").split(" | ")]
+
+
+def md_cell(markdown: str, row_id: str, header: str) -> str:
+    return dict(zip([name for name, _ in report.COLUMNS], md_row(markdown, row_id)))[header]
 
 
 def test_rows_match_the_results_and_the_sidecars(made, bench, microisp):
@@ -147,7 +153,8 @@ def test_which_file_to_ship(made, bench):
 
     def expected(min_psnr: float, delegate: str | None) -> str | None:
         eligible = [r for r in rows if r["psnr_vs_float"] >= min_psnr and delegate in (None, r["delegate"])]
-        return min(eligible, key=lambda r: r["mean_ms"])["id"] if eligible else None
+        working = [r for r in eligible if not r["not_working_isp"]]  # preferred (the flag's own test: below)
+        return min(working or eligible, key=lambda r: r["mean_ms"])["id"] if eligible else None
 
     def chosen(choices: list[dict], delegate: str | None) -> str | None:
         (choice,) = [c for c in choices if c["section"] == section and c["delegate"] == delegate]
@@ -228,6 +235,10 @@ def test_crops_are_the_sidecars_held_out_example(made, bench):
         # the same example, runner, clipping and metric as export.fidelity: equal (measured: bit for bit)
         assert score["psnr_vs_float"] == pytest.approx(first["vs_float"]["psnr"], abs=1e-9)
         assert score["psnr_vs_gt"] == pytest.approx(first["vs_ground_truth"]["file"]["psnr"], abs=1e-9)
+    # the classical ISP's panel: its render of the same example, scored as the sidecar scored it
+    classical = first["vs_ground_truth"]["classical_isp"]["psnr"]
+    assert crop["classical_isp"] == {"label": "classical ISP (oracle metadata)", "psnr_vs_gt": classical}
+    assert f"example {first['name']} (whole output): {CLASSICAL} {classical:.2f} dB vs GT; " in made["md"]
     (micro,) = [c for c in made["json"]["crops"] if c["files"] == [MICROISP.name]]
     assert "no sidecar" in micro["reason"]
     figures = made["json"]["figures"]["crops"]
@@ -276,7 +287,8 @@ def test_html_is_self_contained(made):
     for source in sources:
         assert source.startswith("data:image/png;base64,")
         assert base64.b64decode(source.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
-    assert page.count("<tr class=") == len(made["json"]["rows"])
+    references = sum(len(entries) for entries in made["json"]["classical_isp"].values())
+    assert page.count("<tr class=") == len(made["json"]["rows"]) + references == len(made["json"]["rows"]) + 1
 
 
 # CI installs Chromium (.ci/run), so there a missing browser fails instead of skipping
@@ -297,7 +309,8 @@ def test_html_renders_in_headless_chromium(made, tmp_path):
     assert pixels.std() > 10 and (pixels < 128).mean() > 0.01
     dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page], check=True, capture_output=True, text=True,
                          timeout=120).stdout  # fmt: skip
-    assert dom.count("<table>") == 2 and dom.count("<tr class=") == len(made["json"]["rows"])
+    references = sum(len(entries) for entries in made["json"]["classical_isp"].values())
+    assert dom.count("<table>") == 2 and dom.count("<tr class=") == len(made["json"]["rows"]) + references
     assert dom.count("data:image/png;base64,") == sum(len(v) for v in made["json"]["figures"].values())
 
 
@@ -395,3 +408,174 @@ def test_without_ground_truth_the_plot_uses_psnr_vs_float(bench, tmp_path):
     assert dict(zip(headers, md_row(report.to_markdown(made), fp32[0]["id"])))["PSNR vs float"] == "∞"
     assert made.figures[section][0].png.startswith(b"\x89PNG") and "∞" in report.to_html(made)
     assert "no crops" not in report.to_markdown(made) and "not made (--no-crops)" in report.to_markdown(made)
+
+
+# --- the classical ISP: reference row, chart line, "not a working ISP" -------------------------------------
+
+
+def _sidecar_rows(bench) -> tuple[dict, dict]:
+    """(a results document of the PyNET files, with its path) to edit for one test."""
+    (path,) = bench["results"].glob("*.json")
+    return json.loads(path.read_text()), path
+
+
+def _pareto_figures(monkeypatch) -> list:
+    """Every Pareto figure the report draws from now on (plots.pareto_figure, recorded)."""
+    drawn, original = [], plots.pareto_figure
+
+    def record(*args, **kwargs):
+        drawn.append(original(*args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setattr(plots, "pareto_figure", record)
+    return drawn
+
+
+def test_the_classical_isp_is_each_sections_reference_row(made, bench):
+    rows = [row for row in made["json"]["rows"] if row["file"] in bench["sidecars"]]
+    (section,) = {row["section"] for row in rows}
+    truth = bench["sidecars"][rows[0]["file"]]["fidelity"]["vs_ground_truth"]["classical_isp"]
+    (reference,) = made["json"]["classical_isp"][section]
+    assert reference == {"label": CLASSICAL, "held_out_data": "samples", "held_out_seed": 0, "images": 2,
+                         "psnr_vs_gt": truth["psnr"], "ssim_vs_gt": truth["ssim"],
+                         "ms_ssim_vs_gt": truth["ms_ssim"], "rows": [row["id"] for row in rows]}  # fmt: skip
+    (micro,) = {row["section"] for row in made["json"]["rows"]} - {section}
+    assert made["json"]["classical_isp"][micro] == []  # MicroISP as shipped: no sidecar, no reference
+    cells = dict(zip([name for name, _ in report.COLUMNS], md_row(made["md"], "ref")))
+    assert (cells["file"], cells["precision"], cells["mean ms"], cells["PSNR vs float"]) == (
+        CLASSICAL, "reference", "–", "–")  # fmt: skip
+    for header, key in (("PSNR vs GT", "psnr"), ("SSIM vs GT", "ssim"), ("MS-SSIM vs GT", "ms_ssim")):
+        assert shown(cells[header], truth[key]), header
+    status = "reference, not benchmarked: on the 2 held-out images of samples (seed 0) that #"
+    assert cells["status"].startswith(status)
+    assert made["html"].count('<tr class="reference">') == 1
+    assert f'<td class="text">{CLASSICAL}</td>' in made["html"]
+    for row in rows:  # each row against it, in dB
+        assert row["classical_isp_psnr_vs_gt"] == truth["psnr"]
+        assert row["psnr_vs_classical_isp"] == row["psnr_vs_gt"] - truth["psnr"]
+        delta = md_cell(made["md"], row["id"], report.VERSUS_CLASSICAL)
+        assert shown(delta.split()[0], row["psnr_vs_classical_isp"])
+
+
+def test_the_pareto_chart_draws_the_classical_isp_as_a_line(bench, monkeypatch):
+    drawn = _pareto_figures(monkeypatch)
+    made = report.build([bench["results"]], crops=False)
+    ((section, (reference,)),) = made.references.items()
+    assert made.fronts[section]["metric"] == "psnr_vs_gt"
+    (axis,) = drawn[0].axes
+    (line,) = [line for line in axis.get_lines() if line.get_label().startswith(CLASSICAL)]
+    assert list(line.get_ydata()) == [reference["psnr_vs_gt"]] * 2
+    assert line.get_label() == f"{CLASSICAL}: {reference['psnr_vs_gt']:.2f} dB"
+    assert line.get_label() in [text.get_text() for text in axis.get_legend().get_texts()]
+    low, high = axis.get_ylim()
+    assert low < min(row["psnr_vs_gt"] for row in made.rows) and high > reference["psnr_vs_gt"]
+
+
+def _point(row_id: str, mean_ms: float, psnr: float, precision: str = "float32") -> dict:
+    return {"id": row_id, "mean_ms": mean_ms, "psnr_vs_gt": psnr, "precision": precision, "network": "demo",
+            "delegate": "xnnpack"}  # fmt: skip
+
+
+def test_the_accuracy_axis_never_magnifies_noise():
+    # README's demo chart: three files within 7 millidecibels of each other (12.286-12.293 dB)
+    rows = [_point("1", 17.8, 12.286), _point("2", 17.5, 12.293, "fp16"), _point("3", 20.6, 12.290, "int8")]
+    low, high = plots.pareto_figure(rows, "psnr_vs_gt", ["2"], "demo").axes[0].get_ylim()
+    assert high - low == pytest.approx(plots.MIN_SPAN_DB) and plots.MIN_SPAN_DB >= 2.0
+    assert (low + high) / 2 == pytest.approx((12.286 + 12.293) / 2)
+    # with the classical ISP's line 15 dB above, the axis holds both (the gap to scale, the files one level)
+    line = {"label": CLASSICAL, "psnr_vs_gt": 27.26, "held_out_data": "samples", "held_out_seed": 0}
+    low, high = plots.pareto_figure(rows, "psnr_vs_gt", ["2"], "demo", [line]).axes[0].get_ylim()
+    assert low < 12.286 and high > 27.26 and high - low < 1.2 * (27.26 - 12.286)
+    # wide data keeps 5% margins; one value, or a line at the data, is widened about its centre
+    assert plots.accuracy_limits([10.0, 20.0]) == pytest.approx((9.5, 20.5))
+    assert plots.accuracy_limits([30.0]) == pytest.approx((29.0, 31.0))
+    assert plots.accuracy_limits([30.0, 30.5, 30.2]) == pytest.approx((29.25, 31.25))
+
+
+@pytest.mark.parametrize(("below", "flagged"), [(6.0, True), (14.97, True), (5.9, False), (1.0, False),
+                                                (-3.0, False)])  # fmt: skip
+def test_not_a_working_isp_from_6_db_below_the_classical_isp(below, flagged):
+    classical = {"psnr": 20.0 + below, "ssim": 0.7, "ms_ssim": 0.9}
+    fidelity = {"classical_isp": {"label": "classical ISP (grey-world)"},
+                "vs_ground_truth": {"file": {"psnr": 20.0}, "classical_isp": classical}}
+    facts = report_rows._classical_isp(fidelity)
+    assert report_rows.NOT_WORKING_ISP_DB == 6.0
+    assert facts["not_working_isp"] is flagged and facts["psnr_vs_classical_isp"] == pytest.approx(-below)
+    assert facts["classical_isp"] == "classical ISP (grey-world)" and facts["classical_isp_ssim_vs_gt"] == 0.7
+
+
+def _below_the_classical_isp(document: dict, below: dict[str, float]) -> float:
+    """Each row's file scored ``below[precision]`` dB under the classical ISP (its own sidecar, edited);
+    returns the classical ISP's PSNR."""
+    for row in document["rows"]:
+        truth = row["sidecar"]["fidelity"]["vs_ground_truth"]
+        precision = row["sidecar"]["export_format"]["name"]
+        truth["file"]["psnr"] = truth["classical_isp"]["psnr"] - below[precision]
+    return truth["classical_isp"]["psnr"]
+
+
+def test_a_file_far_below_the_classical_isp_is_flagged_and_not_shipped(bench, tmp_path):
+    document, path = _sidecar_rows(bench)
+    _below_the_classical_isp(document, {"float32": 1.0, "fp16": 10.0, "int8": 1.0})
+    _write(tmp_path, path.name, json.dumps(document))
+    made = report.build([tmp_path], crops=False)
+    by_precision = {name: [row for row in made.rows if row["precision"] == name] for name in FORMATS}
+    assert all(row["not_working_isp"] for row in by_precision["fp16"])
+    assert not any(row["not_working_isp"] for row in by_precision["float32"] + by_precision["int8"])
+    markdown, page = report.to_markdown(made), report.to_html(made)
+    for row in made.rows:
+        cell = md_cell(markdown, row["id"], report.VERSUS_CLASSICAL)
+        assert cell == ("-10.00 not a working ISP" if row["precision"] == "fp16" else "-1.00")
+    assert page.count('<td class="flag">') == len(by_precision["fp16"])
+    (fp16_file,) = {row["file"] for row in by_precision["fp16"]}
+    assert any(note.startswith(f"{fp16_file}: not a working ISP: ") for note in made.notes())
+    # fp16 and float32 both reach the 40 dB bar vs float: the working one ships, however fast fp16 is
+    (overall,) = [choice for choice in made.ship if choice["delegate"] is None]
+    assert overall["row"] == min(by_precision["float32"], key=lambda row: row["mean_ms"])["id"]
+    assert overall["not_working_isp"] is False and "NOT A WORKING ISP" not in markdown
+
+
+def test_a_ship_choice_that_is_no_working_isp_says_so_first(bench, tmp_path, capsys):
+    document, path = _sidecar_rows(bench)
+    classical = _below_the_classical_isp(document, {"float32": 7.0, "fp16": 7.0, "int8": 12.0})
+    _write(tmp_path, path.name, json.dumps(document))
+    made = report.build([tmp_path], crops=False)
+    eligible = [row for row in made.rows if row["psnr_vs_float"] >= report.DEFAULT_MIN_PSNR]
+    (overall,) = [choice for choice in made.ship if choice["delegate"] is None]
+    # nothing at the bar works: the fastest is still named (its precision and delegate), flagged
+    assert overall["row"] == min(eligible, key=lambda row: row["mean_ms"])["id"]
+    assert overall["not_working_isp"] is True and "none of them is a working ISP" in overall["why"]
+    first = f"overall: NOT A WORKING ISP: {overall['file']}"
+    assert f"- **{first}" in report.to_markdown(made)
+    assert f'<li class="warning">{first}' in report.to_html(made)
+    assert f"7.00 dB below the {CLASSICAL} at {classical:.2f} dB on the same 2 held-out images" in (
+        report._ship_line(overall))  # fmt: skip
+    assert report.main([str(tmp_path), "-o", str(tmp_path / "report"), "--no-crops"]) == 0
+    assert f"ship {first}" in capsys.readouterr().out
+
+
+def test_sidecars_before_version_5_load_without_a_reference(bench, tmp_path, monkeypatch):
+    document, path = _sidecar_rows(bench)
+    for row in document["rows"]:
+        side = row["sidecar"]
+        side["version"] = 4
+        del side["fidelity"]["classical_isp"], side["fidelity"]["vs_ground_truth"]["classical_isp"]
+        for image in side["fidelity"]["per_image"]:
+            del image["vs_ground_truth"]["classical_isp"]
+    _write(tmp_path, path.name, json.dumps(document))
+    drawn = _pareto_figures(monkeypatch)
+    made = report.build([tmp_path], crops=False)
+    assert list(made.references.values()) == [[]]
+    for row in made.rows:
+        assert row["psnr_vs_gt"] is not None and row["classical_isp"] is None
+        assert row["psnr_vs_classical_isp"] is None and row["not_working_isp"] is None
+    markdown = report.to_markdown(made)
+    assert "| ref |" not in markdown and 'class="reference"' not in report.to_html(made)
+    assert all(md_cell(markdown, row["id"], report.VERSUS_CLASSICAL) == "–" for row in made.rows)
+    assert any("no classical ISP reference: the sidecars predate it" in note for note in made.notes())
+    (axis,) = drawn[0].axes
+    assert not [line for line in axis.get_lines() if line.get_label().startswith("classical ISP")]
+    (overall,) = [choice for choice in made.ship if choice["delegate"] is None]
+    eligible = [row for row in made.rows if row["psnr_vs_float"] >= report.DEFAULT_MIN_PSNR]
+    assert overall["row"] == min(eligible, key=lambda row: row["mean_ms"])["id"]
+    assert overall["not_working_isp"] is None

@@ -87,6 +87,12 @@ def test_sidecar_records_the_source_the_order_and_accuracy_versus_ground_truth_o
         expected = peak_signal_noise_ratio(item.target.astype(np.float64), output, data_range=1.0)
         assert per_image[item.name]["vs_ground_truth"]["file"]["psnr"] == pytest.approx(expected, abs=PSNR_TOL_DB)
         assert per_image[item.name]["vs_float"] is None
+        # the classical ISP on the same input, scored alike (its render: evaluate's baseline, at level 0)
+        render = item.classical_isp.image.astype(np.float64)
+        expected = peak_signal_noise_ratio(item.target.astype(np.float64), render, data_range=1.0)
+        classical = per_image[item.name]["vs_ground_truth"]["classical_isp"]["psnr"]
+        assert classical == pytest.approx(expected, abs=PSNR_TOL_DB)
+    assert side["fidelity"]["classical_isp"]["label"] == "classical ISP (oracle metadata)"
 
 
 def test_an_input_too_small_for_the_network_is_one_clear_error_and_writes_nothing(tmp_path):
@@ -182,6 +188,10 @@ def test_the_third_party_file_shares_the_section_and_the_pareto_chart(compared, 
     # it cannot be shipped at a bar versus the float model (it has none); our files can
     (overall,) = [choice for choice in document["ship"] if choice["delegate"] is None]
     assert overall["file"] != micro["file"]
+    # MicroISP on a sensor it was not trained for: far below the classical ISP on the same inputs, flagged
+    (reference,) = document["classical_isp"][section]
+    assert micro["classical_isp_psnr_vs_gt"] == reference["psnr_vs_gt"] > micro["psnr_vs_gt"] + 6.0
+    assert micro["not_working_isp"] is True and micro["id"] in reference["rows"]
 
 
 def test_the_third_party_file_gets_crops_against_the_ground_truth(compared, imported):
