@@ -28,8 +28,9 @@ class Architecture:
     """The levels it has, coarsest first (its default ``--levels``)."""
     default_width: int
     """``--base-filters`` when neither the flag nor the preset sets it for this network."""
-    build: Callable[[int, int], keras.Model]
-    """``(level, width) -> model`` taking packed inputs of any valid size."""
+    build: Callable[[int, int, str], keras.Model]
+    """``(level, width, init) -> model`` taking packed inputs of any valid size; ``init`` names PyNET's kernel
+    initialisation (``model.INITIALIZATIONS``; the mobile ISP always draws He-normal kernels)."""
     validate_input_shape: shapes.ShapeCheck
     """Raises ``shapes.InputShapeError`` for a packed H x W the network cannot take."""
     downsampling: int
@@ -43,10 +44,10 @@ ARCHITECTURES: dict[str, Architecture] = {
     arch.name: arch
     for arch in (
         Architecture("pynet", "PyNET (Ignatov et al. 2020): 6-level inverted pyramid with instance norms",
-                     shapes.LEVELS, 32, lambda level, width: build_pynet(level, base_filters=width),
+                     shapes.LEVELS, 32, lambda level, width, init: build_pynet(level, base_filters=width, init=init),
                      shapes.validate_input_shape, shapes.DOWNSAMPLING, InputShapeCheck),
         Architecture("mobile", "mobile ISP (pynet_tf/mobile.py): 3 scales, no norms, full-integer int8",
-                     (0,), mobile.DEFAULT_WIDTH, lambda level, width: mobile.build_mobile(width),
+                     (0,), mobile.DEFAULT_WIDTH, lambda level, width, init: mobile.build_mobile(width),
                      mobile.validate_input_shape, mobile.DOWNSAMPLING, mobile.MobileInputCheck),
     )
 }  # fmt: skip

@@ -32,9 +32,29 @@ LEVEL0_FILTERS = 8
 """Width of the level-0 transposed conv; the reference's fixed 8, independent of ``base_filters``."""
 LEAKY_SLOPE = 0.2
 
-# The reference initialises every kernel with a truncated normal of stddev 0.01 and every bias with 0.01.
-_KERNEL_INIT = {"class_name": "TruncatedNormal", "config": {"stddev": 0.01}}
-_BIAS_INIT = {"class_name": "Constant", "config": {"value": 0.01}}
+_REFERENCE_KERNEL = {"class_name": "TruncatedNormal", "config": {"stddev": 0.01}}
+_HE_KERNEL = {"class_name": "VarianceScaling",  # He et al. 2015 for LeakyReLU(0.2): variance 2 / (1.04 fan_in)
+              "config": {"scale": 2.0 / (1.0 + LEAKY_SLOPE**2), "mode": "fan_in", "distribution": "truncated_normal"}}
+
+
+@dataclass(frozen=True)
+class Initialization:
+    kernel: dict
+    """Every hidden convolution's and transposed convolution's kernel."""
+    bias: dict
+    head: dict
+    """The output convolutions' kernels."""
+
+
+INITIALIZATIONS: dict[str, Initialization] = {
+    # The reference's: every kernel a truncated normal of stddev 0.01, every bias 0.01.
+    "reference": Initialization(_REFERENCE_KERNEL, {"class_name": "Constant", "config": {"value": 0.01}},
+                                _REFERENCE_KERNEL),
+    # He's for the hidden layers, so that a signal crosses the unnormalised level-1 decoder at any width;
+    # the reference's small kernels for the output heads, so that a new level starts from a mid-grey image
+    # rather than saturated noise it must first unlearn.
+    "he": Initialization(_HE_KERNEL, {"class_name": "Zeros", "config": {}}, _REFERENCE_KERNEL),
+}
 
 
 @dataclass(frozen=True)
@@ -123,6 +143,7 @@ def build_pynet(
     instance_norm_level_1: bool = False,
     input_shape: Sequence[int | None] = (None, None, 4),
     all_outputs: bool = False,
+    init: str = "reference",
 ) -> keras.Model:
     """PyNET up to level ``level``: packed Bayer (H, W, 4) in [0, 1] -> that level's RGB output.
 
@@ -137,7 +158,7 @@ def build_pynet(
         raise InputShapeError(f"input_shape must be (height, width, 4), got {tuple(input_shape)}")
     validate_input_shape(*input_shape)
     norms = {lvl: instance_norm for lvl in PYRAMID} | {1: instance_norm_level_1}
-    net = _Layers(base_filters, norms)
+    net = _Layers(base_filters, norms, INITIALIZATIONS[init])
 
     inputs = keras.Input(shape=tuple(input_shape), name="raw")
     skips: dict[int, tf.Tensor] = {}
@@ -171,16 +192,17 @@ def build_pynet(
 class _Layers:
     """Creates PyNET's layers with stable names, so that the same layer has the same name at every level."""
 
-    def __init__(self, base_filters: int, norms: dict[int, bool]):
+    def __init__(self, base_filters: int, norms: dict[int, bool], init: Initialization):
         self.base_filters = base_filters
         self.norms = norms
+        self.init = init
 
     def conv(self, x: tf.Tensor, filters: int, kernel: int, name: str, norm: bool) -> tf.Tensor:
         x = SameConv2D(
             filters,
             kernel,
-            kernel_initializer=_KERNEL_INIT,
-            bias_initializer=_BIAS_INIT,
+            kernel_initializer=self.init.kernel,
+            bias_initializer=self.init.bias,
             name=name,
         )(x)
         if norm:
@@ -217,7 +239,7 @@ class _Layers:
             strides=2,
             padding="same",
             use_bias=False,
-            kernel_initializer=_KERNEL_INIT,
+            kernel_initializer=self.init.kernel,
             name=name,
         )(x)
         return keras.layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_act")(x)
@@ -227,8 +249,8 @@ class _Layers:
         x = SameConv2D(
             3,
             3,
-            kernel_initializer=_KERNEL_INIT,
-            bias_initializer=_BIAS_INIT,
+            kernel_initializer=self.init.head,
+            bias_initializer=self.init.bias,
             name=f"l{level}_out_conv",
         )(x)
         return ScaledTanh(name=f"level_{level}")(x)

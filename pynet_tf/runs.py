@@ -67,7 +67,10 @@ class RunDir:
         return self.root / "tensorboard" / f"level_{level}"
 
     def completed(self, level: int) -> bool:
-        return self.level_record(level).is_file() and self.model_file(level).is_file()
+        """Trained and healthy: a level the collapse guard stopped at (``problem`` in its record) is not."""
+        if not (self.level_record(level).is_file() and self.model_file(level).is_file()):
+            return False
+        return not json.loads(self.level_record(level).read_text()).get("problem")
 
 
 def resolve_model_path(path: str | Path) -> Path:

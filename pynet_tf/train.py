@@ -25,11 +25,12 @@ from pathlib import Path
 import tensorflow as tf
 import tf_keras as keras
 
-from pynet_tf import atomic, losses, mobile, runs, train_config
+from pynet_tf import atomic, health, losses, mobile, runs, train_config
 from pynet_tf.architectures import ARCHITECTURES, architecture, of_model, size_rules
 from pynet_tf.cli import command_parser
 from pynet_tf.data.sources import DataSourceError, parse_source
 from pynet_tf.distribute import StrategyError, make_strategy
+from pynet_tf.model import INITIALIZATIONS
 from pynet_tf.runs import RunDir
 from pynet_tf.shapes import InputShapeError, nearest_valid_size
 from pynet_tf.train_config import ConfigError, TrainConfig
@@ -74,12 +75,14 @@ def train(config: TrainConfig) -> Path:
                 continue
             if previous is None:
                 previous = _completed_model(run, level + 1)
+            previous_psnr = _validation_psnr(run, level + 1) if previous is not None else None
             if previous is None and level + 1 in architecture(config.arch).levels:
                 log.warning(
                     "level %d starts from random weights: level %d is not trained in %s", level, level + 1, run.root
                 )
             started = time.time()
-            result = train_level(config, level, placement, run, source, vgg, previous, stop_requested, teacher)
+            result = train_level(config, level, placement, run, source, vgg, previous, stop_requested, teacher,
+                                 previous_psnr)
             if placement.is_chief:
                 export_level(result.model, config, level, run, {
                     "level": level,
@@ -89,9 +92,17 @@ def train(config: TrainConfig) -> Path:
                     "batch_size": config.schedule[level].batch_size,
                     "loss": losses.parse_loss(config.loss).weights(level),
                     "validation": result.validation,
+                    "problem": result.problem,
                     "seconds": round(time.time() - started, 1),
                     "config": config.to_json(),
                 })
+                if result.problem is not None:
+                    raise health.TrainingCollapsedError(
+                        f"level {level} is not a working ISP ({result.problem}). It is kept in "
+                        f"{run.level_dir(level)} for inspection; 'final' still points to the last working level. "
+                        f"Lower --lr (now {config.lr:g}) or check --data, then delete {run.level_dir(level)} "
+                        "(or use another --out) to train the level again"
+                    )
                 atomic.point_link(run.final, run.level_dir(level).name)
                 print(f"level {level}: done, validation {_scores(result.validation)} -> {run.level_dir(level)}")
             previous = result.model
@@ -152,6 +163,12 @@ def _completed_model(run: RunDir, level: int) -> keras.Model | None:
     return runs.load_model(run.level_dir(level)) if level <= 5 and run.completed(level) else None
 
 
+def _validation_psnr(run: RunDir, level: int) -> float | None:
+    """The final validation PSNR of a trained level (what the next level's collapse guard compares with)."""
+    record = json.loads(run.level_record(level).read_text())
+    return record.get("validation", {}).get("psnr")
+
+
 def _scores(scores: dict) -> str:
     return ", ".join(f"{name} {value:.4f}" for name, value in scores.items() if value is not None)
 
@@ -173,6 +190,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...
         ("--arch", dict(choices=list(ARCHITECTURES), help="network: pynet (default) | mobile (pynet_tf/mobile.py)")),
         ("--base-filters", dict(type=int, help="width: PyNET's level 1 (paper: 32); the mobile ISP's full "
                                                f"resolution (default {mobile.DEFAULT_WIDTH})")),
+        ("--init", dict(choices=list(INITIALIZATIONS), help="PyNET's kernel initialisation: reference (std 0.01, "
+                                                            "the paper's) or he (scaled to each layer's fan-in)")),
         ("--loss", dict(help=f"a preset ({', '.join(losses.PRESETS)}) or term=weight,... ({', '.join(losses.TERMS)})")),
         ("--lab-alpha", dict(type=float, help=f"weight of MS-SSIM in the LAB loss (default {losses.LAB_ALPHA})")),
         ("--vgg-weights", dict(help="VGG-19 weights: Keras' *_notop.h5 or MatConvNet's imagenet-vgg-verydeep-19.mat")),
@@ -225,9 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {bad_example.group(1)}", file=sys.stderr)
         return 2
     except (ConfigError, losses.LossSpecError, DataSourceError, StrategyError, VggWeightsError, runs.RunError,
-            TrainingDivergedError) as error:
+            TrainingDivergedError, health.TrainingCollapsedError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2 if not isinstance(error, TrainingDivergedError) else 1
+        return 1 if isinstance(error, (TrainingDivergedError, health.TrainingCollapsedError)) else 2
     print(f"trained: {final} (final -> {Path(config.out) / 'final'})")
     return 0
 

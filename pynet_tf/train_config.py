@@ -17,6 +17,7 @@ from typing import Any
 from pynet_tf import losses
 from pynet_tf.architectures import ARCHITECTURES, ArchitectureError, architecture
 from pynet_tf.architectures import DEFAULT as DEFAULT_ARCH
+from pynet_tf.model import INITIALIZATIONS
 from pynet_tf.shapes import LEVELS, check_level, output_size
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")
@@ -47,10 +48,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "quick": {
         "base_filters": 4,
+        "init": "he",
         "patch": 64,
         "lr": 1e-3,
         "loss": "lab",
-        "schedule": {5: (150, 8), 4: (150, 8), 3: (150, 8), 2: (100, 4), 1: (60, 4), 0: (40, 2)},
+        "schedule": {5: (100, 8), 4: (100, 8), 3: (100, 8), 2: (100, 4), 1: (200, 4), 0: (200, 2)},
         "checkpoint_every": 50,
         "validate_every": 50,
         # At small widths XLA was slower per step here (width 8: 22.5 against 17.7 s), and a few hundred
@@ -76,6 +78,8 @@ class TrainConfig:
     levels: tuple[int, ...] = LEVELS
     """Coarsest first: each level warm-starts from the one before it."""
     base_filters: int = 32
+    init: str = "reference"
+    """PyNET's kernel initialisation (``model.INITIALIZATIONS``): the reference's std 0.01, or He's."""
     loss: str = "pynet"
     lab_alpha: float = losses.LAB_ALPHA
     vgg_weights: str | None = None
@@ -183,6 +187,8 @@ def validate(config: TrainConfig) -> None:
             raise ConfigError(f"--steps and --batch-size must be positive, got {schedule} at level {level}")
     if not config.lr > 0:
         raise ConfigError(f"--lr must be positive, got {config.lr}")
+    if config.init not in INITIALIZATIONS:
+        raise ConfigError(f"--init {config.init!r}: choose one of {', '.join(INITIALIZATIONS)}")
     if config.strategy not in STRATEGIES:
         raise ConfigError(f"--strategy {config.strategy!r}: choose one of {', '.join(STRATEGIES)}")
     try:

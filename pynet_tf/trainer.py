@@ -24,7 +24,7 @@ import tensorflow as tf
 import tf_keras as keras
 from tqdm import tqdm
 
-from pynet_tf import atomic, metrics, pruning
+from pynet_tf import atomic, health, metrics, pruning
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.sources import Source
 from pynet_tf.distribute import Placement
@@ -54,6 +54,8 @@ class LevelResult:
     model: keras.Model
     validation: dict[str, float | None]
     steps: int
+    problem: str | None = None
+    """``health.problem`` of the final validation: why the level is not a working ISP, or None."""
 
 
 class MetricsLog:
@@ -77,6 +79,13 @@ class MetricsLog:
             for name, value in values.items():
                 if value is not None:
                     tf.summary.scalar(f"{kind}/{name}", value)
+
+    def note(self, kind: str, step: int, text: str) -> None:
+        """A line of text in metrics.jsonl (TensorBoard gets only the numbers)."""
+        if self.enabled:
+            record = {"time": round(time.time(), 3), "level": self.level, "step": step, "kind": kind, "text": text}
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
 
     def close(self) -> None:
         if self.enabled:
@@ -114,14 +123,19 @@ def train_level(
     warm_start: keras.Model | None,
     stop_requested: Callable[[], bool],
     teacher: keras.Model | None = None,
+    warm_start_psnr: float | None = None,
 ) -> LevelResult:
     """Train ``level`` to its scheduled steps, resuming from its checkpoints if there are any; with a
-    ``teacher`` (a trained model of the same level), the loss also fits its outputs (``config.teacher_weight``)."""
+    ``teacher`` (a trained model of the same level), the loss also fits its outputs (``config.teacher_weight``).
+
+    Every validation is checked by ``health.problem`` against ``warm_start_psnr`` (the final validation PSNR
+    of the level it grew from): a flat or collapsed output is logged once and noted in metrics.jsonl; the
+    final validation's verdict is the result's ``problem``."""
     schedule = config.schedule[level]
     strategy = placement.strategy
     resuming = tf.train.latest_checkpoint(str(_checkpoint_dir(run, level, placement)))
     with _precision(config.mixed_precision), strategy.scope():
-        model = architecture(config.arch).build(level, config.base_filters)
+        model = architecture(config.arch).build(level, config.base_filters, config.init)
         if warm_start is not None and not resuming:  # by layer name: before pruning wraps (and renames) them
             log.info("level %d: %s", level, transfer_weights(warm_start, model))
         if config.prune is not None:
@@ -147,6 +161,7 @@ def train_level(
     validation = _Validation(config, level, source, model)
     metrics_log = MetricsLog(run, level, placement.is_chief)
     scores: dict[str, float | None] = {}
+    problems: list[str | None] = [None]
     sums: dict[str, float] = {}
     progress = tqdm(
         total=schedule.steps, initial=start, desc=f"level {level}", unit="step", disable=not placement.is_chief,
@@ -176,6 +191,7 @@ def train_level(
             if step % config.validate_every == 0 or step == schedule.steps:
                 scores = validation.score()
                 metrics_log.write("validation", step, scores)
+                _check_health(level, step, scores, warm_start_psnr, problems, metrics_log)
             if step % config.checkpoint_every == 0 or step == schedule.steps:
                 manager.save(checkpoint_number=step)
             progress.update(step - progress.n)
@@ -192,11 +208,25 @@ def train_level(
         _remove_scratch(run, level, placement)
     if not scores:  # resumed at the last step: score the restored model
         scores = validation.score()
+        _check_health(level, schedule.steps, scores, warm_start_psnr, problems, metrics_log=None)
     if pruning_step is not None:
         model = pruning.strip(model)
         log.info("level %d: pruned, %.1f%% of the prunable weights are zero", level,
                  100 * pruning.sparsity_report(model)["sparsity"])
-    return LevelResult(model, scores, schedule.steps)
+    return LevelResult(model, scores, schedule.steps, problems[-1])
+
+
+def _check_health(level: int, step: int, scores: dict[str, float | None], warm_start_psnr: float | None,
+                  problems: list[str | None], metrics_log: MetricsLog | None) -> None:
+    """Append ``health.problem`` of ``scores`` to ``problems``; a new problem is logged in one line (and noted
+    in ``metrics_log``, kind ``health``), as is a recovery from one."""
+    found = health.problem(scores, warm_start_psnr)
+    if found != problems[-1]:
+        text = f"level {level}, step {step}: " + (f"NOT A WORKING ISP, {found}" if found else "recovered")
+        (log.warning if found else log.info)(text)
+        if metrics_log is not None:
+            metrics_log.note("health", step, found or "recovered")
+    problems.append(found)
 
 
 PRUNE_UPDATES = 10
@@ -294,12 +324,17 @@ def _train_data(config: TrainConfig, level: int, source: Source, placement: Plac
 
 
 class _Validation:
-    """PSNR, SSIM and MS-SSIM on the same crops of the test split every time (those that fit the output)."""
+    """PSNR, SSIM and MS-SSIM on the same crops of the test split every time (those that fit the output).
+
+    ``validation_batches`` batches of seeded crops drawn across the test images (each image cropped at
+    several places, each crop unprocessed with its own camera): one centred crop per image, two crops for
+    the embedded samples, made a level's score a coin toss.
+    """
 
     def __init__(self, config: TrainConfig, level: int, source: Source, model: keras.Model) -> None:
         options = PipelineOptions(
             level=level, patch=config.patch, batch_size=config.schedule[level].batch_size, seed=config.seed,
-            augment=False, training=False, skip_bad=True,
+            augment=False, training=True, skip_bad=True,
         )
         # test images smaller than the patch are left out (with a logged warning) rather than stopping training
         self.batches = list(make_dataset(source, "test", options).take(config.validation_batches))
@@ -321,6 +356,8 @@ class _Validation:
             "psnr": float(np.mean(metrics.psnr(clipped, target))),
             "ssim": float(np.mean(metrics.ssim(clipped, target))) if fits else None,
             "ms_ssim": float(np.mean(metrics.ms_ssim(clipped, target))) if fits else None,
+            "contrast": health.contrast(clipped, target),
+            "saturated": health.saturation(prediction),
         }
 
 
@@ -345,7 +382,7 @@ def export_level(model: keras.Model, config: TrainConfig, level: int, run: RunDi
 
     A float32 copy is saved whatever the training precision, so exports and evaluation never see float16.
     """
-    plain = architecture(config.arch).build(level, config.base_filters)
+    plain = architecture(config.arch).build(level, config.base_filters, config.init)
     plain.set_weights(model.get_weights())
     atomic.write_with(run.model_file(level), lambda path: plain.save(path))
 
