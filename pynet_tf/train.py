@@ -202,6 +202,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...
         ("--patch", dict(type=int, help=f"packed training crop side, {size_rules()} as --arch and "
                                         "--teacher's network are")),
         ("--lr", dict(type=float, help="Adam learning rate")),
+        ("--lr-schedule", dict(choices=train_config.LR_SCHEDULES, help="constant (reference) or cosine: decayed "
+                                                                      "to 0 over each level's steps")),
         ("--out", dict(help="run folder (default runs/PRESET); an existing run is continued")),
         ("--strategy", dict(choices=train_config.STRATEGIES, help="tf.distribute strategy (default auto)")),
         ("--mixed-precision", dict(action="store_true", default=None, help="float16 compute (GPUs)")),

@@ -140,7 +140,7 @@ def train_level(
             log.info("level %d: %s", level, transfer_weights(warm_start, model))
         if config.prune is not None:
             model = pruning.prunable(model, sparsity=config.prune, **prune_schedule(schedule.steps))
-        optimizer = keras.optimizers.Adam(config.lr)
+        optimizer = keras.optimizers.Adam(learning_rate(config, schedule.steps))
         if config.mixed_precision:
             optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
@@ -227,6 +227,14 @@ def _check_health(level: int, step: int, scores: dict[str, float | None], warm_s
         if metrics_log is not None:
             metrics_log.note("health", step, found or "recovered")
     problems.append(found)
+
+
+def learning_rate(config: TrainConfig, steps: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """``--lr`` held (``constant``) or decayed to 0 over the level's ``steps`` (``cosine``); a level's optimizer
+    counts its own steps, so each level starts again at ``--lr``."""
+    if config.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=steps)
+    return config.lr
 
 
 PRUNE_UPDATES = 10

@@ -66,6 +66,8 @@ def test_bad_levels_are_refused(text):
         ({"arch": "mobile", "patch": 30}, ConfigError, r"--patch 30: .*not a multiple of 4 .*stride-2"),
         ({"teacher_weight": 0.0}, ConfigError, "--teacher-weight must be > 0"),
         ({"prune": 1.0}, ConfigError, r"--prune is the fraction of each kernel pruned, in \(0, 1\)"),
+        ({"init": "glorot"}, ConfigError, r"--init 'glorot': choose one of reference, he"),
+        ({"lr_schedule": "step"}, ConfigError, r"--lr-schedule 'step': choose one of constant, cosine"),
     ],
 )
 def test_bad_values_fail_before_training_naming_the_flag(overrides, error, message):
@@ -86,7 +88,17 @@ def test_the_mobile_arch_takes_the_presets_mobile_entry():
     assert config.arch == "mobile" and config.levels == (0,) and config.base_filters == mobile.DEFAULT_WIDTH
     crops = {name: sum(s.steps * s.batch_size for s in c.schedule.values()) for name, c in
              (("mobile", config), ("pynet", pynet))}
-    assert crops["mobile"] == crops["pynet"] == 4320
+    assert crops["mobile"] == crops["pynet"] == 4000
     assert (config.lr, config.loss, config.patch) == (pynet.lr, pynet.loss, pynet.patch)
     assert resolve("quick", arch="mobile", base_filters=8).base_filters == 8
     assert pynet.arch == "pynet" and TrainConfig.from_json(config.to_json()) == config
+
+
+def test_cosine_schedule_decays_each_level_from_lr_to_0_and_constant_holds():
+    from pynet_tf.trainer import learning_rate
+
+    cosine = learning_rate(resolve("quick", lr=1e-3), steps=200)
+    # CosineDecay: lr * (1 + cos(pi * step / steps)) / 2, exact in float32 up to 1e-9 here
+    for step, expected in ((0, 1e-3), (100, 5e-4), (200, 0.0)):
+        assert float(cosine(step)) == pytest.approx(expected, abs=1e-9)
+    assert learning_rate(resolve("reference"), steps=200) == 5e-5
