@@ -101,7 +101,7 @@ def test_an_interrupted_level_resumes_at_its_step_with_its_optimizer_state(tmp_p
     assert not (run / "level_5" / "level.json").exists()
 
     model = build_pynet(5, base_filters=2)
-    optimizer = keras.optimizers.Adam()
+    optimizer = keras.optimizers.Adam(trainer.learning_rate(config, 6))  # the run's schedule: its variables
     optimizer.build(model.trainable_variables)
     tf.train.Checkpoint(model=model, optimizer=optimizer).restore(
         tf.train.latest_checkpoint(str(run / "level_5" / "checkpoints"))
