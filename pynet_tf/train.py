@@ -165,8 +165,7 @@ def _completed_model(run: RunDir, level: int) -> keras.Model | None:
 
 def _validation_psnr(run: RunDir, level: int) -> float | None:
     """The final validation PSNR of a trained level (what the next level's collapse guard compares with)."""
-    record = json.loads(run.level_record(level).read_text())
-    return record.get("validation", {}).get("psnr")
+    return runs.level_record(run.level_dir(level)).get("validation", {}).get("psnr")
 
 
 def _scores(scores: dict) -> str:

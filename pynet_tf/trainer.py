@@ -72,9 +72,7 @@ class MetricsLog:
     def write(self, kind: str, step: int, values: dict[str, float | None]) -> None:
         if not self.enabled:
             return
-        record = {"time": round(time.time(), 3), "level": self.level, "step": step, "kind": kind, **values}
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
+        self._append(kind, step, values)
         with self.writer.as_default(step=step):
             for name, value in values.items():
                 if value is not None:
@@ -83,9 +81,12 @@ class MetricsLog:
     def note(self, kind: str, step: int, text: str) -> None:
         """A line of text in metrics.jsonl (TensorBoard gets only the numbers)."""
         if self.enabled:
-            record = {"time": round(time.time(), 3), "level": self.level, "step": step, "kind": kind, "text": text}
-            self.file.write(json.dumps(record) + "\n")
-            self.file.flush()
+            self._append(kind, step, {"text": text})
+
+    def _append(self, kind: str, step: int, values: dict) -> None:
+        record = {"time": round(time.time(), 3), "level": self.level, "step": step, "kind": kind, **values}
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
 
     def close(self) -> None:
         if self.enabled:
@@ -161,7 +162,7 @@ def train_level(
     validation = _Validation(config, level, source, model)
     metrics_log = MetricsLog(run, level, placement.is_chief)
     scores: dict[str, float | None] = {}
-    problems: list[str | None] = [None]
+    problem: str | None = None  # health.problem of the latest validation
     sums: dict[str, float] = {}
     progress = tqdm(
         total=schedule.steps, initial=start, desc=f"level {level}", unit="step", disable=not placement.is_chief,
@@ -191,7 +192,7 @@ def train_level(
             if step % config.validate_every == 0 or step == schedule.steps:
                 scores = validation.score()
                 metrics_log.write("validation", step, scores)
-                _check_health(level, step, scores, warm_start_psnr, problems, metrics_log)
+                problem = _check_health(level, step, scores, warm_start_psnr, problem, metrics_log)
             if step % config.checkpoint_every == 0 or step == schedule.steps:
                 manager.save(checkpoint_number=step)
             progress.update(step - progress.n)
@@ -208,25 +209,25 @@ def train_level(
         _remove_scratch(run, level, placement)
     if not scores:  # resumed at the last step: score the restored model
         scores = validation.score()
-        _check_health(level, schedule.steps, scores, warm_start_psnr, problems, metrics_log=None)
+        problem = _check_health(level, schedule.steps, scores, warm_start_psnr, problem, metrics_log=None)
     if pruning_step is not None:
         model = pruning.strip(model)
         log.info("level %d: pruned, %.1f%% of the prunable weights are zero", level,
                  100 * pruning.sparsity_report(model)["sparsity"])
-    return LevelResult(model, scores, schedule.steps, problems[-1])
+    return LevelResult(model, scores, schedule.steps, problem)
 
 
 def _check_health(level: int, step: int, scores: dict[str, float | None], warm_start_psnr: float | None,
-                  problems: list[str | None], metrics_log: MetricsLog | None) -> None:
-    """Append ``health.problem`` of ``scores`` to ``problems``; a new problem is logged in one line (and noted
-    in ``metrics_log``, kind ``health``), as is a recovery from one."""
+                  before: str | None, metrics_log: MetricsLog | None) -> str | None:
+    """``health.problem`` of ``scores``; one that differs from the previous validation's (``before``) is logged
+    in one line (and noted in ``metrics_log``, kind ``health``), as is a recovery from one."""
     found = health.problem(scores, warm_start_psnr)
-    if found != problems[-1]:
+    if found != before:
         text = f"level {level}, step {step}: " + (f"NOT A WORKING ISP, {found}" if found else "recovered")
         (log.warning if found else log.info)(text)
         if metrics_log is not None:
             metrics_log.note("health", step, found or "recovered")
-    problems.append(found)
+    return found
 
 
 def learning_rate(config: TrainConfig, steps: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
