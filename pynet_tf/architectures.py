@@ -28,9 +28,10 @@ class Architecture:
     """The levels it has, coarsest first (its default ``--levels``)."""
     default_width: int
     """``--base-filters`` when neither the flag nor the preset sets it for this network."""
-    build: Callable[[int, int, str], keras.Model]
-    """``(level, width, init) -> model`` taking packed inputs of any valid size; ``init`` names PyNET's kernel
-    initialisation (``model.INITIALIZATIONS``; the mobile ISP always draws He-normal kernels)."""
+    build: Callable[..., keras.Model]
+    """``(level, width, *, init, instance_norm) -> model`` taking packed inputs of any valid size; ``init``
+    names PyNET's kernel initialisation (``model.INITIALIZATIONS``) and ``instance_norm`` switches its
+    normalised levels; the mobile ISP has neither (He-normal kernels, no norms)."""
     validate_input_shape: shapes.ShapeCheck
     """Raises ``shapes.InputShapeError`` for a packed H x W the network cannot take."""
     downsampling: int
@@ -40,14 +41,22 @@ class Architecture:
     told apart (``of_keras``)."""
 
 
+def _pynet(level: int, width: int, *, init: str, instance_norm: bool) -> keras.Model:
+    return build_pynet(level, base_filters=width, init=init, instance_norm=instance_norm)
+
+
+def _mobile(level: int, width: int, **_ignored) -> keras.Model:
+    return mobile.build_mobile(width)
+
+
 ARCHITECTURES: dict[str, Architecture] = {
     arch.name: arch
     for arch in (
         Architecture("pynet", "PyNET (Ignatov et al. 2020): 6-level inverted pyramid with instance norms",
-                     shapes.LEVELS, 32, lambda level, width, init: build_pynet(level, base_filters=width, init=init),
+                     shapes.LEVELS, 32, _pynet,
                      shapes.validate_input_shape, shapes.DOWNSAMPLING, InputShapeCheck),
         Architecture("mobile", "mobile ISP (pynet_tf/mobile.py): 3 scales, no norms, full-integer int8",
-                     (0,), mobile.DEFAULT_WIDTH, lambda level, width, init: mobile.build_mobile(width),
+                     (0,), mobile.DEFAULT_WIDTH, _mobile,
                      mobile.validate_input_shape, mobile.DOWNSAMPLING, mobile.MobileInputCheck),
     )
 }  # fmt: skip

@@ -2,6 +2,7 @@
 
     --loss pynet                      the reference PyNET's per-level weights (PRESETS)
     --loss lab_vgg                    the LAB loss (DeepISP) plus VGG-19, our best on ZRR
+    --loss lab_mse                    the LAB loss next to MSE (the quick preset's: learns in minutes)
     --loss "mse=20,vgg=1,ssim=20"     any terms with any weights, the same at every level
 
 Terms (``TERMS``), each a scalar averaged over the batch, 0 for identical images:
@@ -56,6 +57,10 @@ PRESETS: dict[str, dict[int, dict[str, float]]] = {
     "lab": _per_level({"lab_l1": 100}, {"lab": 100}, {"lab": 50}, {"lab": 20}),
     # ... plus the reference's VGG term where the reference has it: the two presets differ by VGG alone.
     "lab_vgg": _per_level({"lab_l1": 100}, {"lab": 100, "vgg": 1}, {"lab": 50, "vgg": 1}, {"lab": 20, "vgg": 1}),
+    # The LAB loss next to MSE rather than in its place, as the reference keeps MSE at every level. Short runs
+    # need the anchor: trained for a few hundred steps, a level's new layers fitted to "lab" alone drift to
+    # grey (its MS-SSIM weighs luminance 4:1) and to "lab_l1" alone stay flat (README, design notes).
+    "lab_mse": _per_level({"lab_l1": 100}, {"mse": 100, "lab": 20}, {"mse": 100, "lab": 20}, {"mse": 100, "lab": 20}),
 }
 
 

@@ -40,7 +40,7 @@ from pynet_tf.vgg import VggWeightsError, load_vgg_features
 log = logging.getLogger("pynet_tf.train")
 
 # Fields that shape the network: a run folder cannot continue under different values.
-_MODEL_FIELDS = ("arch", "base_filters", "prune")
+_MODEL_FIELDS = ("arch", "base_filters", "instance_norm", "prune")
 
 
 def train(config: TrainConfig) -> Path:
@@ -191,6 +191,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...
                                                f"resolution (default {mobile.DEFAULT_WIDTH})")),
         ("--init", dict(choices=list(INITIALIZATIONS), help="PyNET's kernel initialisation: reference (std 0.01, "
                                                             "the paper's) or he (scaled to each layer's fan-in)")),
+        ("--instance-norm", dict(action=argparse.BooleanOptionalAction, default=None,
+                                 help="PyNET's instance norms in levels 2-5 (the paper's; off in the quick preset)")),
         ("--loss", dict(help=f"a preset ({', '.join(losses.PRESETS)}) or term=weight,... ({', '.join(losses.TERMS)})")),
         ("--lab-alpha", dict(type=float, help=f"weight of MS-SSIM in the LAB loss (default {losses.LAB_ALPHA})")),
         ("--vgg-weights", dict(help="VGG-19 weights: Keras' *_notop.h5 or MatConvNet's imagenet-vgg-verydeep-19.mat")),

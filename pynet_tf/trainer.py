@@ -136,7 +136,7 @@ def train_level(
     strategy = placement.strategy
     resuming = tf.train.latest_checkpoint(str(_checkpoint_dir(run, level, placement)))
     with _precision(config.mixed_precision), strategy.scope():
-        model = architecture(config.arch).build(level, config.base_filters, config.init)
+        model = build_network(config, level)
         if warm_start is not None and not resuming:  # by layer name: before pruning wraps (and renames) them
             log.info("level %d: %s", level, transfer_weights(warm_start, model))
         if config.prune is not None:
@@ -228,6 +228,13 @@ def _check_health(level: int, step: int, scores: dict[str, float | None], warm_s
         if metrics_log is not None:
             metrics_log.note("health", step, found or "recovered")
     return found
+
+
+def build_network(config: TrainConfig, level: int) -> keras.Model:
+    """The run's network at ``level``, as the config describes it (architecture, width, init, norms)."""
+    return architecture(config.arch).build(
+        level, config.base_filters, init=config.init, instance_norm=config.instance_norm
+    )
 
 
 def learning_rate(config: TrainConfig, steps: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
@@ -391,7 +398,7 @@ def export_level(model: keras.Model, config: TrainConfig, level: int, run: RunDi
 
     A float32 copy is saved whatever the training precision, so exports and evaluation never see float16.
     """
-    plain = architecture(config.arch).build(level, config.base_filters, config.init)
+    plain = build_network(config, level)
     plain.set_weights(model.get_weights())
     atomic.write_with(run.model_file(level), lambda path: plain.save(path))
 

@@ -161,6 +161,17 @@ def test_lab_vgg_differs_from_lab_by_the_vgg_term_alone():
         assert with_vgg.get("vgg") == (1 if level <= 3 else None)
 
 
+def test_lab_mse_adds_mse_wherever_the_lab_loss_judges_structure():
+    lab, lab_mse = losses.parse_loss("lab"), losses.parse_loss("lab_mse")
+    assert not lab_mse.uses_vgg
+    for level in LEVELS:
+        weights = lab_mse.weights(level)
+        if "lab" in lab.weights(level):
+            assert weights == {"mse": 100, "lab": 20}
+        else:  # the coarse levels: the Lab colour term alone, as in "lab"
+            assert weights == lab.weights(level) == {"lab_l1": 100}
+
+
 def test_term_list_applies_at_every_level():
     spec = losses.parse_loss(" mse=20, vgg=1 ,ssim=20 ")
     assert all(spec.weights(level) == {"mse": 20.0, "vgg": 1.0, "ssim": 20.0} for level in LEVELS)

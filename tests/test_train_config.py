@@ -20,8 +20,8 @@ def test_reference_preset_is_the_papers_schedule():
 
 def test_quick_preset_needs_no_vgg_weights_and_fits_its_patch():
     config = resolve("quick")
-    assert config.loss == "lab" and config.out == "runs/quick"
-    assert config.base_filters < 32 and sum(s.steps for s in config.schedule.values()) < 1000
+    assert config.loss == "lab_mse" and config.out == "runs/quick" and not config.instance_norm
+    assert config.base_filters < 32 and sum(s.steps for s in config.schedule.values()) < 5000
 
 
 def test_overrides_replace_preset_values_and_steps_apply_to_every_level():
@@ -88,7 +88,7 @@ def test_the_mobile_arch_takes_the_presets_mobile_entry():
     assert config.arch == "mobile" and config.levels == (0,) and config.base_filters == mobile.DEFAULT_WIDTH
     crops = {name: sum(s.steps * s.batch_size for s in c.schedule.values()) for name, c in
              (("mobile", config), ("pynet", pynet))}
-    assert crops["mobile"] == crops["pynet"] == 4000
+    assert crops["mobile"] == crops["pynet"] == 19200
     assert (config.lr, config.loss, config.patch) == (pynet.lr, pynet.loss, pynet.patch)
     assert resolve("quick", arch="mobile", base_filters=8).base_filters == 8
     assert pynet.arch == "pynet" and TrainConfig.from_json(config.to_json()) == config
