@@ -3,7 +3,8 @@
 Presets are plain dicts (``PRESETS``). ``reference`` is the paper's schedule (Ignatov et al. 2020,
 train_model.py of the reference PyNET): Adam at 5e-5, 224x224 packed patches (448x448 Bayer, ZRR's patch
 size), and per level the steps and batch size below. ``quick`` trains every level in minutes on a 2-core CPU
-at base width 4 on the embedded sample photos, with the LAB loss (no VGG-19 weights needed).
+at base width 4 on the embedded sample photos, without instance norms, with the LAB loss next to MSE
+(``lab_mse``: no VGG-19 weights needed).
 """
 
 from __future__ import annotations
