@@ -205,6 +205,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...
         ("--lr", dict(type=float, help="Adam learning rate")),
         ("--lr-schedule", dict(choices=train_config.LR_SCHEDULES, help="constant (reference) or cosine: decayed "
                                                                       "to 0 over each level's steps")),
+        ("--new-layers-first", dict(type=float, help="share of each level's steps in which only its new layers "
+                                                     "learn (0: none, the reference's; quick: 0.25)")),
         ("--out", dict(help="run folder (default runs/PRESET); an existing run is continued")),
         ("--strategy", dict(choices=train_config.STRATEGIES, help="tf.distribute strategy (default auto)")),
         ("--mixed-precision", dict(action="store_true", default=None, help="float16 compute (GPUs)")),

@@ -139,6 +139,7 @@ def train_level(
         model = build_network(config, level)
         if warm_start is not None and not resuming:  # by layer name: before pruning wraps (and renames) them
             log.info("level %d: %s", level, transfer_weights(warm_start, model))
+        held = _grown_from(warm_start, model)
         if config.prune is not None:
             model = pruning.prunable(model, sparsity=config.prune, **prune_schedule(schedule.steps))
         optimizer = keras.optimizers.Adam(learning_rate(config, schedule.steps))
@@ -156,8 +157,12 @@ def train_level(
     pruning_step = pruning.PruningStep(model) if config.prune is not None else None
 
     loss = Loss(parse_loss(config.loss).weights(level), vgg=vgg, lab_alpha=config.lab_alpha)
+    hold_until = int(config.new_layers_first * schedule.steps) if held else 0
+    if hold_until > start:
+        log.info("level %d: only the layers new at this level learn for its first %d steps", level, hold_until)
     step_fn = _make_step(model, optimizer, loss, strategy, config.jit, config.mixed_precision,
-                         teacher=teacher, teacher_weight=config.teacher_weight)
+                         teacher=teacher, teacher_weight=config.teacher_weight,
+                         held=[v.ref() in held for v in model.trainable_variables], hold_until=hold_until)
     batches = iter(strategy.experimental_distribute_dataset(_train_data(config, level, source, placement, start)))
     validation = _Validation(config, level, source, model)
     metrics_log = MetricsLog(run, level, placement.is_chief)
@@ -215,6 +220,15 @@ def train_level(
         log.info("level %d: pruned, %.1f%% of the prunable weights are zero", level,
                  100 * pruning.sparsity_report(model)["sparsity"])
     return LevelResult(model, scores, schedule.steps, problem)
+
+
+def _grown_from(warm_start: keras.Model | None, model: keras.Model) -> set:
+    """References to ``model``'s variables in the layers it shares with ``warm_start`` (by name, as
+    ``transfer_weights`` copies them), taken before pruning wraps the layers (their variables stay)."""
+    if warm_start is None:
+        return set()
+    shared = {layer.name for layer in warm_start.layers if layer.weights}
+    return {v.ref() for layer in model.layers if layer.name in shared for v in layer.trainable_variables}
 
 
 def _check_health(level: int, step: int, scores: dict[str, float | None], warm_start_psnr: float | None,
@@ -279,12 +293,16 @@ def _make_step(
     mixed: bool,
     teacher: keras.Model | None = None,
     teacher_weight: float = 1.0,
+    held: list[bool] | None = None,
+    hold_until: int = 0,
 ) -> Callable:
     """One optimizer step over a distributed batch -> (mean loss, mean terms) across replicas.
 
     The forward and backward pass is compiled with XLA under ``jit``; the update stays outside it, where the
     strategy sums the gradients of its replicas. With a ``teacher``, the objective adds ``teacher_weight``
-    times the same loss between the teacher's output and the model's (term ``teacher``).
+    times the same loss between the teacher's output and the model's (term ``teacher``). The variables marked
+    in ``held`` get zero gradients (Adam then leaves them exactly as they are) until the optimizer's step
+    ``hold_until``.
     """
     variables = model.trainable_variables
     replicas = strategy.num_replicas_in_sync
@@ -310,6 +328,9 @@ def _make_step(
 
     def replica_step(raw: tf.Tensor, target: tf.Tensor):
         grads, total, terms = gradients(raw, target)
+        if hold_until:
+            learning = tf.cast(optimizer.iterations >= hold_until, grads[0].dtype)
+            grads = [grad * learning if hold else grad for grad, hold in zip(grads, held)]
         optimizer.apply_gradients(zip(grads, variables))
         return total, terms
 

@@ -80,6 +80,30 @@ def test_level_warm_starts_from_the_coarser_level(tmp_path):
             np.testing.assert_allclose(after, before, atol=1e-9)
 
 
+def test_new_layers_first_holds_the_grown_from_layers_then_releases_them(tmp_path):
+    run = tmp_path / "run"
+    train.train(tiny_config(run, levels=(5,)))
+    level5 = runs.load_model(run)
+    config = tiny_config(run, levels=(4,), steps=3, new_layers_first=0.7)  # held for 2 steps, saved at step 2
+    train.train(config)
+    at_step_2 = trainer.build_network(config, 4)
+    tf.train.Checkpoint(model=at_step_2).restore(str(run / "level_4" / "checkpoints" / "ckpt-2")).expect_partial()
+    final = runs.load_model(run)
+
+    def moved(model: keras.Model, name: str) -> float:
+        pairs = zip(level5.get_layer(name).get_weights(), model.get_layer(name).get_weights())
+        return max(float(np.abs(after - before).max()) for before, after in pairs)
+
+    shared = [layer.name for layer in level5.layers if layer.weights and layer.name != "l5_out_conv"]
+    assert shared and max(moved(at_step_2, name) for name in shared) == 0.0  # exactly held: zero gradients
+    assert max(moved(final, name) for name in shared) > 1e-6  # step 3 trained them
+    new = [layer.name for layer in final.layers if layer.weights and layer.name.startswith("l4_")]
+    assert new and all(
+        np.abs(a - b).max() > 0 for name in new
+        for a, b in zip(at_step_2.get_layer(name).get_weights(), final.get_layer(name).get_weights())
+    )
+
+
 @contextmanager
 def stop_after(calls: int):
     """Stands in for Ctrl-C: asks the loop to stop once it has checked ``calls`` times (once per step)."""

@@ -67,6 +67,7 @@ def test_bad_levels_are_refused(text):
         ({"teacher_weight": 0.0}, ConfigError, "--teacher-weight must be > 0"),
         ({"prune": 1.0}, ConfigError, r"--prune is the fraction of each kernel pruned, in \(0, 1\)"),
         ({"init": "glorot"}, ConfigError, r"--init 'glorot': choose one of reference, he"),
+        ({"new_layers_first": 1.0}, ConfigError, r"--new-layers-first must be a fraction in \[0, 1\), got 1.0"),
         ({"lr_schedule": "step"}, ConfigError, r"--lr-schedule 'step': choose one of constant, cosine"),
     ],
 )
