@@ -95,7 +95,7 @@ def int8_at(model_dir: str, shape: tuple[int, int], out: Path) -> Path:
 
 def budget(run: str) -> tuple[str, int]:
     """A run's preset and the crops its levels saw (steps x batch summed): the PSNR target compares runs of
-    one budget (the quick presets give PyNET's six levels and the mobile ISP's one the same 4320)."""
+    one budget (the quick presets give PyNET's six levels and the mobile ISP's one the same number)."""
     config = json.loads(runs.RunDir(run).config.read_text())["config"]
     return config["preset"], sum(level["steps"] * level["batch_size"] for level in config["schedule"].values())
 
