@@ -274,6 +274,13 @@ class TransferReport:
         )
 
 
+def shared_layers(source: keras.Model, target: keras.Model) -> list[str]:
+    """Names of the weighted layers ``target`` has in common with ``source``, in ``target``'s order: what a
+    warm start copies."""
+    names = {layer.name for layer in source.layers if layer.weights}
+    return [layer.name for layer in target.layers if layer.weights and layer.name in names]
+
+
 def transfer_weights(source: keras.Model, target: keras.Model) -> TransferReport:
     """Copy every weighted layer of ``source`` into the layer of the same name in ``target``.
 
@@ -283,7 +290,7 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> TransferReport
     """
     source_layers = {layer.name: layer for layer in source.layers if layer.weights}
     target_layers = {layer.name: layer for layer in target.layers if layer.weights}
-    shared = [name for name in target_layers if name in source_layers]
+    shared = shared_layers(source, target)
     for name in shared:
         got = [tuple(w.shape) for w in source_layers[name].weights]
         want = [tuple(w.shape) for w in target_layers[name].weights]

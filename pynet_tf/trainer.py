@@ -30,7 +30,7 @@ from pynet_tf.data.sources import Source
 from pynet_tf.distribute import Placement
 from pynet_tf.losses import Loss, parse_loss
 from pynet_tf.architectures import architecture
-from pynet_tf.model import transfer_weights
+from pynet_tf.model import shared_layers, transfer_weights
 from pynet_tf.runs import RunDir
 from pynet_tf.shapes import output_size
 from pynet_tf.train_config import ConfigError, TrainConfig
@@ -223,12 +223,11 @@ def train_level(
 
 
 def _grown_from(warm_start: keras.Model | None, model: keras.Model) -> set:
-    """References to ``model``'s variables in the layers it shares with ``warm_start`` (by name, as
-    ``transfer_weights`` copies them), taken before pruning wraps the layers (their variables stay)."""
+    """References to ``model``'s variables in the layers a warm start from ``warm_start`` copies, taken before
+    pruning wraps the layers (their variables stay)."""
     if warm_start is None:
         return set()
-    shared = {layer.name for layer in warm_start.layers if layer.weights}
-    return {v.ref() for layer in model.layers if layer.name in shared for v in layer.trainable_variables}
+    return {v.ref() for name in shared_layers(warm_start, model) for v in model.get_layer(name).trainable_variables}
 
 
 def _check_health(level: int, step: int, scores: dict[str, float | None], warm_start_psnr: float | None,
