@@ -90,6 +90,7 @@ def train(config: TrainConfig) -> Path:
                     "base_filters": config.base_filters,
                     "steps": result.steps,
                     "batch_size": config.schedule[level].batch_size,
+                    "patch": config.patch_at(level),
                     "loss": losses.parse_loss(config.loss).weights(level),
                     "validation": result.validation,
                     "problem": result.problem,
@@ -133,13 +134,14 @@ def _teacher(config: TrainConfig) -> keras.Model | None:
         raise ConfigError(f"--teacher {config.teacher} computes level {level}, but this run trains levels "
                           f"{list(config.levels)}: distil one level at a time (--levels {level})")
     network = of_model(config.teacher, teacher)
+    patch = config.patch_at(level)
     try:
-        network.validate_input_shape(config.patch, config.patch)
+        network.validate_input_shape(patch, patch)
     except InputShapeError:
         step = math.lcm(network.downsampling, architecture(config.arch).downsampling)  # both networks take it
-        fit = nearest_valid_size(config.patch, step)
+        fit = nearest_valid_size(patch, step)
         raise ConfigError(
-            f"--patch {config.patch} does not fit --teacher {config.teacher}, a {network.name} model (packed "
+            f"--patch {patch} does not fit --teacher {config.teacher}, a {network.name} model (packed "
             f"sizes multiples of {network.downsampling}): use --patch {fit} or a {config.arch} teacher"
         ) from None
     teacher.trainable = False
@@ -200,8 +202,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...
         ("--allow-random-vgg", dict(action="store_true", default=None, help="random VGG weights (smoke tests only)")),
         ("--batch-size", dict(type=int, help="global batch size at every level (default: the preset's per level)")),
         ("--steps", dict(type=int, help="steps at every level (default: the preset's per level)")),
-        ("--patch", dict(type=int, help=f"packed training crop side, {size_rules()} as --arch and "
-                                        "--teacher's network are")),
+        ("--patch", dict(type=int, help=f"packed training crop side at every level (default: the preset's per "
+                                        f"level), {size_rules()} as --arch and --teacher's network are")),
         ("--lr", dict(type=float, help="Adam learning rate")),
         ("--lr-schedule", dict(choices=train_config.LR_SCHEDULES, help="constant (reference) or cosine: decayed "
                                                                       "to 0 over each level's steps")),

@@ -30,6 +30,8 @@ class LevelSchedule:
     steps: int
     batch_size: int
     """Global batch: split across replicas under a distribution strategy."""
+    patch: int | None = None
+    """This level's packed crop side; None: the run's ``patch``. ``--patch`` sets every level's."""
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -102,7 +104,7 @@ class TrainConfig:
     allow_random_vgg: bool = False
     schedule: dict[int, LevelSchedule] = field(default_factory=dict)
     patch: int = 224
-    """Packed input side of a training crop."""
+    """Packed input side of a training crop, at every level whose schedule names none (``patch_at``)."""
     lr: float = 5e-5
     lr_schedule: str = "constant"
     """``constant`` (the reference's), or ``cosine``: each level's rate decays to 0 over its steps."""
@@ -125,6 +127,10 @@ class TrainConfig:
     """The teacher term's weight: loss(target, out) + teacher_weight * loss(teacher(raw), out)."""
     prune: float | None = None
     """Magnitude pruning to this fraction of zero weights per kernel over each level (``pynet_tf.pruning``)."""
+
+    def patch_at(self, level: int) -> int:
+        """The packed crop side level ``level`` trains and validates on."""
+        return self.schedule[level].patch or self.patch
 
     def to_json(self) -> dict[str, Any]:
         record = dataclasses.asdict(self)
@@ -158,8 +164,8 @@ def parse_levels(text: str) -> tuple[int, ...]:
 
 
 def resolve(preset: str = "reference", **overrides: Any) -> TrainConfig:
-    """The preset's values, then every override that is not None; ``steps`` / ``batch_size`` apply to all
-    levels. Checks the result (see ``validate``)."""
+    """The preset's values, then every override that is not None; ``steps`` / ``batch_size`` / ``patch``
+    apply to all levels. Checks the result (see ``validate``)."""
     if preset not in PRESETS:
         raise ConfigError(f"--preset {preset!r}: presets are {', '.join(PRESETS)}")
     arch_name = overrides.get("arch") or DEFAULT_ARCH
@@ -174,10 +180,13 @@ def resolve(preset: str = "reference", **overrides: Any) -> TrainConfig:
     settings.setdefault("levels", arch.levels)
     values = {key: value for key, value in settings.items() if key != "schedule"}
     schedule = {level: LevelSchedule(*pair) for level, pair in settings["schedule"].items()}
-    steps, batch_size = overrides.pop("steps", None), overrides.pop("batch_size", None)
+    steps, batch_size, patch = (overrides.pop(key, None) for key in ("steps", "batch_size", "patch"))
     schedule = {
-        level: LevelSchedule(steps or s.steps, batch_size or s.batch_size) for level, s in schedule.items()
+        level: LevelSchedule(steps or s.steps, batch_size or s.batch_size, None if patch else s.patch)
+        for level, s in schedule.items()
     }
+    if patch is not None:
+        values["patch"] = patch
     values.update({key: value for key, value in overrides.items() if value is not None})
     values.setdefault("out", f"runs/{preset}")
     config = TrainConfig(preset=preset, schedule=schedule, **values)
@@ -194,7 +203,6 @@ def validate(config: TrainConfig) -> None:
                           f"{arch.name}: {arch.description})")
     positive = {
         "--base-filters": config.base_filters,
-        "--patch": config.patch,
         "--checkpoint-every": config.checkpoint_every,
         "--validate-every": config.validate_every,
     }
@@ -216,17 +224,22 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"--init {config.init!r}: choose one of {', '.join(INITIALIZATIONS)}")
     if config.strategy not in STRATEGIES:
         raise ConfigError(f"--strategy {config.strategy!r}: choose one of {', '.join(STRATEGIES)}")
-    try:
-        arch.validate_input_shape(config.patch, config.patch)
-    except ValueError as error:
-        raise ConfigError(f"--patch {config.patch}: {error}") from None
+    for level in config.levels:
+        patch = config.patch_at(level)
+        if not isinstance(patch, int) or patch < 1:
+            raise ConfigError(f"--patch must be a positive integer, got {patch!r} (level {level})")
+        try:
+            arch.validate_input_shape(patch, patch)
+        except ValueError as error:
+            raise ConfigError(f"--patch {patch}: {error} (level {level})") from None
     if config.prune is not None and not 0.0 < config.prune < 1.0:
         raise ConfigError(f"--prune is the fraction of each kernel pruned, in (0, 1); got {config.prune}")
     if not config.teacher_weight > 0:
         raise ConfigError(f"--teacher-weight must be > 0, got {config.teacher_weight}")
     spec = losses.parse_loss(config.loss)
     for level in config.levels:
-        height, width = output_size(level, config.patch, config.patch)
-        losses.check_loss_fits(spec.weights(level), height, width, f"level {level} at --patch {config.patch}")
+        patch = config.patch_at(level)
+        height, width = output_size(level, patch, patch)
+        losses.check_loss_fits(spec.weights(level), height, width, f"level {level} at --patch {patch}")
     if not 0.0 <= config.lab_alpha <= 1.0:
         raise ConfigError(f"--lab-alpha must be in [0, 1], got {config.lab_alpha}")

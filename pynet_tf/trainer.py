@@ -350,7 +350,7 @@ def _train_data(config: TrainConfig, level: int, source: Source, placement: Plac
     draws a fresh but reproducible stream, and workers of a cluster draw different crops."""
     seed = config.seed * 1_000_003 + level * 10_007 + placement.worker_index * 101 + start
     dataset = make_dataset(
-        source, "train", PipelineOptions(level=level, patch=config.patch, batch_size=config.schedule[level].batch_size, seed=seed)
+        source, "train", PipelineOptions(level=level, patch=config.patch_at(level), batch_size=config.schedule[level].batch_size, seed=seed)
     )
     options = tf.data.Options()
     # Each worker reads its own seeded stream rather than a shard of one: the sources are in-memory lists,
@@ -368,18 +368,19 @@ class _Validation:
     """
 
     def __init__(self, config: TrainConfig, level: int, source: Source, model: keras.Model) -> None:
+        patch = config.patch_at(level)
         options = PipelineOptions(
-            level=level, patch=config.patch, batch_size=config.schedule[level].batch_size, seed=config.seed,
+            level=level, patch=patch, batch_size=config.schedule[level].batch_size, seed=config.seed,
             augment=False, training=True, skip_bad=True,
         )
         # test images smaller than the patch are left out (with a logged warning) rather than stopping training
         self.batches = list(make_dataset(source, "test", options).take(config.validation_batches))
         if not self.batches:
             raise ConfigError(
-                f"no test image of --data {config.data} is large enough for --patch {config.patch} "
-                f"({config.patch} packed pixels, {2 * config.patch} photo pixels): use a smaller --patch"
+                f"no test image of --data {config.data} is large enough for --patch {patch} "
+                f"({patch} packed pixels, {2 * patch} photo pixels): use a smaller --patch"
             )
-        self.side = min(output_size(level, config.patch, config.patch))
+        self.side = min(output_size(level, patch, patch))
         self.predict = tf.function(lambda raw: model(raw, training=False))  # traced once per level
 
     def score(self) -> dict[str, float | None]:

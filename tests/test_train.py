@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from pynet_tf import runs, train, trainer
+from pynet_tf import runs, train, train_config, trainer
 from pynet_tf.mobile import build_mobile
 from pynet_tf.model import build_pynet
 from pynet_tf.train_config import resolve
@@ -64,6 +64,19 @@ def test_each_level_is_saved_complete_and_final_points_to_the_finest(tmp_path):
     serving = tf.saved_model.load(str(run / "level_4" / "saved_model")).signatures["serving_default"]
     np.testing.assert_allclose(serving(raw=tf.constant(raw))["rgb"], model(raw), atol=1e-6)  # same float32 ops
     assert not list(run.rglob("*.tmp")), "no temporary files left behind"
+
+
+def test_each_level_trains_and_validates_on_its_own_patch(tmp_path, monkeypatch):
+    """A preset may give levels their own crop side (the quick preset's fine levels take smaller ones)."""
+    monkeypatch.setitem(train_config.PRESETS["quick"], "schedule", {5: (3, 2, 48), 4: (3, 2, 32)})
+    crops = []
+    make_dataset = trainer.make_dataset
+    monkeypatch.setattr(trainer, "make_dataset", lambda source, split, options: (
+        crops.append((options.level, split, options.patch)) or make_dataset(source, split, options)))
+    run = tmp_path / "run"
+    train.train(tiny_config(run, patch=None))
+    assert sorted(set(crops)) == [(4, "test", 32), (4, "train", 32), (5, "test", 48), (5, "train", 48)]
+    assert [json.loads((run / f"level_{level}" / "level.json").read_text())["patch"] for level in (5, 4)] == [48, 32]
 
 
 def test_level_warm_starts_from_the_coarser_level(tmp_path):

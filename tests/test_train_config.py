@@ -30,6 +30,24 @@ def test_overrides_replace_preset_values_and_steps_apply_to_every_level():
     assert (config.lr, config.base_filters, config.levels, config.out, config.seed) == (1e-4, 8, (3, 2), "x", 0)
 
 
+def test_a_level_may_name_its_own_patch_and_the_flag_sets_every_level(monkeypatch):
+    schedule = {5: (10, 8), 0: (20, 4, 32)}
+    monkeypatch.setitem(train_config.PRESETS["quick"], "schedule", schedule)
+    config = resolve("quick", levels=(5, 0))
+    assert (config.patch_at(5), config.patch_at(0)) == (config.patch, 32) and config.patch != 32
+    flagged = resolve("quick", levels=(5, 0), patch=48)
+    assert (flagged.patch_at(5), flagged.patch_at(0)) == (48, 48)
+    with pytest.raises(ConfigError, match=r"--patch 40: .*\(level 0\)"):
+        monkeypatch.setitem(schedule, 0, (20, 4, 40))
+        resolve("quick", levels=(5, 0))
+
+
+def test_runs_from_before_per_level_patches_load_with_the_runs_patch():
+    record = resolve("quick", levels=(1,)).to_json()
+    record["schedule"] = {"1": {"steps": 5, "batch_size": 2}}
+    assert TrainConfig.from_json(record).patch_at(1) == record["patch"]
+
+
 def test_config_round_trips_through_json(tmp_path):
     config = resolve("quick", levels=(2, 1), vgg_weights="w.h5")
     assert TrainConfig.from_json(config.to_json()) == config
