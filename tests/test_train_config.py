@@ -21,7 +21,7 @@ def test_reference_preset_is_the_papers_schedule():
 def test_quick_preset_needs_no_vgg_weights_and_fits_its_patch():
     config = resolve("quick")
     assert config.loss == "lab_mse" and config.out == "runs/quick" and not config.instance_norm
-    assert config.base_filters < 32 and sum(s.steps for s in config.schedule.values()) < 5000
+    assert config.base_filters < 32 and config.patch_at(0) < config.patch_at(5)  # fine levels: more, smaller crops
 
 
 def test_overrides_replace_preset_values_and_steps_apply_to_every_level():
@@ -101,13 +101,11 @@ def test_unknown_preset_lists_the_presets():
 
 
 def test_the_mobile_arch_takes_the_presets_mobile_entry():
-    """Level 0 only, the preset's crops for it (the same number PyNET's levels see) and the mobile width."""
+    """Level 0 only, the preset's schedule for it and the mobile width; the rest as PyNET's quick preset."""
     config = resolve("quick", arch="mobile")
     pynet = resolve("quick")
     assert config.arch == "mobile" and config.levels == (0,) and config.base_filters == mobile.DEFAULT_WIDTH
-    crops = {name: sum(s.steps * s.batch_size for s in c.schedule.values()) for name, c in
-             (("mobile", config), ("pynet", pynet))}
-    assert crops["mobile"] == crops["pynet"] == 19200
+    assert config.schedule == {0: train_config.LevelSchedule(*train_config.PRESETS["quick"]["mobile"]["schedule"][0])}
     assert (config.lr, config.loss, config.patch) == (pynet.lr, pynet.loss, pynet.patch)
     assert resolve("quick", arch="mobile", base_filters=8).base_filters == 8
     assert pynet.arch == "pynet" and TrainConfig.from_json(config.to_json()) == config
