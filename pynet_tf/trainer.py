@@ -349,9 +349,10 @@ def _train_data(config: TrainConfig, level: int, source: Source, placement: Plac
     """The level's training stream. Its random crops follow (seed, level, worker, first step): a resumed level
     draws a fresh but reproducible stream, and workers of a cluster draw different crops."""
     seed = config.seed * 1_000_003 + level * 10_007 + placement.worker_index * 101 + start
-    dataset = make_dataset(
-        source, "train", PipelineOptions(level=level, patch=config.patch_at(level), batch_size=config.schedule[level].batch_size, seed=seed)
+    crops = PipelineOptions(
+        level=level, patch=config.patch_at(level), batch_size=config.schedule[level].batch_size, seed=seed
     )
+    dataset = make_dataset(source, "train", crops)
     options = tf.data.Options()
     # Each worker reads its own seeded stream rather than a shard of one: the sources are in-memory lists,
     # not files to split.
