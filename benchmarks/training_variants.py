@@ -50,6 +50,22 @@ What the two say together:
   (0.59 -> 0.67 / 0.72, 0.63 -> 0.69 / 0.72) and validation PSNR rising from the 3x teacher (+0.95, +0.34 dB).
 - Pruned to 50% while training: -0.45 / -1.29 dB validation, -0.92 / -1.67 dB held out; gzip 0.60-0.61x of dense.
 
+Measured on 2026-12-06 with a working teacher (issue 18: ``make demo DEMO=d5``'s quick PyNET, 22.75 dB
+against ground truth at 128x128, a photo), idle 2-core Intel Xeon; student and its dense twin 1200 steps of
+the quick mobile preset (``--steps 1200``, ``--teacher runs/d5``, weight 1), with ``make compare``'s runs for
+reference (d5_mobile's minutes are its resumed second half only)::
+
+    .venv/bin/python benchmarks/training_variants.py --runs runs/v_dense,runs/v_distill,runs/d5_mobile,runs/d5
+    run          trained                                        min  zeros     MB gzip MB      ms val dB PSNR vs GT   SSIM  ΔPSNR
+    v_dense      mobile w12, 1200 steps                         2.6   0.0%  0.531   0.478    4.75  23.97      23.02 0.7619  +0.00
+    v_distill    mobile w12, 1200 steps, teacher d5 x1          4.4   0.0%  0.531   0.477    4.78  23.71      23.21 0.7289  +0.19
+    d5_mobile    mobile w12, 4800 steps                         4.0   0.0%  0.531   0.478    4.77  24.89      24.68 0.8409  +1.67
+    d5           pynet w4, 1200 steps                           8.8   0.0%  2.938   2.652   79.45  22.95      22.75 0.6893  -0.27
+
+A working PyNET teacher no stronger than the student moves it by noise (+0.19 dB held out, -0.26 dB
+validation) and pulls its SSIM towards its own (0.76 -> 0.73), for 1.7x the training time: the quick PyNET
+is not a teacher for the quick mobile ISP; the mobile ISP trained 4x longer is (+1.67 dB).
+
 What the first said:
 - Pruning while training keeps most of the quality that pruning at export loses: 50% zeros cost 0.45 dB of
   validation PSNR and 0.92 dB on the held-out crops (one-shot pruning of the same network: 18.1 dB from its
