@@ -24,6 +24,9 @@ variance scale above ~4e-3 fails: 51 of 76) and MUL's input-product to output ra
 LEAKY_RELU needs input/output scale in [1/256, 128] and that times alpha (0.2) at least 1/256 in magnitude
 (four level-1 LeakyReLUs whose output shares its scale with a wider concatenation: not the norm).
 
+The tables below measured the quick model of 2026-11-25, which had instance norms and output a flat grey
+image (issue 18); the quick preset now trains without norms, and its int8 speed on the working model
+(1.05-1.12x of fp32 at width 4) is in ``benchmarks/export_fidelity.py``'s docstring.
 Measured here (AMD EPYC, AVX2 without VNNI, 2 cores shared with other jobs, load 2-3.5) on 2026-11-25,
 ``--model runs/demo1 --input-shape 64x64 --threads 2 --variants norm_float,rsqrt_float,no_norm --rounds 5``
 (the quick preset, base width 4, level 0; 6.5 min):
