@@ -186,7 +186,7 @@ def resolve(preset: str = "reference", **overrides: Any) -> TrainConfig:
     schedule = {level: LevelSchedule(*pair) for level, pair in settings["schedule"].items()}
     steps, batch_size, patch = (overrides.pop(key, None) for key in ("steps", "batch_size", "patch"))
     schedule = {
-        level: LevelSchedule(steps or s.steps, batch_size or s.batch_size, None if patch else s.patch)
+        level: LevelSchedule(steps or s.steps, batch_size or s.batch_size, None if patch is not None else s.patch)
         for level, s in schedule.items()
     }
     if patch is not None:
@@ -228,6 +228,11 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"--init {config.init!r}: choose one of {', '.join(INITIALIZATIONS)}")
     if config.strategy not in STRATEGIES:
         raise ConfigError(f"--strategy {config.strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    if config.prune is not None and not 0.0 < config.prune < 1.0:
+        raise ConfigError(f"--prune is the fraction of each kernel pruned, in (0, 1); got {config.prune}")
+    if not config.teacher_weight > 0:
+        raise ConfigError(f"--teacher-weight must be > 0, got {config.teacher_weight}")
+    spec = losses.parse_loss(config.loss)
     for level in config.levels:
         patch = config.patch_at(level)
         if not isinstance(patch, int) or patch < 1:
@@ -236,13 +241,6 @@ def validate(config: TrainConfig) -> None:
             arch.validate_input_shape(patch, patch)
         except ValueError as error:
             raise ConfigError(f"--patch {patch}: {error} (level {level})") from None
-    if config.prune is not None and not 0.0 < config.prune < 1.0:
-        raise ConfigError(f"--prune is the fraction of each kernel pruned, in (0, 1); got {config.prune}")
-    if not config.teacher_weight > 0:
-        raise ConfigError(f"--teacher-weight must be > 0, got {config.teacher_weight}")
-    spec = losses.parse_loss(config.loss)
-    for level in config.levels:
-        patch = config.patch_at(level)
         height, width = output_size(level, patch, patch)
         losses.check_loss_fits(spec.weights(level), height, width, f"level {level} at --patch {patch}")
     if not 0.0 <= config.lab_alpha <= 1.0:
