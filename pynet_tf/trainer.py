@@ -7,6 +7,7 @@ go on after a NaN loss with the last good checkpoint untouched, and log each los
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -142,11 +143,19 @@ def train_level(
         held = _grown_from(warm_start, model)
         if config.prune is not None:
             model = pruning.prunable(model, sparsity=config.prune, **prune_schedule(schedule.steps))
-        optimizer = keras.optimizers.Adam(learning_rate(config, schedule.steps))
-        if config.mixed_precision:
-            optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
-        optimizer.build(model.trainable_variables)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        hold_until = int(config.new_layers_first * schedule.steps) if held else 0
+        frozen = [v for v in model.trainable_variables if v.ref() in held] if hold_until else []
+        optimizer = _adam(config, schedule.steps)
+        optimizer.build([v for v in model.trainable_variables if v.ref() not in held] if frozen else
+                        model.trainable_variables)
+        # The grown-from layers get an Adam of their own that starts counting when they are released: with one
+        # Adam, their moments would start from zero at step hold_until while its bias correction assumes
+        # hold_until steps of history, so their first hundreds of updates would be up to 6.5x the rate (a
+        # width-8 level 4 collapsed to 5.5 dB at the release, README).
+        released = _adam(config, schedule.steps, offset=hold_until) if frozen else None
+        if released is not None:
+            released.build(frozen)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **({"released": released} if released else {}))
     manager = tf.train.CheckpointManager(
         checkpoint, str(_checkpoint_dir(run, level, placement)), max_to_keep=2, step_counter=optimizer.iterations
     )
@@ -157,12 +166,12 @@ def train_level(
     pruning_step = pruning.PruningStep(model) if config.prune is not None else None
 
     loss = Loss(parse_loss(config.loss).weights(level), vgg=vgg, lab_alpha=config.lab_alpha)
-    hold_until = int(config.new_layers_first * schedule.steps) if held else 0
     if hold_until > start:
         log.info("level %d: only the layers new at this level learn for its first %d steps", level, hold_until)
-    step_fn = _make_step(model, optimizer, loss, strategy, config.jit, config.mixed_precision,
-                         teacher=teacher, teacher_weight=config.teacher_weight,
-                         held=[v.ref() in held for v in model.trainable_variables], hold_until=hold_until)
+    make_step = functools.partial(_make_step, model, optimizer, loss, strategy, config.jit,
+                                  config.mixed_precision, teacher=teacher, teacher_weight=config.teacher_weight)
+    holding = make_step(frozen=frozen) if hold_until > start else None
+    training = make_step(frozen=frozen, released=released)
     batches = iter(strategy.experimental_distribute_dataset(_train_data(config, level, source, placement, start)))
     validation = _Validation(config, level, source, model)
     metrics_log = MetricsLog(run, level, placement.is_chief)
@@ -178,7 +187,7 @@ def train_level(
         while step < schedule.steps:
             if pruning_step is not None:
                 pruning_step(step)
-            total, terms = step_fn(next(batches))
+            total, terms = (holding if step < hold_until else training)(next(batches))
             values = {"loss": float(total), **{name: float(value) for name, value in terms.items()}}
             if not all(math.isfinite(value) for value in values.values()):
                 raise TrainingDivergedError(
@@ -250,12 +259,37 @@ def build_network(config: TrainConfig, level: int) -> keras.Model:
     )
 
 
-def learning_rate(config: TrainConfig, steps: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+def learning_rate(
+    config: TrainConfig, steps: int, offset: int = 0
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """``--lr`` held (``constant``) or decayed to 0 over the level's ``steps`` (``cosine``); a level's optimizer
-    counts its own steps, so each level starts again at ``--lr``."""
+    counts its own steps, so each level starts again at ``--lr``. An optimizer that starts ``offset`` steps
+    into the level follows the level's schedule from there."""
     if config.lr_schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=steps)
+        cosine = keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=steps)
+        return _Shifted(cosine, offset) if offset else cosine
     return config.lr
+
+
+class _Shifted(keras.optimizers.schedules.LearningRateSchedule):
+    """``schedule`` read ``offset`` steps on: the rate of an optimizer whose step 0 is the level's ``offset``."""
+
+    def __init__(self, schedule: keras.optimizers.schedules.LearningRateSchedule, offset: int) -> None:
+        self.schedule, self.offset = schedule, offset
+
+    def __call__(self, step):
+        return self.schedule(step + self.offset)
+
+    def get_config(self) -> dict:
+        return {"schedule": keras.optimizers.schedules.serialize(self.schedule), "offset": self.offset}
+
+
+def _adam(config: TrainConfig, steps: int, offset: int = 0) -> keras.optimizers.Optimizer:
+    """The level's Adam (loss-scaled under ``--mixed-precision``, which also skips non-finite steps)."""
+    optimizer = keras.optimizers.Adam(learning_rate(config, steps, offset))
+    if config.mixed_precision:
+        optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 PRUNE_UPDATES = 10
@@ -292,18 +326,21 @@ def _make_step(
     mixed: bool,
     teacher: keras.Model | None = None,
     teacher_weight: float = 1.0,
-    held: list[bool] | None = None,
-    hold_until: int = 0,
+    frozen: list[tf.Variable] | None = None,
+    released: keras.optimizers.Optimizer | None = None,
 ) -> Callable:
     """One optimizer step over a distributed batch -> (mean loss, mean terms) across replicas.
 
     The forward and backward pass is compiled with XLA under ``jit``; the update stays outside it, where the
     strategy sums the gradients of its replicas. With a ``teacher``, the objective adds ``teacher_weight``
-    times the same loss between the teacher's output and the model's (term ``teacher``). The variables marked
-    in ``held`` get zero gradients (Adam then leaves them exactly as they are) until the optimizer's step
-    ``hold_until``.
+    times the same loss between the teacher's output and the model's (term ``teacher``). ``optimizer``
+    updates every trainable variable but those in ``frozen``, which stay exactly as they are, or, given
+    ``released``, are updated by that optimizer.
     """
-    variables = model.trainable_variables
+    skipped = {v.ref() for v in frozen or ()}
+    own = [v for v in model.trainable_variables if v.ref() not in skipped]
+    others = list(frozen or ()) if released is not None else []
+    variables = own + others
     replicas = strategy.num_replicas_in_sync
 
     def gradients(raw: tf.Tensor, target: tf.Tensor):
@@ -327,10 +364,9 @@ def _make_step(
 
     def replica_step(raw: tf.Tensor, target: tf.Tensor):
         grads, total, terms = gradients(raw, target)
-        if hold_until:
-            learning = tf.cast(optimizer.iterations >= hold_until, grads[0].dtype)
-            grads = [grad * learning if hold else grad for grad, hold in zip(grads, held)]
-        optimizer.apply_gradients(zip(grads, variables))
+        optimizer.apply_gradients(zip(grads[: len(own)], own))
+        if others:
+            released.apply_gradients(zip(grads[len(own):], others))
         return total, terms
 
     @tf.function
@@ -422,12 +458,18 @@ def export_level(model: keras.Model, config: TrainConfig, level: int, run: RunDi
     """
     plain = build_network(config, level)
     plain.set_weights(model.get_weights())
-    atomic.write_with(run.model_file(level), lambda path: plain.save(path))
+    save_level(plain, level, run, record)
+
+
+def save_level(model: keras.Model, level: int, run: RunDir, record: dict) -> None:
+    """Write a float32 ``model`` as ``run``'s ``level``: ``model.keras``, ``saved_model/``, then ``level.json``
+    (last: a level with its record is complete). Trained and imported levels (``import_official``) alike."""
+    atomic.write_with(run.model_file(level), lambda path: model.save(path))
 
     spec = tf.TensorSpec((None, None, None, 4), tf.float32, name="raw")
     module = tf.Module()
-    module.model = plain
-    module.serve = tf.function(lambda raw: {"rgb": plain(raw, training=False)}, input_signature=[spec])
+    module.model = model
+    module.serve = tf.function(lambda raw: {"rgb": model(raw, training=False)}, input_signature=[spec])
     atomic.write_with(
         run.saved_model(level),
         lambda path: tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve}),
