@@ -187,7 +187,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...
         ("--data", dict(default="samples", help="samples (default) | zrr:DIR | pairs:DIR | photos:DIR")),
         ("--levels", dict(type=_levels, help="a range such as 5-0 (default) or one level")),
         ("--preset", dict(default="reference", choices=list(train_config.PRESETS),
-                          help="reference: the paper's schedule; quick: minutes on a CPU (default: reference)")),
+                          help="reference: the paper's schedule; quick: minutes on a CPU; cpu: an hour on a "
+                               "CPU (default: reference)")),
         ("--arch", dict(choices=list(ARCHITECTURES), help="network: pynet (default) | mobile (pynet_tf/mobile.py)")),
         ("--base-filters", dict(type=int, help="width: PyNET's level 1 (paper: 32); the mobile ISP's full "
                                                f"resolution (default {mobile.DEFAULT_WIDTH})")),

@@ -24,6 +24,21 @@ def test_quick_preset_needs_no_vgg_weights_and_fits_its_patch():
     assert config.base_filters < 32 and config.patch_at(0) < config.patch_at(5)  # fine levels: more, smaller crops
 
 
+def test_cpu_preset_is_the_quick_one_wider_and_longer():
+    """An hour on a CPU buys width and steps at every level; everything else is the quick preset's."""
+    quick, cpu = resolve("quick"), resolve("cpu")
+    assert cpu.base_filters == 2 * quick.base_filters and cpu.out == "runs/cpu"
+    for level in quick.levels:
+        assert cpu.patch_at(level) == quick.patch_at(level)
+        assert cpu.schedule[level].batch_size == quick.schedule[level].batch_size
+        assert cpu.schedule[level].steps >= 2 * quick.schedule[level].steps
+    same = ("loss", "lr", "lr_schedule", "init", "instance_norm", "new_layers_first", "patch")
+    assert {key: getattr(cpu, key) for key in same} == {key: getattr(quick, key) for key in same}
+    mobile_quick, mobile_cpu = resolve("quick", arch="mobile"), resolve("cpu", arch="mobile")
+    assert mobile_cpu.schedule[0].steps > mobile_quick.schedule[0].steps
+    assert mobile_cpu.base_filters == mobile_quick.base_filters
+
+
 def test_overrides_replace_preset_values_and_steps_apply_to_every_level():
     config = resolve("reference", steps=7, batch_size=3, lr=1e-4, base_filters=8, levels=(3, 2), out="x", seed=None)
     assert set(config.schedule.values()) == {LevelSchedule(7, 3)}
@@ -95,9 +110,9 @@ def test_bad_values_fail_before_training_naming_the_flag(overrides, error, messa
 
 
 def test_unknown_preset_lists_the_presets():
-    with pytest.raises(ConfigError, match="reference, quick"):
+    with pytest.raises(ConfigError, match="reference, quick, cpu"):
         resolve("fast")
-    assert set(train_config.PRESETS) == {"reference", "quick"}
+    assert set(train_config.PRESETS) == {"reference", "quick", "cpu"}
 
 
 def test_the_mobile_arch_takes_the_presets_mobile_entry():
