@@ -29,9 +29,10 @@ class Architecture:
     default_width: int
     """``--base-filters`` when neither the flag nor the preset sets it for this network."""
     build: Callable[..., keras.Model]
-    """``(level, width, *, init, instance_norm) -> model`` taking packed inputs of any valid size; ``init``
-    names PyNET's kernel initialisation (``model.INITIALIZATIONS``) and ``instance_norm`` switches its
-    normalised levels; the mobile ISP has neither (He-normal kernels, no norms)."""
+    """``(level, width, *, init, instance_norm, instance_norm_level_1) -> model`` taking packed inputs of any
+    valid size; ``init`` names PyNET's kernel initialisation (``model.INITIALIZATIONS``), ``instance_norm``
+    switches its normalised levels (2-5) and ``instance_norm_level_1`` level 1's; the mobile ISP has none of
+    them (He-normal kernels, no norms)."""
     validate_input_shape: shapes.ShapeCheck
     """Raises ``shapes.InputShapeError`` for a packed H x W the network cannot take."""
     downsampling: int
@@ -41,8 +42,10 @@ class Architecture:
     told apart (``of_keras``)."""
 
 
-def _pynet(level: int, width: int, *, init: str, instance_norm: bool) -> keras.Model:
-    return build_pynet(level, base_filters=width, init=init, instance_norm=instance_norm)
+def _pynet(level: int, width: int, *, init: str, instance_norm: bool, instance_norm_level_1: bool = False
+           ) -> keras.Model:
+    return build_pynet(level, base_filters=width, init=init, instance_norm=instance_norm,
+                       instance_norm_level_1=instance_norm_level_1)
 
 
 def _mobile(level: int, width: int, **_ignored) -> keras.Model:

@@ -229,7 +229,7 @@ def import_official(path: str | Path, out: str | Path, levels: tuple[int, ...] =
     checkpoint = read_checkpoint(path)
     network = load_network(checkpoint)
     config = train_config.resolve("reference", levels=levels, base_filters=BASE_FILTERS, instance_norm=True,
-                                  out=str(out))
+                                  instance_norm_level_1=checkpoint.instance_norm_level_1, out=str(out))
     with atomic.atomic_path(out, directory=True) as folder:
         run = RunDir(folder)
         atomic.write_json(run.config, {"config": config.to_json(), "imported": checkpoint.provenance(),

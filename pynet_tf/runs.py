@@ -8,8 +8,9 @@
         checkpoints/         tf.train.CheckpointManager: model, optimizer (and its step); resume point
         model.keras          the trained level (float32, loads with ``load_model``)
         saved_model/         the same as an export-ready SavedModel: signature serving_default, raw -> rgb
-        level.json           written last: the level is complete (steps, validation, warm start; or the
-                             official checkpoint it was imported from, ``pynet_tf.import_official``)
+        level.json           written last: the level is complete (network, steps, validation, the run
+                             ``--init`` started it from if any; or the official checkpoint it was imported
+                             from, ``pynet_tf.import_official``)
       final -> level_K       the finest level trained so far
 """
 

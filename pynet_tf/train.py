@@ -5,6 +5,11 @@ ISP, which has one level).
     python -m pynet_tf.train --preset quick --arch mobile --teacher runs/big   # mobile ISP, distilled
     python -m pynet_tf.train --data zrr:/data/zrr --vgg-weights vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5
     python -m pynet_tf.train --data zrr:/data/zrr --levels 2-0 --loss lab_vgg --strategy mirrored
+    python -m pynet_tf.train --init runs/official --levels 0 --loss lab_vgg --data zrr:/data/zrr --out runs/tuned
+
+``--init RUN`` fine-tunes: the first level trained starts from RUN's weights of that level (a trained run, or
+one ``pynet_tf.import_official`` wrote from the official PyNET's checkpoint), and the network's width and norms
+are RUN's unless a flag asks otherwise, which is refused before anything trains.
 
 Running the same command again continues where it stopped (level, step and optimizer state). Ctrl-C saves a
 checkpoint and exits. The run folder's layout is described in ``pynet_tf.runs``.
@@ -34,13 +39,14 @@ from pynet_tf.model import INITIALIZATIONS
 from pynet_tf.runs import RunDir
 from pynet_tf.shapes import InputShapeError, nearest_valid_size
 from pynet_tf.train_config import ConfigError, TrainConfig
-from pynet_tf.trainer import TrainingDivergedError, TrainingInterrupted, export_level, stop_requests, train_level
+from pynet_tf.trainer import (TrainingDivergedError, TrainingInterrupted, checkpoint_to_resume, export_level,
+                              stop_requests, train_level)
 from pynet_tf.vgg import VggWeightsError, load_vgg_features
 
 log = logging.getLogger("pynet_tf.train")
 
 # Fields that shape the network: a run folder cannot continue under different values.
-_MODEL_FIELDS = ("arch", "base_filters", "instance_norm", "prune")
+_MODEL_FIELDS = ("arch", "base_filters", "instance_norm", "instance_norm_level_1", "prune")
 
 
 def train(config: TrainConfig) -> Path:
@@ -49,6 +55,8 @@ def train(config: TrainConfig) -> Path:
     keras.utils.set_random_seed(config.seed)
     run = RunDir(config.out)
     _check_resumable(run, config)
+    init = None if config.init_from is None else train_config.check_init(config)
+    initial = None if init is None else init.provenance(config.levels[0])  # what level.json records as "init"
     source = parse_source(config.data)
     teacher = _teacher(config)
     with placement.strategy.scope():
@@ -57,6 +65,7 @@ def train(config: TrainConfig) -> Path:
         "config": config.to_json(),
         "vgg": getattr(vgg, "source", None),
         "teacher": None if teacher is None else str(runs.resolve_model_path(config.teacher)),
+        "init": initial,
         "warnings": _warnings(config, vgg),
         "strategy": placement.name,
         "replicas": placement.replicas,
@@ -73,21 +82,29 @@ def train(config: TrainConfig) -> Path:
                 print(f"level {level}: already trained ({run.level_record(level)}), skipping")
                 previous = None  # loaded only if a level after it still needs training
                 continue
-            if previous is None:
-                previous = _completed_model(run, level + 1)
-            previous_psnr = _validation_psnr(run, level + 1) if previous is not None else None
-            if previous is None and level + 1 in architecture(config.arch).levels:
-                log.warning(
-                    "level %d starts from random weights: level %d is not trained in %s", level, level + 1, run.root
-                )
+            from_init = init is not None and level == config.levels[0]
+            if from_init:  # RUN's weights of this level, unless the level resumes from its own checkpoints
+                resumes = checkpoint_to_resume(run, level, placement) is not None
+                previous = None if resumes else runs.load_model(RunDir(init.path).level_dir(level))
+                previous_psnr = _init_psnr(init, level, config)
+            else:
+                if previous is None:
+                    previous = _completed_model(run, level + 1)
+                previous_psnr = _validation_psnr(run, level + 1) if previous is not None else None
+                if previous is None and level + 1 in architecture(config.arch).levels:
+                    log.warning("level %d starts from random weights: level %d is not trained in %s", level,
+                                level + 1, run.root)
             started = time.time()
             result = train_level(config, level, placement, run, source, vgg, previous, stop_requested, teacher,
-                                 previous_psnr)
+                                 previous_psnr, from_init=from_init)
             if placement.is_chief:
                 export_level(result.model, config, level, run, {
                     "level": level,
                     "arch": config.arch,
                     "base_filters": config.base_filters,
+                    "instance_norm": config.instance_norm,
+                    "instance_norm_level_1": config.instance_norm_level_1,
+                    **({"init": initial} if initial is not None else {}),
                     "steps": result.steps,
                     "batch_size": config.schedule[level].batch_size,
                     "patch": config.patch_at(level),
@@ -170,6 +187,14 @@ def _validation_psnr(run: RunDir, level: int) -> float | None:
     return runs.level_record(run.level_dir(level)).get("validation", {}).get("psnr")
 
 
+def _init_psnr(init: train_config.InitRun, level: int, config: TrainConfig) -> float | None:
+    """The ``--init`` level's final validation PSNR, what the collapse guard compares with when it was scored
+    on the same ``--data``; None otherwise (an imported level, or other data: its PSNR says nothing here)."""
+    record = init.records[level]
+    same_data = record.get("config", {}).get("data") == config.data
+    return (record.get("validation") or {}).get("psnr") if same_data else None
+
+
 def _scores(scores: dict) -> str:
     return ", ".join(f"{name} {value:.4f}" for name, value in scores.items() if value is not None)
 
@@ -192,10 +217,18 @@ def add_training_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...
         ("--arch", dict(choices=list(ARCHITECTURES), help="network: pynet (default) | mobile (pynet_tf/mobile.py)")),
         ("--base-filters", dict(type=int, help="width: PyNET's level 1 (paper: 32); the mobile ISP's full "
                                                f"resolution (default {mobile.DEFAULT_WIDTH})")),
-        ("--init", dict(choices=list(INITIALIZATIONS), help="PyNET's kernel initialisation: reference (std 0.01, "
-                                                            "the paper's) or he (scaled to each layer's fan-in)")),
+        ("--kernel-init", dict(dest="init", choices=list(INITIALIZATIONS),
+                               help="PyNET's kernel initialisation: reference (std 0.01, the paper's) or he "
+                                    "(scaled to each layer's fan-in)")),
         ("--instance-norm", dict(action=argparse.BooleanOptionalAction, default=None,
                                  help="PyNET's instance norms in levels 2-5 (the paper's; off in the quick preset)")),
+        ("--instance-norm-level-1", dict(action=argparse.BooleanOptionalAction, default=None,
+                                         help="instance norms in level 1's 9x9 blocks too (an option of the "
+                                              "official code; off by default)")),
+        ("--init", dict(dest="init_from", metavar="RUN",
+                        help="fine-tune: the first level trained starts from RUN's weights of that level (a run "
+                             "of the same network, e.g. one pynet_tf.import_official wrote); width and norms "
+                             "default to RUN's")),
         ("--loss", dict(help=f"a preset ({', '.join(losses.PRESETS)}) or term=weight,... ({', '.join(losses.TERMS)})")),
         ("--lab-alpha", dict(type=float, help=f"weight of MS-SSIM in the LAB loss (default {losses.LAB_ALPHA})")),
         ("--vgg-weights", dict(help="VGG-19 weights: Keras' *_notop.h5 or MatConvNet's imagenet-vgg-verydeep-19.mat")),

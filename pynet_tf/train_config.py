@@ -20,6 +20,7 @@ from pynet_tf import losses
 from pynet_tf.architectures import ARCHITECTURES, ArchitectureError, architecture
 from pynet_tf.architectures import DEFAULT as DEFAULT_ARCH
 from pynet_tf.model import INITIALIZATIONS
+from pynet_tf.runs import RunDir
 from pynet_tf.shapes import LEVELS, check_level, output_size
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")
@@ -108,9 +109,17 @@ class TrainConfig:
     """Coarsest first: each level warm-starts from the one before it."""
     base_filters: int = 32
     init: str = "reference"
-    """PyNET's kernel initialisation (``model.INITIALIZATIONS``): the reference's std 0.01, or He's."""
+    """PyNET's kernel initialisation (``model.INITIALIZATIONS``, flag ``--kernel-init``): the reference's std
+    0.01, or He's."""
     instance_norm: bool = True
     """PyNET's instance norms in levels 2-5 (the reference's); they remove each crop's absolute colour."""
+    instance_norm_level_1: bool = False
+    """Instance norms in level 1's 9x9 blocks too: an option of the official code (its checkpoints of that
+    variant have 501 variables, ``import_official``), off in the paper's model."""
+    init_from: str | None = None
+    """``--init RUN``: a run of the same network (``NETWORK_FIELDS``) whose trained weights of the first level
+    in ``levels`` that level starts from, every layer (fine-tuning; ``check_init``). Later levels warm-start
+    from the level before them, as without it."""
     loss: str = "pynet"
     lab_alpha: float = losses.LAB_ALPHA
     vgg_weights: str | None = None
@@ -177,11 +186,62 @@ def parse_levels(text: str) -> tuple[int, ...]:
     return tuple(range(high, low - 1, -1))
 
 
+NETWORK_FIELDS = {"arch": "--arch", "base_filters": "--base-filters", "instance_norm": "--instance-norm",
+                  "instance_norm_level_1": "--instance-norm-level-1"}
+"""The fields that say which network a run is, and their flags: ``--init RUN`` takes them from RUN where no
+flag sets them, and refuses a flag that asks for another value."""
+
+
+@dataclass(frozen=True)
+class InitRun:
+    """The run ``--init`` names, as its level records describe it."""
+
+    path: Path
+    """Resolved."""
+    records: dict[int, dict]
+    """Its completed levels' ``level.json`` records, by level."""
+
+    def network(self, level: int | None = None) -> dict[str, Any]:
+        """``NETWORK_FIELDS``' values of ``level`` (default: its finest), as recorded: the record's own (an
+        imported level's), its training config's, or for runs from before a field existed, its default."""
+        record = self.records[min(self.records) if level is None else level]
+        return {name: record.get(name, record.get("config", {}).get(name, getattr(TrainConfig, name)))
+                for name in NETWORK_FIELDS}
+
+    def provenance(self, level: int) -> dict[str, Any]:
+        """What a run started from it records (``init`` in config.json and level.json): the run, the level,
+        and where that level came from (an official checkpoint, or another ``--init``) if it says."""
+        record = self.records[level]
+        return {"run": str(self.path), "level": level, **{key: record[key] for key in ("imported", "init")
+                                                          if record.get(key) is not None}}
+
+
+def init_run(path: str | Path) -> InitRun:
+    """The run folder ``--init`` names, with its completed levels; ``ConfigError`` if it holds none."""
+    run = RunDir(Path(path).expanduser().resolve())
+    if not run.root.is_dir():
+        raise ConfigError(f"--init {path}: no such run folder; pass a run written by pynet_tf.train or "
+                          "pynet_tf.import_official (runs/NAME)")
+    records = {level: json.loads(run.level_record(level).read_text()) for level in LEVELS if run.completed(level)}
+    if not records:
+        hint = (f" ({path} is a level folder: pass its run, {run.root.parent})"
+                if (run.root / "level.json").is_file() else "")
+        raise ConfigError(f"--init {path}: holds no trained level{hint}; pass a run folder written by "
+                          "pynet_tf.train or pynet_tf.import_official (runs/NAME)")
+    return InitRun(run.root, records)
+
+
 def resolve(preset: str = "reference", **overrides: Any) -> TrainConfig:
     """The preset's values, then every override that is not None; ``steps`` / ``batch_size`` / ``patch``
-    apply to all levels. Checks the result (see ``validate``)."""
+    apply to all levels. With ``init_from`` (``--init RUN``), the network fields no override sets are RUN's.
+    Checks the result (see ``validate``)."""
     if preset not in PRESETS:
         raise ConfigError(f"--preset {preset!r}: presets are {', '.join(PRESETS)}")
+    if overrides.get("init_from") is not None:
+        init = init_run(overrides["init_from"])
+        asked = overrides.get("levels")
+        network = init.network(asked[0] if asked and asked[0] in init.records else None)
+        overrides |= {name: value for name, value in network.items() if overrides.get(name) is None}
     arch_name = overrides.get("arch") or DEFAULT_ARCH
     try:
         arch = architecture(arch_name)
@@ -235,7 +295,7 @@ def validate(config: TrainConfig) -> None:
     if config.lr_schedule not in LR_SCHEDULES:
         raise ConfigError(f"--lr-schedule {config.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
     if config.init not in INITIALIZATIONS:
-        raise ConfigError(f"--init {config.init!r}: choose one of {', '.join(INITIALIZATIONS)}")
+        raise ConfigError(f"--kernel-init {config.init!r}: choose one of {', '.join(INITIALIZATIONS)}")
     if config.strategy not in STRATEGIES:
         raise ConfigError(f"--strategy {config.strategy!r}: choose one of {', '.join(STRATEGIES)}")
     if config.prune is not None and not 0.0 < config.prune < 1.0:
@@ -255,3 +315,39 @@ def validate(config: TrainConfig) -> None:
         losses.check_loss_fits(spec.weights(level), height, width, f"level {level} at --patch {patch}")
     if not 0.0 <= config.lab_alpha <= 1.0:
         raise ConfigError(f"--lab-alpha must be in [0, 1], got {config.lab_alpha}")
+    if config.init_from is not None:
+        check_init(config)
+
+
+def check_init(config: TrainConfig) -> InitRun:
+    """``--init RUN`` fits ``config``: RUN is the same network (``NETWORK_FIELDS``) and has trained the first
+    level the config trains, and is not its ``--out``. Returns RUN."""
+    init = init_run(config.init_from)
+    first = config.levels[0]
+    network = init.network(first if first in init.records else None)
+    for name, flag in NETWORK_FIELDS.items():
+        theirs, ours = network[name], getattr(config, name)
+        if theirs != ours:
+            raise ConfigError(
+                f"--init {config.init_from} is a network of {name}={theirs}, but this run asks for "
+                f"{name}={ours} ({_flag(flag, ours)}): leave {flag} out to take the run's value, or --init a "
+                f"run of {name}={ours}"
+            )
+    if first not in init.records:
+        have = ", ".join(map(str, sorted(init.records, reverse=True)))
+        raise ConfigError(
+            f"--init {config.init_from} has no trained level {first} to start level {first} from (it has "
+            f"level{'s' if len(init.records) > 1 else ''} {have}): start --levels at one of those, or --init a "
+            f"run with level {first}"
+        )
+    if Path(config.out).expanduser().resolve() == init.path:
+        raise ConfigError(f"--init {config.init_from} and --out {config.out} are the same run: fine-tune into "
+                          "another --out")
+    return init
+
+
+def _flag(flag: str, value: Any) -> str:
+    """How ``flag`` sets ``value`` on the command line: ``--base-filters 4``, ``--no-instance-norm``."""
+    if isinstance(value, bool):
+        return flag if value else f"--no-{flag.removeprefix('--')}"
+    return f"{flag} {value}"

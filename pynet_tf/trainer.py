@@ -126,24 +126,31 @@ def train_level(
     stop_requested: Callable[[], bool],
     teacher: keras.Model | None = None,
     warm_start_psnr: float | None = None,
+    from_init: bool = False,
 ) -> LevelResult:
     """Train ``level`` to its scheduled steps, resuming from its checkpoints if there are any; with a
     ``teacher`` (a trained model of the same level), the loss also fits its outputs (``config.teacher_weight``).
+
+    ``warm_start`` is the coarser level this one grows from (its layers held for ``config.new_layers_first``
+    of the steps), or with ``from_init`` this level's own trained weights (``--init RUN``): every layer is
+    copied, checked to be, and none is held, as nothing is new.
 
     Every validation is checked by ``health.problem`` against ``warm_start_psnr`` (the final validation PSNR
     of the level it grew from): a flat or collapsed output is logged once and noted in metrics.jsonl; the
     final validation's verdict is the result's ``problem``."""
     schedule = config.schedule[level]
     strategy = placement.strategy
-    resuming = tf.train.latest_checkpoint(str(_checkpoint_dir(run, level, placement)))
+    resuming = checkpoint_to_resume(run, level, placement)
     with _precision(config.mixed_precision), strategy.scope():
         model = build_network(config, level)
         if warm_start is not None and not resuming:  # by layer name: before pruning wraps (and renames) them
-            log.info("level %d: %s", level, transfer_weights(warm_start, model))
-        held = _grown_from(warm_start, model)
+            log.info("level %d: %s", level, _transfer(warm_start, model, config if from_init else None))
+        held = set() if from_init else _grown_from(warm_start, model)
         if config.prune is not None:
             model = pruning.prunable(model, sparsity=config.prune, **prune_schedule(schedule.steps))
-        hold_until = int(config.new_layers_first * schedule.steps) if held else 0
+        # a hold needs layers to learn meanwhile: with none new, its steps would never count (nothing applied)
+        new = any(v.ref() not in held for v in model.trainable_variables)
+        hold_until = int(config.new_layers_first * schedule.steps) if held and new else 0
         frozen = [v for v in model.trainable_variables if v.ref() in held] if hold_until else []
         optimizer = _adam(config, schedule.steps)
         optimizer.build([v for v in model.trainable_variables if v.ref() not in held] if frozen else
@@ -231,6 +238,29 @@ def train_level(
     return LevelResult(model, scores, schedule.steps, problem)
 
 
+def checkpoint_to_resume(run: RunDir, level: int, placement: Placement) -> str | None:
+    """The latest checkpoint of ``level`` this process resumes from, or None: the level starts afresh."""
+    return tf.train.latest_checkpoint(str(_checkpoint_dir(run, level, placement)))
+
+
+def _transfer(warm_start: keras.Model, model: keras.Model, init: TrainConfig | None):
+    """``transfer_weights``; for ``--init`` (``init``: the config) every layer of ``model``, and no other, must
+    be there at its shape: a ``ConfigError`` naming ``--init`` otherwise, before any step."""
+    try:
+        report = transfer_weights(warm_start, model)
+    except ValueError as error:
+        if init is None:
+            raise
+        raise ConfigError(f"--init {init.init_from}: {error}") from None
+    if init is not None and (report.new or report.dropped):
+        raise ConfigError(
+            f"--init {init.init_from}: its level has other layers than this run's network (missing: "
+            f"{', '.join(report.new) or 'none'}; extra: {', '.join(report.dropped) or 'none'}): --init a run of "
+            "the same network (--arch, --base-filters, --instance-norm, --instance-norm-level-1)"
+        )
+    return report
+
+
 def _grown_from(warm_start: keras.Model | None, model: keras.Model) -> set:
     """References to ``model``'s variables in the layers a warm start from ``warm_start`` copies, taken before
     pruning wraps the layers (their variables stay)."""
@@ -255,7 +285,8 @@ def _check_health(level: int, step: int, scores: dict[str, float | None], warm_s
 def build_network(config: TrainConfig, level: int) -> keras.Model:
     """The run's network at ``level``, as the config describes it (architecture, width, init, norms)."""
     return architecture(config.arch).build(
-        level, config.base_filters, init=config.init, instance_norm=config.instance_norm
+        level, config.base_filters, init=config.init, instance_norm=config.instance_norm,
+        instance_norm_level_1=config.instance_norm_level_1,
     )
 
 

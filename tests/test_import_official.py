@@ -6,7 +6,6 @@ regenerates every value and the official graph's six outputs for those values. A
 and values is written once per module (47.5M values, seconds) and imported at the paper's width 32.
 """
 
-import csv
 import hashlib
 import json
 import os
@@ -20,6 +19,9 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from model_fixtures import OFFICIAL as FIXTURE
+from model_fixtures import official_checkpoint, official_table, save_checkpoint
+from model_fixtures import official_fill as fill
 from pynet_tf import import_official as importer
 from pynet_tf import runs
 from pynet_tf.architectures import of_model
@@ -27,7 +29,6 @@ from pynet_tf.import_official import OfficialCheckpointError, official_key, offi
 from pynet_tf.model import build_pynet
 from pynet_tf.shapes import LEVELS
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "data" / "pynet_official"
 # float32 outputs of the same graph through other kernels (oneDNN here, the official TF1 run there) and
 # summation orders: measured at most 1.6e-5 per level when the fixture was made. Wrong mappings (scale and
 # shift swapped, up_a/up_b swapped, flipped kernels) miss by 0.03-0.9, so 1e-4 tells them apart with room.
@@ -38,32 +39,6 @@ WEIGHTS = ("kernel", "bias", "shift", "scale")
 """The layer attributes official variables load into (``official_variables``)."""
 
 pytestmark = pytest.mark.skipif(not FIXTURE.is_dir(), reason=f"shared fixture {FIXTURE} is not there")
-
-
-def fill(index: int, shape: tuple[int, ...], kind: str) -> np.ndarray:
-    """The fixture README's fill rule: variable ``index``'s value from its shape and kind."""
-    rng = np.random.default_rng(1000 + index)
-    if kind == "conv_kernel":
-        k, _, fan_in, out = shape
-        value = rng.normal(0, (0.5 if out == 3 else 1.0) * np.sqrt(2 / (k * k * fan_in)), shape)
-    elif kind == "tconv_kernel":
-        value = rng.normal(0, np.sqrt(2 / (shape[0] * shape[1] * shape[3])), shape)
-    elif kind == "conv_bias":
-        value = rng.normal(0, 0.05, shape)
-    elif kind == "inorm_scale":
-        value = 1 + 0.1 * rng.normal(size=shape)
-    else:
-        assert kind == "inorm_shift", kind
-        value = 0.1 * rng.normal(size=shape)
-    return value.astype(np.float32)
-
-
-def save_checkpoint(prefix: Path, values: dict[str, np.ndarray]) -> Path:
-    """A TF1-style name-based checkpoint (``prefix.index`` + data), as ``tf.compat.v1.train.Saver`` writes."""
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=list(values), shape_and_slices=[""] * len(values),
-                      tensors=list(values.values()))
-    return prefix
 
 
 def kinds(network: keras.Model, instance_norm_level_1: bool) -> list[tuple[tuple[int, ...], str]]:
@@ -80,8 +55,7 @@ def kinds(network: keras.Model, instance_norm_level_1: bool) -> list[tuple[tuple
 
 @pytest.fixture(scope="module")
 def table() -> list[dict]:
-    with (FIXTURE / "variables.tsv").open() as file:
-        return list(csv.DictReader(file, delimiter="\t"))
+    return official_table()
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +66,8 @@ def golden():
 @pytest.fixture(scope="module")
 def official(tmp_path_factory, table) -> Path:
     """The fixture's checkpoint, alone in its folder: ``.../pynet_level_0.ckpt``."""
-    values = {row["name"]: fill(int(row["index"]), tuple(map(int, row["shape"].split("x"))), row["kind"])
-              for row in table}
-    prefix = save_checkpoint(tmp_path_factory.mktemp("official") / "pynet_level_0.ckpt", values)
-    assert [name for name, _ in tf.train.list_variables(str(prefix))] == sorted(values)
+    prefix = official_checkpoint(tmp_path_factory.mktemp("official"), table)
+    assert [name for name, _ in tf.train.list_variables(str(prefix))] == sorted(row["name"] for row in table)
     return prefix
 
 
@@ -185,7 +157,8 @@ def test_the_cli_writes_a_run_the_project_loads(official, golden, tmp_path, caps
     files = [Path(f"{official}.index"), Path(f"{official}.data-00000-of-00001")]
     assert record["imported"]["checkpoint"] == str(official) and record["imported"]["sha256"] == {
         file.name: hashlib.sha256(file.read_bytes()).hexdigest() for file in files}
-    assert json.loads((run / "config.json").read_text())["config"]["base_filters"] == 32
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert (config["base_filters"], config["instance_norm"], config["instance_norm_level_1"]) == (32, True, False)
 
     model = runs.load_model(run)  # final -> level_5/model.keras
     assert runs.RunDir(run).completed(5) and runs.model_level(model) == 5 and of_model(run, model).name == "pynet"

@@ -15,7 +15,10 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from model_fixtures import OFFICIAL, official_checkpoint
 from pynet_tf import runs, train, train_config, trainer
+from pynet_tf.data.sources import parse_source
+from pynet_tf.import_official import import_official
 from pynet_tf.mobile import build_mobile
 from pynet_tf.model import build_pynet
 from pynet_tf.train_config import resolve
@@ -191,7 +194,8 @@ def test_mixed_precision_trains_in_float16_and_saves_float32(tmp_path):
 
 @pytest.mark.parametrize(
     "change, message",
-    [({"base_filters": 4}, "base_filters=2, not 4"), ({"instance_norm": False}, "instance_norm=True, not False")],
+    [({"base_filters": 4}, "base_filters=2, not 4"), ({"instance_norm": False}, "instance_norm=True, not False"),
+     ({"instance_norm_level_1": True}, "instance_norm_level_1=False, not True")],
 )
 def test_another_network_cannot_continue_a_run(tmp_path, change, message):
     run = tmp_path / "run"
@@ -204,6 +208,139 @@ def test_another_network_cannot_continue_a_run(tmp_path, change, message):
 def test_the_network_has_the_norms_the_config_asks_for(instance_norm):
     model = trainer.build_network(resolve("quick", instance_norm=instance_norm), 2)
     assert any(type(layer).__name__ == "InstanceNorm" for layer in model.layers) == instance_norm
+
+
+@pytest.mark.parametrize("instance_norm_level_1", [True, False])
+def test_the_network_has_a_level_1_norm_if_the_config_asks_for_it(instance_norm_level_1):
+    model = trainer.build_network(resolve("quick", instance_norm_level_1=instance_norm_level_1), 1)
+    level_1_norms = [layer.name for layer in model.layers
+                     if type(layer).__name__ == "InstanceNorm" and layer.name.startswith("l1_")]
+    assert bool(level_1_norms) == instance_norm_level_1
+
+
+# One Adam step at lr 1e-12 moves a weight by about 1e-12 (Adam's first step is lr * sign(gradient)), far under
+# 1e-9; a start from other weights (random, or another level's) is off by 1e-3 or more.
+ONE_TINY_STEP = 1e-9
+
+
+def assert_same_weights(expected: keras.Model, actual: keras.Model, names: list[str] | None = None) -> None:
+    names = names or [layer.name for layer in expected.layers if layer.weights]
+    assert names
+    for name in names:
+        for before, after in zip(expected.get_layer(name).get_weights(), actual.get_layer(name).get_weights(),
+                                 strict=True):
+            np.testing.assert_allclose(after, before, atol=ONE_TINY_STEP, rtol=0, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def source_run(tmp_path_factory) -> Path:
+    """A tiny trained run with level 5 only (width 2, instance norms): what --init starts from."""
+    run = tmp_path_factory.mktemp("init") / "source"
+    train.train(tiny_config(run, levels=(5,)))
+    return run
+
+
+def test_init_starts_from_the_runs_weights_and_later_levels_warm_start_as_usual(tmp_path, source_run):
+    """Level 5 starts from every layer of the source's level 5; level 4 (which the source lacks) grows from the
+    level 5 this command trained, as without --init."""
+    tuned = tmp_path / "tuned"
+    train.train(tiny_config(tuned, levels=(5, 4), init_from=str(source_run), lr=1e-12, steps=1))
+    source, level5, level4 = (runs.load_model(path) for path in (source_run, tuned / "level_5", tuned / "level_4"))
+    assert_same_weights(source, level5)
+    assert_same_weights(level5, level4, [layer.name for layer in level5.layers
+                                         if layer.weights and layer.name != "l5_out_conv"])
+    expected = {"run": str(source_run.resolve()), "level": 5}
+    record = json.loads((tuned / "config.json").read_text())
+    assert record["init"] == expected and record["config"]["init_from"] == str(source_run)
+    for level in (5, 4):
+        assert json.loads((tuned / f"level_{level}" / "level.json").read_text())["init"] == expected
+
+
+def test_init_holds_no_layer_as_every_one_is_trained(tmp_path, source_run):
+    """--new-layers-first holds the layers a level grew from; from --init nothing is new, so nothing is held:
+    every layer has moved after the first step."""
+    config = tiny_config(tmp_path / "tuned", levels=(5,), init_from=str(source_run), steps=2, checkpoint_every=1,
+                         new_layers_first=0.5)
+    train.train(config)
+    at_step_1 = trainer.build_network(config, 5)
+    tf.train.Checkpoint(model=at_step_1).restore(
+        str(tmp_path / "tuned" / "level_5" / "checkpoints" / "ckpt-1")).expect_partial()
+    source = runs.load_model(source_run)
+    for layer in source.layers:
+        for before, after in zip(layer.get_weights(), at_step_1.get_layer(layer.name).get_weights(), strict=True):
+            assert np.abs(after - before).max() > 0, layer.name
+
+
+def test_an_interrupted_init_level_resumes_from_its_own_checkpoint(tmp_path, source_run, monkeypatch, caplog):
+    """The --init weights are only the start: the same command continues from the level's checkpoint, and
+    does not even load the source again."""
+    config = tiny_config(tmp_path / "tuned", levels=(5,), init_from=str(source_run), steps=4,
+                         checkpoint_every=100, validate_every=100)
+    monkeypatch.setattr(train, "stop_requests", lambda: stop_after(2))
+    with pytest.raises(trainer.TrainingInterrupted, match="level 5, step 2/4"):
+        train.train(config)
+    monkeypatch.undo()
+    loaded = []
+    load_model = runs.load_model
+    monkeypatch.setattr(runs, "load_model", lambda path: loaded.append(path) or load_model(path))
+    caplog.set_level("INFO", logger="pynet_tf.trainer")
+    train.train(config)
+    assert "resumed from" in caplog.text and "at step 2" in caplog.text and loaded == []
+    assert [r["step"] for r in records(tmp_path / "tuned", "train", 5)] == [4]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"arch": "mobile", "levels": None}, r"arch=pynet, but this run asks for arch=mobile \(--arch mobile\)"),
+        ({"base_filters": 4}, r"base_filters=2, but this run asks for base_filters=4 \(--base-filters 4\)"),
+        ({"instance_norm": False}, r"instance_norm=True, but .* instance_norm=False \(--no-instance-norm\)"),
+        ({"instance_norm_level_1": True},
+         r"instance_norm_level_1=False, but .* instance_norm_level_1=True \(--instance-norm-level-1\)"),
+        ({"levels": (4,)}, r"has no trained level 4 to start level 4 from \(it has level 5\): start --levels at"),
+    ],
+)
+def test_init_refuses_another_network_or_a_missing_level_before_training(tmp_path, source_run, change, message):
+    with pytest.raises(train.ConfigError, match=f"^--init {re.escape(str(source_run))} .*{message}"):
+        train.train(tiny_config(tmp_path / "tuned", init_from=str(source_run), **change))
+    assert not (tmp_path / "tuned").exists()
+
+
+def test_cli_init_mismatch_is_one_line_naming_the_flag(tmp_path, source_run, capsys):
+    out = tmp_path / "tuned"
+    assert train.main(["--preset", "quick", "--init", str(source_run), "--base-filters", "4", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: --init {source_run} is a network of base_filters=2") and "--base-filters" in error
+    assert "Traceback" not in error and not out.exists()
+
+
+@pytest.fixture
+def official_run(tmp_path) -> Path:
+    """The shared fixture's official checkpoint imported as a run of level 5 (the cheapest level to load)."""
+    if not OFFICIAL.is_dir():
+        pytest.skip(f"shared fixture {OFFICIAL} is not there")
+    prefix = official_checkpoint(tmp_path / "checkpoint")
+    return import_official(prefix, tmp_path / "official", levels=(5,)).root
+
+
+def test_init_fine_tunes_an_imported_official_run(tmp_path, official_run):
+    """Width and norms come from the imported run (not the quick preset's); level 5 starts from its weights,
+    so the first validation scores the imported model (same crops, one step at lr 1e-12)."""
+    config = tiny_config(tmp_path / "tuned", levels=(5,), init_from=str(official_run), base_filters=None,
+                         instance_norm=None, lr=1e-12, steps=1, validate_every=1)
+    assert (config.arch, config.base_filters, config.instance_norm, config.instance_norm_level_1) == (
+        "pynet", 32, True, False)
+    train.train(config)
+    imported, tuned = runs.load_model(official_run), runs.load_model(tmp_path / "tuned")
+    assert_same_weights(imported, tuned)
+    expected = trainer._Validation(config, 5, parse_source(config.data), imported).score()
+    record = json.loads((tmp_path / "tuned" / "level_5" / "level.json").read_text())
+    # PSNR of outputs 1e-9 apart, well under the 1e-4 dB asked
+    assert record["validation"]["psnr"] == pytest.approx(expected["psnr"], abs=1e-4)
+    assert records(tmp_path / "tuned", "validation", 5)[0]["psnr"] == pytest.approx(expected["psnr"], abs=1e-4)
+    assert record["init"]["run"] == str(official_run.resolve()) and record["init"]["level"] == 5
+    assert record["init"]["imported"] == runs.level_record(official_run)["imported"]
+    assert (record["base_filters"], record["instance_norm"], record["instance_norm_level_1"]) == (32, True, False)
 
 
 def test_the_mobile_isp_trains_distilled_from_a_teacher(tmp_path):

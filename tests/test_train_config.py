@@ -1,5 +1,8 @@
 """Training presets, flag overrides and the checks that run before any model is built."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from pynet_tf import mobile, train_config
@@ -99,7 +102,7 @@ def test_bad_levels_are_refused(text):
         ({"arch": "mobile", "patch": 30}, ConfigError, r"--patch 30: .*not a multiple of 4 .*stride-2"),
         ({"teacher_weight": 0.0}, ConfigError, "--teacher-weight must be > 0"),
         ({"prune": 1.0}, ConfigError, r"--prune is the fraction of each kernel pruned, in \(0, 1\)"),
-        ({"init": "glorot"}, ConfigError, r"--init 'glorot': choose one of reference, he"),
+        ({"init": "glorot"}, ConfigError, r"--kernel-init 'glorot': choose one of reference, he"),
         ({"new_layers_first": 1.0}, ConfigError, r"--new-layers-first must be a fraction in \[0, 1\), got 1.0"),
         ({"lr_schedule": "step"}, ConfigError, r"--lr-schedule 'step': choose one of constant, cosine"),
     ],
@@ -134,3 +137,79 @@ def test_cosine_schedule_decays_each_level_from_lr_to_0_and_constant_holds():
     for step, expected in ((0, 1e-3), (100, 5e-4), (200, 0.0)):
         assert float(cosine(step)) == pytest.approx(expected, abs=1e-9)
     assert learning_rate(resolve("reference"), steps=200) == 5e-5
+
+
+def test_kernel_init_sets_the_init_scheme_and_init_names_the_run_to_start_from():
+    from pynet_tf.train import build_parser
+
+    args = vars(build_parser().parse_args(["--kernel-init", "he", "--instance-norm-level-1"]))
+    assert (args["init"], args["init_from"], args["instance_norm_level_1"]) == ("he", None, True)
+    config = resolve(args.pop("preset"), **args)
+    assert (config.init, config.init_from, config.instance_norm_level_1) == ("he", None, True)
+    assert vars(build_parser().parse_args(["--init", "runs/official"]))["init_from"] == "runs/official"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--kernel-init", "glorot"])
+
+
+def test_configs_from_before_init_from_and_the_level_1_norm_load_with_their_defaults():
+    config = resolve("quick", levels=(5,))
+    record = config.to_json()
+    del record["init_from"], record["instance_norm_level_1"]
+    assert TrainConfig.from_json(record) == config
+    assert (config.init_from, config.instance_norm_level_1) == (None, False)
+
+
+def fake_run(root: Path, levels: tuple[int, ...], **record) -> Path:
+    """A run folder whose levels are complete as far as their records go (empty model files): what --init's
+    checks read, before any model is loaded."""
+    for level in levels:
+        folder = root / f"level_{level}"
+        folder.mkdir(parents=True)
+        (folder / "model.keras").write_bytes(b"")
+        (folder / "level.json").write_text(json.dumps({"level": level, **record}))
+    return root
+
+
+# what import_official records: the network at the top level, the reference preset's config beside it
+IMPORTED = dict(arch="pynet", base_filters=32, instance_norm=True, instance_norm_level_1=True,
+                imported={"checkpoint": "pynet_level_0.ckpt"}, config={"base_filters": 32, "instance_norm": True})
+
+
+def test_init_takes_the_runs_network_where_no_flag_sets_it(tmp_path):
+    run = fake_run(tmp_path / "official", (5, 0), **IMPORTED)
+    config = resolve("quick", init_from=str(run))  # the quick preset: width 4, no norms
+    assert (config.arch, config.base_filters, config.instance_norm, config.instance_norm_level_1) == (
+        "pynet", 32, True, True)
+    assert resolve("quick", init_from=str(run), base_filters=32, levels=(0,)).levels == (0,)  # the same value: fine
+    assert train_config.check_init(config).provenance(5) == {
+        "run": str(run.resolve()), "level": 5, "imported": {"checkpoint": "pynet_level_0.ckpt"}}
+
+
+def test_init_reads_an_older_runs_network_from_its_config_or_the_defaults(tmp_path):
+    """A trained level records arch and width; its norms are in its config, and a run from before
+    instance_norm_level_1 existed had none at level 1 (the default)."""
+    run = fake_run(tmp_path / "old", (5,), level=5, arch="pynet", base_filters=2, config={"instance_norm": False})
+    config = resolve("reference", init_from=str(run), levels=(5,))
+    assert (config.base_filters, config.instance_norm, config.instance_norm_level_1) == (2, False, False)
+
+
+@pytest.mark.parametrize(
+    "make, overrides, message",
+    [
+        (lambda tmp: tmp / "nope", {}, r"--init .*nope: no such run folder"),
+        (lambda tmp: fake_run(tmp / "run", (5,), **IMPORTED) / "level_5", {},
+         r"--init .*level_5: holds no trained level \(.*is a level folder: pass its run, .*run\)"),
+        (lambda tmp: fake_run(tmp / "run", (5, 0), **IMPORTED), {"levels": (3,)},
+         r"has no trained level 3 to start level 3 from \(it has levels 5, 0\)"),
+        (lambda tmp: fake_run(tmp / "run", (5,), **IMPORTED), {"levels": (5,), "out": "{run}"},
+         r"--init .*run and --out .*run are the same run: fine-tune into another --out"),
+        (lambda tmp: fake_run(tmp / "run", (5,), **IMPORTED), {"levels": (5,), "instance_norm_level_1": False},
+         r"--init .*run is a network of instance_norm_level_1=True, .*\(--no-instance-norm-level-1\): leave "
+         r"--instance-norm-level-1 out to take the run's value"),
+    ],
+)
+def test_init_refuses_what_cannot_start_this_run(tmp_path, make, overrides, message):
+    run = make(tmp_path)
+    overrides = {key: value.format(run=run) if isinstance(value, str) else value for key, value in overrides.items()}
+    with pytest.raises(ConfigError, match=message):
+        resolve("quick", init_from=str(run), **overrides)
