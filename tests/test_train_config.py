@@ -28,14 +28,15 @@ def test_quick_preset_needs_no_vgg_weights_and_fits_its_patch():
 
 
 def test_cpu_preset_is_the_quick_one_wider_and_longer():
-    """An hour on a CPU buys width and steps at every level; everything else is the quick preset's."""
+    """An hour on a CPU buys width and steps at every level; the rest is the quick preset's."""
     quick, cpu = resolve("quick"), resolve("cpu")
     assert cpu.base_filters == 2 * quick.base_filters and cpu.out == "runs/cpu"
     for level in quick.levels:
         assert cpu.patch_at(level) == quick.patch_at(level)
         assert cpu.schedule[level].batch_size == quick.schedule[level].batch_size
         assert cpu.schedule[level].steps >= 2 * quick.schedule[level].steps
-    same = ("loss", "lr", "lr_schedule", "init", "instance_norm", "new_layers_first", "patch")
+    assert cpu.lr == quick.lr / 2  # twice the width, half the rate (at quick's, its level 0 diverged)
+    same = ("loss", "lr_schedule", "init", "instance_norm", "new_layers_first", "patch")
     assert {key: getattr(cpu, key) for key in same} == {key: getattr(quick, key) for key in same}
     mobile_quick, mobile_cpu = resolve("quick", arch="mobile"), resolve("cpu", arch="mobile")
     assert mobile_cpu.schedule[0].steps > mobile_quick.schedule[0].steps
