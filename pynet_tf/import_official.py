@@ -7,7 +7,10 @@ The official code saves its generator's unnamed variables with ``tf.train.Saver`
 ``generator/Variable``, ``generator/Variable_1``, ... numbered in the order its graph creates them (437; 501
 when built with ``instance_norm_level_1``). Here that order is derived from ``model.PYRAMID``
 (``official_variables``) and each value goes to the layer of that name in ``build_pynet`` at width 32, as
-stored (no transposes or flips). The result is an ordinary run (``level_L/model.keras``, ``saved_model/``,
+stored (no transposes or flips), except that the convolutions reading the input get their input channels
+reordered: the official loader packs (B, Gr, R, Gb), this project (R, Gr, Gb, B) (``bayer``), so an imported
+model reads what every reader here produces (ZRR included) as the official one reads its own. The result is
+an ordinary run (``level_L/model.keras``, ``saved_model/``,
 ``level.json``, ``final``), so evaluate, process, the exporters and the benchmarks work on it unchanged. It is
 written into a temporary folder beside ``--out`` and renamed at the end: a bad checkpoint or a failure leaves
 no run folder behind.
@@ -28,6 +31,7 @@ import tf_keras as keras
 
 from pynet_tf import atomic, losses, train_config
 from pynet_tf.cli import command_parser
+from pynet_tf.data import bayer
 from pynet_tf.model import PYRAMID, Block, build_pynet, transfer_weights
 from pynet_tf.runs import RunDir
 from pynet_tf.shapes import LEVELS, check_level
@@ -199,7 +203,31 @@ def load_network(checkpoint: OfficialCheckpoint) -> keras.Model:
             )
     for variable, value in zip(variables, checkpoint.values):
         variable.assign(value)
+    _read_canonical_input(network)
     return network
+
+
+OFFICIAL_INPUT_ORDER = bayer.CHANNEL_ORDERS["reference"]
+"""The packed order the official loader feeds the network: (B, Gr, R, Gb) in our channel names."""
+
+
+def input_readers() -> list[str]:
+    """The convolutions that read the packed input: the first (``a``) of each branch of level 1's encoder."""
+    largest = PYRAMID[1].encoder.kernel
+    return [f"l1_enc_{kernel}x{kernel}a" for kernel in range(3, largest + 1, 2)]
+
+
+def _read_canonical_input(network: keras.Model) -> None:
+    """Permute the input channels of the convolutions that read the input, so that the network takes our
+    canonical packed layout (every reader of this project produces it) and computes what the official one
+    does on its own order: official input channel k is canonical channel ``channel_permutation[k]``."""
+    positions = list(bayer.channel_permutation(OFFICIAL_INPUT_ORDER))
+    for name in input_readers():
+        kernel = network.get_layer(name).kernel
+        official = kernel.numpy()
+        canonical = np.empty_like(official)
+        canonical[:, :, positions, :] = official
+        kernel.assign(canonical)
 
 
 def level_model(network: keras.Model, level: int, checkpoint: OfficialCheckpoint) -> keras.Model:

@@ -24,6 +24,7 @@ from model_fixtures import official_checkpoint, official_table, save_checkpoint
 from model_fixtures import official_fill as fill
 from pynet_tf import import_official as importer
 from pynet_tf import runs
+from pynet_tf.data import bayer
 from pynet_tf.architectures import of_model
 from pynet_tf.import_official import OfficialCheckpointError, official_key, official_variables
 from pynet_tf.model import build_pynet
@@ -59,8 +60,16 @@ def table() -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def golden():
-    return np.load(FIXTURE / "golden.npz")
+def golden() -> dict[str, np.ndarray]:
+    """The fixture, plus its input as this project packs it (``canonical``). The official graph read ``input``
+    as the official loader packs an RGGB mosaic: raw[1::2, 1::2], raw[0::2, 1::2], raw[0::2, 0::2],
+    raw[1::2, 0::2]. That mosaic, rebuilt here, packed by ``bayer.split`` as the ZRR reader does."""
+    arrays = dict(np.load(FIXTURE / "golden.npz"))
+    packed = arrays["input"][0]
+    mosaic = np.empty((2 * packed.shape[0], 2 * packed.shape[1]), np.float32)
+    for channel, (row, col) in enumerate([(1, 1), (0, 1), (0, 0), (1, 0)]):
+        mosaic[row::2, col::2] = packed[..., channel]
+    return arrays | {"canonical": bayer.split(mosaic, "RGGB")[None]}
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +119,7 @@ def test_the_official_order_derived_from_the_pyramid_matches_the_fixture(table, 
 def test_every_level_matches_the_official_graph(imported, golden):
     errors = {}
     for level, model in imported.items():
-        output = model(golden["input"], training=False).numpy()
+        output = model(golden["canonical"], training=False).numpy()
         errors[level] = float(np.abs(output - golden[f"out_level_{level}"]).max())
     print("max abs error vs golden per level:", {level: f"{error:.2e}" for level, error in errors.items()})
     assert max(errors.values()) < GOLDEN_ATOL, errors
@@ -127,6 +136,10 @@ def test_every_imported_weight_is_the_checkpoint_value_by_name(imported, table):
         for i in used:
             layer_name, weight = order[i]
             expected = fill(i, tuple(map(int, table[i]["shape"].split("x"))), table[i]["kind"])
+            if layer_name in importer.input_readers() and weight == "kernel":  # reads canonical channels
+                canonical = np.empty_like(expected)
+                canonical[:, :, list(bayer.channel_permutation(importer.OFFICIAL_INPUT_ORDER))] = expected
+                expected = canonical
             np.testing.assert_array_equal(getattr(model.get_layer(layer_name), weight).numpy(), expected,
                                           f"level {level}: {layer_name}.{weight}")
         if level in USED:
@@ -162,9 +175,9 @@ def test_the_cli_writes_a_run_the_project_loads(official, golden, tmp_path, caps
 
     model = runs.load_model(run)  # final -> level_5/model.keras
     assert runs.RunDir(run).completed(5) and runs.model_level(model) == 5 and of_model(run, model).name == "pynet"
-    np.testing.assert_allclose(model(golden["input"]).numpy(), golden["out_level_5"], atol=GOLDEN_ATOL)
+    np.testing.assert_allclose(model(golden["canonical"]).numpy(), golden["out_level_5"], atol=GOLDEN_ATOL)
     serve = tf.saved_model.load(str(run / "level_5" / "saved_model")).signatures["serving_default"]
-    np.testing.assert_allclose(serve(raw=tf.constant(golden["input"]))["rgb"].numpy(), golden["out_level_5"],
+    np.testing.assert_allclose(serve(raw=tf.constant(golden["canonical"]))["rgb"].numpy(), golden["out_level_5"],
                                atol=GOLDEN_ATOL)
 
     capsys.readouterr()
