@@ -72,6 +72,21 @@ def test_every_quantized_tensor_is_measured_and_ranked(analysis, model):
     assert analysis.units()[0][0] in norms  # the instance norms lead the ranking on this net
 
 
+def test_channel_errors_average_over_inputs_as_the_debugger_does():
+    # the debugger calls the metric tensor by tensor, input by input, and averages with np.nanmean: an
+    # input whose difference holds a NaN drops out of the mean (RSQRTs of the official PyNET's norms do it)
+    errors = sensitivity._ChannelErrors()
+    for diffs in ([1, 3], [4, 4], [np.nan, 2], [2, 0], [np.nan, np.nan], [np.nan, 1]):  # 2 inputs x 3 rows
+        errors(np.array(diffs, np.float32))
+    rows = [{"mean_squared_error": "3.5"}, {"mean_squared_error": "16"}, {"mean_squared_error": "nan"}]
+    first, second, third = errors.per_row(rows)
+    np.testing.assert_allclose(first, [2.5, 4.5])
+    np.testing.assert_allclose(second, [16.0, 16.0])
+    assert np.isnan(third).all()
+    with pytest.raises(RuntimeError, match="order"):
+        errors.per_row([rows[1], rows[0], rows[2]])
+
+
 def test_plain_quantization_is_the_converters_int8_bit_for_bit(analysis, workdir, model):
     calibration = CalibrationSet.load(workdir / "calibration.npz")
     packed = np.random.default_rng(0).uniform(size=(*SHAPE, 4)).astype(np.float32)
