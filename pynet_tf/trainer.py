@@ -337,7 +337,8 @@ def prune_schedule(steps: int) -> dict[str, int]:
 
 @contextmanager
 def _precision(mixed: bool) -> Iterator[None]:
-    """mixed_float16 while the model is built (float32 weights, float16 compute), float32 otherwise."""
+    """mixed_float16 while the model is built (float32 weights, float16 compute); then the default policy
+    again (None: floatx's), not a fixed float32 one that would override floatx for the rest of the process."""
     if not mixed:
         yield
         return
@@ -345,7 +346,7 @@ def _precision(mixed: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        keras.mixed_precision.set_global_policy("float32")
+        keras.mixed_precision.set_global_policy(None)
 
 
 def _make_step(

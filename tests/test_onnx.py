@@ -87,12 +87,16 @@ def test_static_export_matches_keras_in_onnxruntime(static, model):
 
 def test_onnxruntime_is_as_close_to_float64_as_keras(static, model):
     """The measured error is float32 rounding: exact arithmetic (float64 Keras) is as far from either."""
-    keras.backend.set_floatx("float64")
+    # the dtype policy, not floatx: a global policy set earlier in this process (mixed-precision training sets
+    # and then resets one) would make layers ignore floatx and build a float32 "exact" model
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float64")
     try:
         exact = build_pynet(3, base_filters=2)
         exact.set_weights([w.astype(np.float64) for w in model.get_weights()])
     finally:
-        keras.backend.set_floatx("float32")
+        keras.mixed_precision.set_global_policy(previous)
+    assert exact.weights[0].dtype.name == "float64"
     packed = np.random.default_rng(0).uniform(size=(1, *SHAPE, 4)).astype(np.float32)
     truth = exact(packed.astype(np.float64)).numpy()
     onnx_error = np.max(np.abs(run(static.path, packed) - truth))
