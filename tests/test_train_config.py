@@ -28,12 +28,14 @@ def test_quick_preset_needs_no_vgg_weights_and_fits_its_patch():
 
 
 def test_cpu_preset_is_the_quick_one_wider_and_longer():
-    """An hour on a CPU buys width and steps at every level; the rest is the quick preset's."""
+    """An hour on a CPU buys width, steps, and at the fine levels larger crops (as many pixels a step, so
+    that the coarse levels inside see more than 8x8); the rest is the quick preset's."""
     quick, cpu = resolve("quick"), resolve("cpu")
     assert cpu.base_filters == 2 * quick.base_filters and cpu.out == "runs/cpu"
     for level in quick.levels:
-        assert cpu.patch_at(level) == quick.patch_at(level)
-        assert cpu.schedule[level].batch_size == quick.schedule[level].batch_size
+        quick_pixels, cpu_pixels = (c.schedule[level].batch_size * c.patch_at(level) ** 2 for c in (quick, cpu))
+        assert cpu_pixels == quick_pixels
+        assert cpu.patch_at(level) == cpu.patch == 64
         assert cpu.schedule[level].steps >= 2 * quick.schedule[level].steps
     assert cpu.lr == quick.lr / 2  # twice the width, half the rate (at quick's, its level 0 diverged)
     same = ("loss", "lr_schedule", "init", "instance_norm", "new_layers_first", "patch")
