@@ -19,7 +19,6 @@ $(INSTALLED): pyproject.toml
 DEMO ?= demo
 INPUT ?= 64x64
 
-demo: export TF_CPP_MIN_LOG_LEVEL := 2
 demo: $(INSTALLED)
 	$(PY) -m pynet_tf.train --preset quick --out runs/$(DEMO)
 	$(PY) export/to_tflite.py --model runs/$(DEMO) --float32 --fp16 --int8 --input-shape $(INPUT) \
@@ -38,7 +37,6 @@ THIRD_PARTY ?= ../shared/data/third_party/MicroISP.tflite
 THIRD_PARTY_ORDER ?= reference
 COMPARE := $(DEMO)_compare
 
-compare: export TF_CPP_MIN_LOG_LEVEL := 2
 compare: $(INSTALLED)
 	$(PY) -m pynet_tf.train --preset quick --out runs/$(DEMO)
 	$(PY) -m pynet_tf.train --preset quick --arch mobile --out runs/$(DEMO)_mobile

@@ -239,10 +239,9 @@ def child_command(
 
 def run_isolated(command: list[str], timeout_s: float) -> tuple[dict | None, str | None, str]:
     """Run ``child_command`` in a fresh process: (measurement, None, stderr) or (None, error, stderr)."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout_s, env=env, check=False
+            command, capture_output=True, text=True, timeout=timeout_s, check=False
         )
     except subprocess.TimeoutExpired as expired:
         stderr = (

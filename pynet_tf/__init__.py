@@ -4,7 +4,8 @@ Importing this package selects Keras 2 for the whole process. tfmot (quantizatio
 supports only Keras 2, so the project uses ``tf_keras`` throughout; ``TF_USE_LEGACY_KERAS=1`` makes
 ``tf.keras``, the TFLite converter and tfmot resolve to that same Keras. TensorFlow reads the variable when
 ``tf.keras`` is first touched, so it is set here, before any module of ours imports TensorFlow. This is the
-one place that sets it: every other package of the project imports ``pynet_tf`` first.
+one place that sets it: every other package of the project imports ``pynet_tf`` first. It also quiets
+TensorFlow's console output (``pynet_tf.console``; ``PYNET_VERBOSE=1`` shows it).
 """
 
 import os
@@ -21,5 +22,9 @@ if "tensorflow" in sys.modules:  # imported before us: make sure tf.keras did no
             "tf.keras already resolved to Keras 3 before pynet_tf was imported; import pynet_tf before "
             "touching tf.keras, or set TF_USE_LEGACY_KERAS=1 in the environment"
         )
+
+from pynet_tf import console
+
+console.install()
 
 __version__ = "0.1.0"

@@ -22,6 +22,7 @@ from pynet_tf.import_official import import_official
 from pynet_tf.mobile import build_mobile
 from pynet_tf.model import build_pynet
 from pynet_tf.train_config import resolve
+from test_console import NOISE, quiet_env
 
 ROOT = Path(__file__).resolve().parents[1]
 # Levels 5 and 4 at base width 2 on 32x32 crops: a few seconds per level, every code path of the loop. Instance
@@ -394,7 +395,7 @@ def test_prune_trains_to_the_sparsity_and_saves_a_plain_model(tmp_path):
 def cli(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "pynet_tf.train", *args], cwd=ROOT, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}, **popen,
+        env=quiet_env(**(env or {})), **popen,  # the console as a user's shell leaves it
     )
 
 
@@ -436,6 +437,7 @@ def test_cli_ctrl_c_saves_and_kill_9_loses_at_most_one_checkpoint_interval(tmp_p
     assert process.returncode == 0, output
     assert json.loads((run / "level_5" / "level.json").read_text())["steps"] == 400
     assert "trained:" in output
+    assert not NOISE.findall(output), output  # training, validating, saving: none of TensorFlow's chatter
 
 
 @pytest.mark.parametrize(
