@@ -27,7 +27,6 @@ from __future__ import annotations
 import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Callable
@@ -42,7 +41,7 @@ from calibration.calibration_set import FORMAT, VERSION, CalibrationError, Calib
 from calibration.selection import FEATURE_NAMES, coverage, crop_features, k_center, standardise
 from pynet_tf.architectures import ARCHITECTURES, ArchitectureError, architecture, size_rules
 from pynet_tf.architectures import DEFAULT as DEFAULT_ARCH
-from pynet_tf.cli import command_parser, image_size
+from pynet_tf.cli import command_parser, image_size, settings_summary
 from pynet_tf.data import bayer
 from pynet_tf.data.photoio import read_photo
 from pynet_tf.data.pipeline import PipelineOptions
@@ -312,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     candidates = default_candidates(args.num) if args.candidates is None else args.candidates
     shape = "x".join(map(str, args.shape))
     settings = {**vars(args), "shape": shape, "out": str(args.out), "candidates": candidates}
-    print(json.dumps(settings))
+    print(settings_summary("calibration", settings))
     try:
         built = build_calibration(args.data, args.num, args.shape, seed=args.seed, candidates=candidates,
                                   cfa=args.cfa, arch=args.arch)

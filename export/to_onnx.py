@@ -15,7 +15,6 @@ see export/sidecar.py) are written atomically. User errors exit 2 with one line.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -41,7 +40,7 @@ from export.to_tflite import (  # noqa: E402
     newest_run,
 )
 from pynet_tf import architectures, atomic, runs  # noqa: E402
-from pynet_tf.cli import command_parser, image_size  # noqa: E402
+from pynet_tf.cli import command_parser, image_size, settings_summary  # noqa: E402
 from pynet_tf.data.sources import DataSourceError  # noqa: E402
 from pynet_tf.shapes import InputShapeError  # noqa: E402
 
@@ -225,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             except argparse.ArgumentTypeError as error:
                 raise ExportError(f"--input-shape: {error}, or 'dynamic'") from None
         model = args.model if args.model is not None else newest_run()
-        print(json.dumps({**vars(args), "model": str(model)}))
+        print(settings_summary("export", {**vars(args), "model": str(model)}))
         result = export_onnx(model, out=args.out, input_shape=input_shape, opset=args.opset, data=args.data,
                              seed=args.seed, max_abs_error=args.max_abs_error)
     except (ExportError, runs.RunError, DataSourceError, fidelity.FidelityError) as error:

@@ -23,7 +23,6 @@ the float model's outputs (--qat-targets distill) or the ground truth, then conv
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import time
@@ -53,7 +52,7 @@ from export.formats import (  # noqa: E402
     validate,
 )
 from pynet_tf import architectures, atomic, runs  # noqa: E402
-from pynet_tf.cli import command_parser, image_size  # noqa: E402
+from pynet_tf.cli import command_parser, image_size, settings_summary  # noqa: E402
 from pynet_tf.data.sources import DataSourceError  # noqa: E402
 
 DEFAULT_OUT = Path("exported")
@@ -344,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ExportError(f"--input-shape: {error}, or 'dynamic'") from None
         float_fallback = parse_float_fallback(args.float_fallback) if args.float_fallback is not None else ()
         model = args.model if args.model is not None else newest_run()
-        print(json.dumps({**vars(args), "model": str(model), "formats": names}))
+        print(settings_summary("export", {**vars(args), "model": str(model), "formats": names}))
         printed: list[FormatResult] = []
 
         def report(result: FormatResult) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
+from typing import Any
 
 
 def image_size(text: str) -> tuple[int, int]:
@@ -26,3 +28,34 @@ def command_parser(module: str, doc: str, *, script: bool = False) -> argparse.A
         prog=prog, description=lines[0], epilog="\n".join(lines[1:]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+SETTINGS_WIDTH = 110
+"""Columns a settings summary wraps at (the project's line length)."""
+
+
+def compact(value: Any) -> str:
+    """One setting's value, short: ``-`` for none, ``a,b`` for sequences, ``{k=v, ...}`` for mappings."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{key}={compact(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(compact(item) for item in value)
+    return str(value)
+
+
+def settings_summary(title: str, values: Mapping[str, Any]) -> str:
+    """What a command will run with, for a person: ``title: key value · key value ...`` in lines of at most
+    ``SETTINGS_WIDTH`` columns (a pair longer than that gets a line of its own), not a one-line JSON blob."""
+    lines, line = [], f"{title}:"
+    for key, value in values.items():
+        pair = f"{key} {compact(value)}"
+        if len(line) + 3 + len(pair) > SETTINGS_WIDTH and line.strip():
+            lines.append(line)
+            line = "  " + pair
+        else:
+            line += (" " if line.endswith(":") else " · ") + pair
+    return "\n".join([*lines, line])

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import re
 import sys
 import warnings
@@ -41,7 +40,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from pynet_tf import atomic, metrics, runs
-from pynet_tf.cli import command_parser, image_size
+from pynet_tf.cli import command_parser, image_size, settings_summary
 from pynet_tf.data import isp
 from pynet_tf.data.augment import target_for_level
 from pynet_tf.data.photoio import encode_photo
@@ -411,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("ignore", module="tf_keras")
-    print(json.dumps(vars(args)))
+    print(settings_summary("evaluate", vars(args)))
     try:
         result = evaluate(args.model, args.data, out=args.out, max_size=args.max_size, seed=args.seed,
                           save_images=args.save_images)

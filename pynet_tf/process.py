@@ -88,7 +88,6 @@ model's output is freed.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -97,6 +96,7 @@ from pathlib import Path
 import numpy as np
 
 from pynet_tf import atomic, runs
+from pynet_tf.cli import settings_summary
 from pynet_tf.data.photoio import encode_photo
 from pynet_tf.data.rawio import RawImage, RawReadError, read_raw, read_zrr_raw
 from pynet_tf.shapes import DOWNSAMPLING, level_of_output
@@ -339,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     model_path, inputs, out = args.pop("model"), args.pop("inputs"), args.pop("out")
     options = ProcessOptions(**args)
-    print(json.dumps({"model": model_path, "out": out, "inputs": len(inputs), **asdict(options)}), flush=True)
+    print(settings_summary("process", {"model": model_path, "out": out, "inputs": len(inputs), **asdict(options)}),
+          flush=True)
     try:
         results = process(model_path, inputs, out, options)
     except ProcessError as error:

@@ -32,7 +32,7 @@ import tf_keras as keras
 
 from pynet_tf import atomic, health, losses, mobile, runs, train_config
 from pynet_tf.architectures import ARCHITECTURES, architecture, of_model, size_rules
-from pynet_tf.cli import command_parser
+from pynet_tf.cli import command_parser, settings_summary
 from pynet_tf.data.sources import DataSourceError, parse_source
 from pynet_tf.distribute import StrategyError, make_strategy
 from pynet_tf.model import INITIALIZATIONS
@@ -71,7 +71,9 @@ def train(config: TrainConfig) -> Path:
         "replicas": placement.replicas,
         "tensorflow": tf.__version__,
     }
-    print(json.dumps(record, indent=2))
+    print(_summary(config, record))
+    for warning in record["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     if placement.is_chief:
         atomic.write_json(run.config, record)
 
@@ -169,6 +171,19 @@ def _vgg(config: TrainConfig):
     if not losses.parse_loss(config.loss).uses_vgg:
         return None
     return load_vgg_features(config.vgg_layer, config.vgg_weights, allow_random=config.allow_random_vgg)
+
+
+def _summary(config: TrainConfig, record: dict) -> str:
+    """The run's settings for the console (``config.json`` holds them all): the schedule of the levels this
+    run trains, as steps x batch @ crop side."""
+    schedule = {level: f"{config.schedule[level].steps}x{config.schedule[level].batch_size}"
+                f"@{config.patch_at(level)}" for level in config.levels}
+    settings = {**record["config"], "schedule (steps x batch @ crop)": schedule}
+    del settings["schedule"]
+    extras = {key: value for key, value in record.items() if key not in ("config", "warnings") and value is not None}
+    if "init" in extras:  # the record's init is the run started from; the config's, the kernel initialisation
+        extras["started from"] = extras.pop("init")
+    return settings_summary("train", settings | extras)
 
 
 def _warnings(config: TrainConfig, vgg) -> list[str]:

@@ -319,8 +319,8 @@ def test_cli_end_to_end(tmp_path, capsys):
     flags = ["--data", "samples", "--num", "3", "--shape", "32x48", "--seed", "2", "--out", str(out)]
     assert cb.main(flags) == 0
     printed = capsys.readouterr().out
-    settings = json.loads(printed.splitlines()[0])
-    assert settings["shape"] == "32x48" and settings["candidates"] == cb.MIN_CANDIDATES
+    assert printed.startswith("calibration: ") and " · shape 32x48 · " in printed
+    assert f" · candidates {cb.MIN_CANDIDATES}" in printed
     assert "k-center" in printed and "first 3" in printed and f"written: {out}" in printed
     loaded = CalibrationSet.load(out)
     assert loaded.shape == (32, 48) and len(loaded) == 3 and loaded.metadata["seed"] == 2
