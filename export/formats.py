@@ -73,6 +73,13 @@ class Conversion:
     note: str = ""
 
 
+def error_summary(error: BaseException) -> str:
+    """One line for a format's failure: its type and the first non-empty line of its message (the
+    converter's errors often start with a newline, so the first line alone said only ``RuntimeError:``)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
 def as_conversion(result: bytes | Conversion) -> Conversion:
     """Any conversion function's result as a ``Conversion``."""
     return result if isinstance(result, Conversion) else Conversion(result)

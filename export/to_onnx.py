@@ -29,7 +29,7 @@ import export  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from export import fidelity, sidecar  # noqa: E402
-from export.formats import DEFAULT_SHAPE, ExportError, ExportSettings  # noqa: E402
+from export.formats import DEFAULT_SHAPE, ExportError, ExportSettings, error_summary  # noqa: E402
 from export.to_tflite import (  # noqa: E402
     DEFAULT_OUT,
     STATUS_ERROR,
@@ -164,9 +164,8 @@ def export_onnx(
         converted = time.perf_counter()
         measured = fidelity.measure(content, items, runner=fidelity.OnnxRunner)
     except Exception as error:  # noqa: BLE001 (a converter or runtime failure is a result, exit 1)
-        cause = f"{type(error).__name__}: {error}".strip().splitlines()
         return OnnxResult(FORMAT_NAME, STATUS_ERROR, None, None, None, None, time.perf_counter() - started,
-                          cause[0] if cause else type(error).__name__)
+                          error_summary(error))
     psnr = measured["vs_float"]["psnr"]
     delta = measured["vs_ground_truth"]["delta_psnr"]
     max_abs = measured["vs_float"]["max_abs"]

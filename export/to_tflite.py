@@ -48,6 +48,7 @@ from export.formats import (  # noqa: E402
     as_conversion,
     check_calibration,
     check_float_fallback,
+    error_summary,
     parse_float_fallback,
     validate,
 )
@@ -238,9 +239,8 @@ def export_model(
             converted = time.perf_counter()
             measured = conversion.fidelity or fidelity.measure(content, items)
         except Exception as error:  # noqa: BLE001 (a converter failure is one format's error, not the run's)
-            cause = f"{type(error).__name__}: {error}".strip().splitlines()
             result = FormatResult(export_format.name, STATUS_ERROR, None, None, None, None,
-                                  time.perf_counter() - started, cause[0] if cause else type(error).__name__)
+                                  time.perf_counter() - started, error_summary(error))
         else:
             psnr = measured["vs_float"]["psnr"]
             delta = measured["vs_ground_truth"]["delta_psnr"]

@@ -20,7 +20,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from calibration.build import build_calibration
 from export import fidelity
-from export.formats import ExportError, check_format, validate
+from export.formats import ExportError, check_format, error_summary, validate
 from export.to_tflite import STATUS_BELOW, STATUS_OK, export_model, main
 from pynet_tf import metrics
 from pynet_tf.mobile import build_mobile
@@ -419,3 +419,11 @@ def test_a_bare_mobile_keras_file_is_read_as_the_mobile_isp(tmp_path):
     build_mobile(2).save(tmp_path / "bare.keras")
     (result,) = export_model(tmp_path / "bare.keras", ["float32"], out=tmp_path / "out", input_shape=(36, 36))
     assert result.status == STATUS_OK and sidecar_of(result)["source"]["arch"] == "mobile"
+
+
+def test_error_summary_names_the_type_and_the_first_line_that_says_something():
+    """An int8 conversion of the width-32 PyNET at 224x224 was reported as only "RuntimeError:": the
+    message's first line was empty."""
+    assert error_summary(RuntimeError("\n  Calibration failed\ndetails")) == "RuntimeError: Calibration failed"
+    assert error_summary(ValueError("bad shape")) == "ValueError: bad shape"
+    assert error_summary(RuntimeError("\n")) == "RuntimeError"
