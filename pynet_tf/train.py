@@ -178,8 +178,8 @@ def _summary(config: TrainConfig, record: dict) -> str:
     run trains, as steps x batch @ crop side."""
     schedule = {level: f"{config.schedule[level].steps}x{config.schedule[level].batch_size}"
                 f"@{config.patch_at(level)}" for level in config.levels}
-    settings = {**record["config"], "schedule (steps x batch @ crop)": schedule}
-    del settings["schedule"]
+    settings = {key: value for key, value in record["config"].items() if key != "schedule"}
+    settings["schedule (steps x batch @ crop)"] = schedule
     extras = {key: value for key, value in record.items() if key not in ("config", "warnings") and value is not None}
     if "init" in extras:  # the record's init is the run started from; the config's, the kernel initialisation
         extras["started from"] = extras.pop("init")
