@@ -23,8 +23,8 @@ component, and keeping a layer in float denylists all of them at once (``denylis
 QUANTIZE/DEQUANTIZE only at the layer's borders. ``Analysis.quantize`` re-quantizes the calibrated model
 with any such list in well under a second (no new calibration), so ``auto_fallback`` can search.
 
-Memory: the float statistics keep every intermediate tensor of one input (``float_statistics``), about the
-sum of all activations of the float model.
+Memory: the float statistics keep the float model's intermediate tensors of one input, at most 1 GiB of them
+per pass over the calibration crops (``float_statistics``; PyNET's level 0 at 224x224 packed takes 3).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import csv
 import fnmatch
 import io
 import math
+import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -41,8 +42,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
+from ai_edge_litert.interpreter import Interpreter
 from tensorflow.lite.python.util import modify_model_io_type  # the converter's io rewrite (no public twin)
+from tensorflow.lite.tools import flatbuffer_utils
 
 from calibration.calibration_set import CalibrationSet
 from export.tflite import converter_for
@@ -51,6 +53,8 @@ AUTO = "auto"
 """``--float-fallback auto``: keep the worst layers in float until ``--min-psnr`` is reached."""
 EXACT = 1e-3
 """``rmse_over_scale`` below this: the op adds no error of its own (max-pool, concatenation: ~1e-6)."""
+STATISTICS_PASS_BYTES = 1 << 30
+"""Most bytes of float tensors ``float_statistics`` keeps in one pass over the calibration crops."""
 
 
 class UnquantizedIOError(ValueError):
@@ -249,38 +253,69 @@ class _ChannelErrors:
         return grouped
 
 
-def float_statistics(float_model: bytes, calibration: CalibrationSet) -> dict[str, np.ndarray]:
+def float_statistics(float_model: bytes, calibration: CalibrationSet,
+                     pass_bytes: int = STATISTICS_PASS_BYTES) -> dict[str, np.ndarray]:
     """{tensor name: per-channel variance of its values over all calibration crops} in the float model.
 
-    Runs LiteRT's builtin kernels with every tensor kept: the debugger's own float tensors
-    (``layer_direct_compare_metrics``) read back as stale memory (values of 1e38) where XNNPACK ran the float
-    ops, so the spread is measured on the calibrated float model, whose tensor names are the int8 model's.
-    Pooled over crops, the variance of a per-image statistic (a norm's MEAN) is its spread across images.
+    The debugger's own float tensors (``layer_direct_compare_metrics``) read back as stale memory (values of
+    1e38) where XNNPACK ran the float ops, so the spread is measured on the calibrated float model, whose
+    tensor names are the int8 model's, with every tensor read as a model output: XNNPACK writes those, and
+    the arena keeps them to the end of the run. At most ``pass_bytes`` of them per pass over the crops
+    (``_output_groups``). Pooled over crops, the variance of a per-image statistic (a norm's MEAN) is its
+    spread across images.
     """
-    interpreter = Interpreter(model_content=float_model, experimental_preserve_all_tensors=True,
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    interpreter.allocate_tensors()
-    (source,) = interpreter.get_input_details()
-    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()
-             if np.dtype(t["dtype"]).kind == "f"}
-    outputs = {}  # name -> index of the op output carrying it (the first, should a name repeat)
-    for op in interpreter._get_ops_details():  # noqa: SLF001 (LiteRT's only op listing)
-        for index in map(int, op["outputs"]):
-            if index in names:
-                outputs.setdefault(names[index], index)
     moments: dict[str, list] = {}
-    for crop in calibration.inputs:
-        interpreter.set_tensor(source["index"], crop[np.newaxis].astype(np.float32))
-        interpreter.invoke()
-        for name, index in outputs.items():
-            values = interpreter.get_tensor(index).astype(np.float64)
-            values = values.reshape(-1, values.shape[-1] if values.ndim else 1)
-            sums = moments.setdefault(name, [0.0, 0.0, 0])
-            sums[0] += values.sum(axis=0)
-            sums[1] += np.square(values).sum(axis=0)
-            sums[2] += values.shape[0]
+    for group in _output_groups(float_model, pass_bytes):
+        interpreter = Interpreter(model_content=_with_outputs(float_model, list(group.values())),
+                                  num_threads=os.cpu_count())
+        interpreter.allocate_tensors()
+        (source,) = interpreter.get_input_details()
+        for crop in calibration.inputs:
+            interpreter.set_tensor(source["index"], crop[np.newaxis].astype(np.float32))
+            interpreter.invoke()
+            for name, index in group.items():
+                values = interpreter.get_tensor(index).astype(np.float64)
+                values = values.reshape(-1, values.shape[-1] if values.ndim else 1)
+                sums = moments.setdefault(name, [0.0, 0.0, 0])
+                sums[0] += values.sum(axis=0)
+                sums[1] += np.square(values).sum(axis=0)
+                sums[2] += values.shape[0]
     return {name: np.maximum(total_sq / n - np.square(total / n), 0.0) for name, (total, total_sq, n) in
             moments.items()}
+
+
+def _output_groups(float_model: bytes, pass_bytes: int) -> list[dict[str, int]]:
+    """The float op outputs of ``float_model`` ({name: tensor index}, the first op output of a repeated
+    name), in run order, split into groups of at most ``pass_bytes`` (a larger tensor is a group alone).
+
+    Keeping every tensor at once (``experimental_preserve_all_tensors``) fails in ``allocate_tensors`` with
+    an empty RuntimeError once they pass 2 GiB: PyNET's level 0 at 224x224 packed holds 2.26 GiB.
+    """
+    interpreter = Interpreter(model_content=float_model)
+    details = {t["index"]: t for t in interpreter.get_tensor_details() if np.dtype(t["dtype"]).kind == "f"}
+    outputs: dict[str, int] = {}
+    for op in interpreter._get_ops_details():  # noqa: SLF001 (LiteRT's only op listing)
+        for index in map(int, op["outputs"]):
+            if index in details:
+                outputs.setdefault(details[index]["name"], index)
+    groups: list[dict[str, int]] = [{}]
+    size = 0
+    for name, index in outputs.items():
+        tensor = details[index]
+        nbytes = int(np.prod(tensor["shape"])) * np.dtype(tensor["dtype"]).itemsize
+        if groups[-1] and size + nbytes > pass_bytes:
+            groups.append({})
+            size = 0
+        groups[-1][name] = index
+        size += nbytes
+    return groups
+
+
+def _with_outputs(model: bytes, outputs: list[int]) -> bytes:
+    """``model`` with its subgraph's outputs replaced by the tensors ``outputs`` (its signature unchanged)."""
+    flat = flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
+    flat.subgraphs[0].outputs = np.asarray(outputs, dtype=np.int32)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(flat))
 
 
 def analyse(

@@ -87,6 +87,34 @@ def test_channel_errors_average_over_inputs_as_the_debugger_does():
         errors.per_row([rows[1], rows[0], rows[2]])
 
 
+def test_float_statistics_in_passes_are_the_whole_models(analysis, workdir):
+    # the reference: one run keeping every tensor (LiteRT's experimental_preserve_all_tensors, which fails
+    # past 2 GiB of tensors), against the statistics read as outputs, every tensor in a pass of its own
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    content = analysis.debugger.calibrated_model
+    crops = CalibrationSet.load(workdir / "calibration.npz")
+    interpreter = Interpreter(model_content=content, experimental_preserve_all_tensors=True,
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter.allocate_tensors()
+    source = interpreter.get_input_details()[0]["index"]
+    (tensors,) = sensitivity._output_groups(content, sensitivity.STATISTICS_PASS_BYTES)  # {name: index}
+    per_crop = []
+    for crop in crops.inputs:
+        interpreter.set_tensor(source, crop[np.newaxis].astype(np.float32))
+        interpreter.invoke()
+        values = {name: interpreter.get_tensor(index) for name, index in tensors.items()}
+        per_crop.append({name: v.reshape(-1, v.shape[-1] if v.ndim else 1) for name, v in values.items()})
+    whole = sensitivity.float_statistics(content, crops)
+    assert len(sensitivity._output_groups(content, 1)) == len(whole) == len(tensors) > 100
+    for name, variance in sensitivity.float_statistics(content, crops, pass_bytes=1).items():
+        expected = np.concatenate([crop[name] for crop in per_crop]).astype(np.float64).var(axis=0)
+        # XNNPACK's float kernels against the builtin ones: another summation order and its own RSQRT and
+        # TANH approximations (1.1e-5 of a norm's RSQRT variance measured); stale memory is off by 1e38
+        np.testing.assert_allclose(variance, expected, rtol=5e-5, atol=1e-9, err_msg=name)
+        np.testing.assert_array_equal(variance, whole[name])
+
+
 def test_plain_quantization_is_the_converters_int8_bit_for_bit(analysis, workdir, model):
     calibration = CalibrationSet.load(workdir / "calibration.npz")
     packed = np.random.default_rng(0).uniform(size=(*SHAPE, 4)).astype(np.float32)
