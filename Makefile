@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo compare test
+.PHONY: demo compare test lint
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,5 +56,10 @@ compare: $(INSTALLED)
 # take 14 min where one takes 25. TEST_WORKERS=0 runs it in this process.
 TEST_WORKERS ?= 2
 
-test: $(INSTALLED)
+test: lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+# `make lint`: ruff's checks and its formatter's verdict (`.venv/bin/ruff format .` fixes the latter)
+lint: $(INSTALLED)
+	$(PY) -m ruff check --no-cache .
+	$(PY) -m ruff format --check --no-cache .

@@ -89,10 +89,10 @@ STATE_HINTS = {
     "unauthorized": "unlock the phone and accept the 'Allow USB debugging?' prompt, then run again",
     "offline": "reconnect the USB cable (or run `adb kill-server`), then run again",
     "no permissions": "the USB device is not accessible: add a udev rule for it (Debian: package "
-                      "android-sdk-platform-tools-common) or add your user to the plugdev group",
+    "android-sdk-platform-tools-common) or add your user to the plugdev group",
     "recovery": "reboot the phone into Android",
     "bootloader": "reboot the phone into Android",
-}  # fmt: skip
+}
 
 
 def choose_device(entries: list[DeviceEntry], serial: str | None) -> DeviceEntry:

@@ -175,8 +175,9 @@ def _stats(rest: str, count: int) -> PhaseStats:
     ):  # "count=1 curr=X" / "count=N curr=X(all same)"
         same = fields.get("curr")
         fields = {"first": same, "curr": same, "min": same, "max": same, "avg": same, "std": 0.0, **fields}
-    percentiles = {("p50" if key == "median" else key): fields[key] for key in ("p5", "median", "p95")
-                   if key in fields}  # fmt: skip
+    percentiles = {
+        ("p50" if key == "median" else key): fields[key] for key in ("p5", "median", "p95") if key in fields
+    }
     return PhaseStats(
         count,
         fields.get("first"),
@@ -319,9 +320,15 @@ def coverage(out: BenchmarkOutput, delegate: str) -> dict | None:
         return None
     applied = [a for a in out.applied if _matches(a.delegate, delegate)]
     replaced = [r for r in out.replacements if _matches(r.delegate, delegate)]
-    result = {"status": None, "delegate": None, "delegated_nodes": None, "total_nodes": None,
-              "cpu_nodes": None, "partitions": None,
-              "unsupported_ops": list(out.unsupported_ops) if delegate == "gpu" else []}  # fmt: skip
+    result = {
+        "status": None,
+        "delegate": None,
+        "delegated_nodes": None,
+        "total_nodes": None,
+        "cpu_nodes": None,
+        "partitions": None,
+        "unsupported_ops": list(out.unsupported_ops) if delegate == "gpu" else [],
+    }
     if replaced:
         last = replaced[-1]
         result.update(

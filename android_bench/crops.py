@@ -52,9 +52,17 @@ class CropSet:
     """{label, psnr_vs_gt} of the classical ISP's panel on this example (whole output), or None."""
 
     def record(self) -> dict:
-        return {"source": self.source, "input_shape": self.input_shape, "files": self.files,
-                "reason": self.reason, "example": self.example, "box": self.box, "scores": self.scores,
-                "classical_isp": self.classical_isp, "skipped": self.skipped}  # fmt: skip
+        return {
+            "source": self.source,
+            "input_shape": self.input_shape,
+            "files": self.files,
+            "reason": self.reason,
+            "example": self.example,
+            "box": self.box,
+            "scores": self.scores,
+            "classical_isp": self.classical_isp,
+            "skipped": self.skipped,
+        }
 
 
 def _groups(rows: list[dict]) -> tuple[dict[tuple, list[dict]], dict[str, list[dict]], list[CropSet]]:
@@ -108,12 +116,12 @@ def _classical_panels(item, cut, result: CropSet) -> list[Panel]:
 
 def crop_set(rows: list[dict]) -> CropSet:
     """The panels of one group of rows sharing a source model, shape and held-out data (see ``_groups``)."""
-    import tensorflow as tf  # noqa: PLC0415 (TensorFlow only when crops are asked for)
+    import tensorflow as tf
 
-    from export import fidelity  # noqa: PLC0415
-    from export.sidecar import sha256_file  # noqa: PLC0415
-    from pynet_tf import metrics, runs  # noqa: PLC0415
-    from pynet_tf.data.sources import DataSourceError  # noqa: PLC0415
+    from export import fidelity
+    from export.sidecar import sha256_file
+    from pynet_tf import metrics, runs
+    from pynet_tf.data.sources import DataSourceError
 
     first, files = rows[0], _files(rows)
     result = CropSet(first["source"], first["input_shape"], [row["file"] for row in files])
@@ -133,8 +141,9 @@ def crop_set(rows: list[dict]) -> CropSet:
     shape = tuple(int(side) for side in first["input_shape"].split("x"))
     try:
         model = runs.load_model(source)
-        (item,) = fidelity.held_out(model, shape, first["held_out_data"] or "samples",
-                                    seed=first["held_out_seed"] or 0, limit=1)  # fmt: skip
+        (item,) = fidelity.held_out(
+            model, shape, first["held_out_data"] or "samples", seed=first["held_out_seed"] or 0, limit=1
+        )
     except (OSError, ValueError, DataSourceError, fidelity.FidelityError) as error:
         result.reason = f"held-out example unavailable: {type(error).__name__}: {error}"
         return result
@@ -159,8 +168,15 @@ def crop_set(rows: list[dict]) -> CropSet:
             continue
         versus_float, versus_truth = psnr(output, item.reference), psnr(output, item.target)
         ids = [other["id"] for other in rows if other["sha256"] == row["sha256"]]
-        result.scores.append({"file": row["file"], "rows": ids, "precision": row["precision"],
-                              "psnr_vs_float": versus_float, "psnr_vs_gt": versus_truth})  # fmt: skip
+        result.scores.append(
+            {
+                "file": row["file"],
+                "rows": ids,
+                "precision": row["precision"],
+                "psnr_vs_float": versus_float,
+                "psnr_vs_gt": versus_truth,
+            }
+        )
         label = f"{row['precision']}: {row['file']}"
         result.images.append(Panel(f"{label}\n{versus_float:.2f} dB vs float", cut(output)))
         result.errors.append(
@@ -172,9 +188,9 @@ def crop_set(rows: list[dict]) -> CropSet:
 def _output(row: dict, item, result: CropSet) -> np.ndarray | None:
     """The benchmarked file's output on the held-out ``item`` (its valid area, clipped; the packed channels in
     the file's order), or None with the reason added to ``result.skipped``."""
-    from export import fidelity  # noqa: PLC0415 (TensorFlow only when crops are asked for)
-    from export.sidecar import sha256_file  # noqa: PLC0415
-    from pynet_tf.data import bayer  # noqa: PLC0415
+    from export import fidelity
+    from export.sidecar import sha256_file
+    from pynet_tf.data import bayer
 
     path = Path(row["path"])
     if not path.is_file() or sha256_file(path) != row["sha256"]:
@@ -187,7 +203,9 @@ def _output(row: dict, item, result: CropSet) -> np.ndarray | None:
     try:
         output = np.clip(fidelity.TFLiteRunner(path.read_bytes())(packed), 0.0, 1.0)
     except (ValueError, RuntimeError) as error:
-        result.skipped.append(f"{row['file']}: LiteRT could not run it here ({type(error).__name__}: {error})")
+        result.skipped.append(
+            f"{row['file']}: LiteRT could not run it here ({type(error).__name__}: {error})"
+        )
         return None
     return output[: item.target.shape[0], : item.target.shape[1]]
 
@@ -196,18 +214,19 @@ def third_party_crop_set(rows: list[dict]) -> CropSet:
     """A third-party file's panels (export/third_party.py: no float model): the ground truth, the classical
     ISP's render, its output and its error against the ground truth, on the first held-out example its
     sidecar's accuracy was measured on."""
-    import tensorflow as tf  # noqa: PLC0415 (TensorFlow only when crops are asked for)
+    import tensorflow as tf
 
-    from export import fidelity  # noqa: PLC0415
-    from pynet_tf import metrics  # noqa: PLC0415
-    from pynet_tf.data.sources import DataSourceError  # noqa: PLC0415
+    from export import fidelity
+    from pynet_tf import metrics
+    from pynet_tf.data.sources import DataSourceError
 
     first = rows[0]
     result = CropSet(first["third_party"], first["input_shape"], [first["file"]])
     shape = tuple(int(side) for side in first["input_shape"].split("x"))
     try:
-        (item,) = fidelity.held_out_targets(shape, first["held_out_data"] or "samples",
-                                            seed=first["held_out_seed"] or 0, limit=1)  # fmt: skip
+        (item,) = fidelity.held_out_targets(
+            shape, first["held_out_data"] or "samples", seed=first["held_out_seed"] or 0, limit=1
+        )
     except (OSError, ValueError, DataSourceError, fidelity.FidelityError) as error:
         result.reason = f"held-out example unavailable: {type(error).__name__}: {error}"
         return result
@@ -221,8 +240,15 @@ def third_party_crop_set(rows: list[dict]) -> CropSet:
         return image[top : top + height, left : left + width]
 
     result.example = item.name
-    result.scores.append({"file": first["file"], "rows": [row["id"] for row in rows],
-                          "precision": first["precision"], "psnr_vs_float": None, "psnr_vs_gt": versus_truth})  # fmt: skip
+    result.scores.append(
+        {
+            "file": first["file"],
+            "rows": [row["id"] for row in rows],
+            "precision": first["precision"],
+            "psnr_vs_float": None,
+            "psnr_vs_gt": versus_truth,
+        }
+    )
     result.images = [
         Panel("ground truth", cut(item.target)),
         *_classical_panels(item, cut, result),

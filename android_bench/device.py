@@ -56,12 +56,21 @@ BINARY_HINT = (
     "(armeabi-v7a), see https://www.tensorflow.org/lite/performance/measurement"
 )
 PROPS = {
-    "model": "ro.product.model", "manufacturer": "ro.product.manufacturer", "brand": "ro.product.brand",
-    "device": "ro.product.device", "board": "ro.product.board", "platform": "ro.board.platform",
-    "soc_manufacturer": "ro.soc.manufacturer", "soc_model": "ro.soc.model", "hardware": "ro.hardware",
-    "android_release": "ro.build.version.release", "sdk": "ro.build.version.sdk", "abi": "ro.product.cpu.abi",
-    "abis": "ro.product.cpu.abilist", "fingerprint": "ro.build.fingerprint",
-}  # fmt: skip
+    "model": "ro.product.model",
+    "manufacturer": "ro.product.manufacturer",
+    "brand": "ro.product.brand",
+    "device": "ro.product.device",
+    "board": "ro.product.board",
+    "platform": "ro.board.platform",
+    "soc_manufacturer": "ro.soc.manufacturer",
+    "soc_model": "ro.soc.model",
+    "hardware": "ro.hardware",
+    "android_release": "ro.build.version.release",
+    "sdk": "ro.build.version.sdk",
+    "abi": "ro.product.cpu.abi",
+    "abis": "ro.product.cpu.abilist",
+    "fingerprint": "ro.build.fingerprint",
+}
 GOVERNORS_SCRIPT = (
     "for f in /sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor; "
     'do echo "$f $(cat "$f" 2>/dev/null)"; done'
@@ -200,10 +209,19 @@ class DeviceSession:
         self, remote_model: str, delegate: str, threads: int, warmup: int, runs: int, extra_args: list[str]
     ) -> list[str]:
         """benchmark_model's argv for one row; ``extra_args`` are the row's own (``extra_args_for``)."""
-        return [f"{REMOTE_DIR}/{BINARY_NAME}", f"--graph={remote_model}", f"--num_threads={threads}",
-                f"--warmup_runs={warmup}", "--warmup_min_secs=0", f"--num_runs={runs}", "--min_secs=0",
-                f"--max_secs={self.timeout_s:g}", PEAK_MEMORY_FLAG, *DELEGATE_FLAGS[delegate],
-                *extra_args]  # fmt: skip
+        return [
+            f"{REMOTE_DIR}/{BINARY_NAME}",
+            f"--graph={remote_model}",
+            f"--num_threads={threads}",
+            f"--warmup_runs={warmup}",
+            "--warmup_min_secs=0",
+            f"--num_runs={runs}",
+            "--min_secs=0",
+            f"--max_secs={self.timeout_s:g}",
+            PEAK_MEMORY_FLAG,
+            *DELEGATE_FLAGS[delegate],
+            *extra_args,
+        ]
 
     def command_line(self, argv: list[str], cpu_mask: str | None) -> str:
         """The device-shell string: [timeout -s KILL N] [taskset MASK] argv..., stderr merged into stdout."""
@@ -258,8 +276,14 @@ class DeviceSession:
             extra_args_for(delegate, extra_args, shared=False),
         )
         line = self.command_line(argv, cpu_mask)
-        record = {"tool": inference_diff.TOOL_NAME, "reference": "1 CPU thread, no delegate",
-                  "threads": threads, "command_line": line, "status": "error", "error": None}  # fmt: skip
+        record = {
+            "tool": inference_diff.TOOL_NAME,
+            "reference": "1 CPU thread, no delegate",
+            "threads": threads,
+            "command_line": line,
+            "status": "error",
+            "error": None,
+        }
         outcome = self.run(line)
         metrics = inference_diff.parse_log(outcome.output)
         try:

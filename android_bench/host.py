@@ -240,9 +240,7 @@ def child_command(
 def run_isolated(command: list[str], timeout_s: float) -> tuple[dict | None, str | None, str]:
     """Run ``child_command`` in a fresh process: (measurement, None, stderr) or (None, error, stderr)."""
     try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout_s, check=False
-        )
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as expired:
         stderr = (
             expired.stderr.decode(errors="replace") if isinstance(expired.stderr, bytes) else expired.stderr

@@ -32,8 +32,14 @@ BUILD_HINT = (
 # run_eval's --delegate per --delegates name ("" = the test interpreter runs TFLite's CPU kernels).
 # "external" keeps "" and gets the vendor delegate from the --external_delegate_* flags of --extra-args,
 # which the tool's delegate providers read (as they read the other delegates' own flags).
-DELEGATE_VALUES = {"cpu": "", "xnnpack": "xnnpack", "gpu": "gpu", "nnapi": "nnapi", "hexagon": "hexagon",
-                   "external": ""}  # fmt: skip
+DELEGATE_VALUES = {
+    "cpu": "",
+    "xnnpack": "xnnpack",
+    "gpu": "gpu",
+    "nnapi": "nnapi",
+    "hexagon": "hexagon",
+    "external": "",
+}
 DEFAULT_RUNS = 10
 
 _NUMBER = r"([-+0-9.eEinfa]+)"
@@ -51,9 +57,15 @@ def argv(
     ``delegate_args``: the --extra-args flags of this delegate's provider (``device.extra_args_for``), the
     only ones that concern the tool."""
     chosen = DELEGATE_VALUES[delegate]
-    return [tool, f"--model_file={model}", f"--output_file_path={output}", f"--num_runs={runs}",
-            f"--num_interpreter_threads={threads}", *([f"--delegate={chosen}"] if chosen else []),
-            *delegate_args]  # fmt: skip
+    return [
+        tool,
+        f"--model_file={model}",
+        f"--output_file_path={output}",
+        f"--num_runs={runs}",
+        f"--num_interpreter_threads={threads}",
+        *([f"--delegate={chosen}"] if chosen else []),
+        *delegate_args,
+    ]
 
 
 def _ms(us: float) -> float:

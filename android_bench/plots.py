@@ -82,24 +82,53 @@ def pareto_figure(
     for row, value, group in zip(rows, values, groups):
         y = value if math.isfinite(value) else cap
         label = f"{group} / {row['precision']}"
-        axis.scatter(row["mean_ms"], y, c=colours[group], marker=MARKERS.get(row["precision"], "x"),
-                     s=60, label=None if label in seen else label, zorder=3)  # fmt: skip
+        axis.scatter(
+            row["mean_ms"],
+            y,
+            c=colours[group],
+            marker=MARKERS.get(row["precision"], "x"),
+            s=60,
+            label=None if label in seen else label,
+            zorder=3,
+        )
         seen.add(label)
         suffix = "" if math.isfinite(value) else " (identical)"
-        axis.annotate(f"#{row['id']}{suffix}", (row["mean_ms"], y), textcoords="offset points", xytext=(5, 4),
-                      fontsize=8)  # fmt: skip
+        axis.annotate(
+            f"#{row['id']}{suffix}",
+            (row["mean_ms"], y),
+            textcoords="offset points",
+            xytext=(5, 4),
+            fontsize=8,
+        )
     on_front = sorted((row for row in rows if row["id"] in front), key=lambda row: row["mean_ms"])
     if on_front:
-        axis.plot([row["mean_ms"] for row in on_front],
-                  [row[metric] if math.isfinite(row[metric]) else cap for row in on_front],
-                  drawstyle="steps-post", color="0.3", linestyle="--", linewidth=1, zorder=2,
-                  label="Pareto front")  # fmt: skip
-        axis.scatter([row["mean_ms"] for row in on_front],
-                     [row[metric] if math.isfinite(row[metric]) else cap for row in on_front],
-                     s=180, facecolors="none", edgecolors="0.2", zorder=4)  # fmt: skip
+        axis.plot(
+            [row["mean_ms"] for row in on_front],
+            [row[metric] if math.isfinite(row[metric]) else cap for row in on_front],
+            drawstyle="steps-post",
+            color="0.3",
+            linestyle="--",
+            linewidth=1,
+            zorder=2,
+            label="Pareto front",
+        )
+        axis.scatter(
+            [row["mean_ms"] for row in on_front],
+            [row[metric] if math.isfinite(row[metric]) else cap for row in on_front],
+            s=180,
+            facecolors="none",
+            edgecolors="0.2",
+            zorder=4,
+        )
     for number, reference in enumerate(references):
-        axis.axhline(reference["psnr_vs_gt"], color="0.15", linestyle=(0, (1, 1 + number)), linewidth=1.5,
-                     zorder=1, label=_reference_label(reference, len(references) > 1))  # fmt: skip
+        axis.axhline(
+            reference["psnr_vs_gt"],
+            color="0.15",
+            linestyle=(0, (1, 1 + number)),
+            linewidth=1.5,
+            zorder=1,
+            label=_reference_label(reference, len(references) > 1),
+        )
     shown = [value if math.isfinite(value) else cap for value in values]
     axis.set_ylim(*accuracy_limits(shown + [reference["psnr_vs_gt"] for reference in references]))
     latencies = [row["mean_ms"] for row in rows]
@@ -137,8 +166,13 @@ def latency_bars(rows: list[dict], title: str) -> bytes:
         labels = [f"#{row['id']} {row['file']} x{row['threads']}" for row in members]
         means = [row["mean_ms"] if row["mean_ms"] is not None else 0.0 for row in members]
         errors = [row["std_ms"] or 0.0 for row in members]
-        axis.barh(range(len(members)), means, xerr=errors, capsize=2,
-                  color=[colours[row["precision"] or "unknown"] for row in members])  # fmt: skip
+        axis.barh(
+            range(len(members)),
+            means,
+            xerr=errors,
+            capsize=2,
+            color=[colours[row["precision"] or "unknown"] for row in members],
+        )
         for y, row in enumerate(members):
             failed = row["status"] != "ok" or row["mean_ms"] is None
             end = 0.0 if failed else row["mean_ms"] + (row["std_ms"] or 0.0)

@@ -70,8 +70,10 @@ class Report:
             run = results_file.document["run"]
             if not run.get("complete"):
                 done = len(results_file.document["rows"])
-                notes.append(f"run {run.get('id')} ({results_file.path}) did not complete (interrupted or "
-                             f"still running): it holds the {done} rows done")  # fmt: skip
+                notes.append(
+                    f"run {run.get('id')} ({results_file.path}) did not complete (interrupted or "
+                    f"still running): it holds the {done} rows done"
+                )
         accuracy = {row["file"]: row for row in self.rows if row["accuracy_note"]}
         notes += [
             f"{name}: {'' if row['psnr_vs_gt'] is not None else 'accuracy columns empty: '}{row['accuracy_note']}"
@@ -79,14 +81,17 @@ class Report:
         ]
         flagged = {row["file"]: row for row in self.rows if row["not_working_isp"]}
         bar = f"flagged from {report_rows.NOT_WORKING_ISP_DB:g} dB below"
-        notes += [f"{name}: not a working ISP: {_below_classical(row)} ({bar})"
-                  for name, row in flagged.items()]
+        notes += [
+            f"{name}: not a working ISP: {_below_classical(row)} ({bar})" for name, row in flagged.items()
+        ]
         for section, members in report_rows.sections(self.rows).items():
             scored = any(row["psnr_vs_gt"] is not None for row in members)
             if scored and not self.references.get(section):
                 label = members[0]["section_label"]
-                notes.append(f"{label}: no classical ISP reference: the sidecars predate it (export sidecar "
-                             "version < 5); re-export to see one")  # fmt: skip
+                notes.append(
+                    f"{label}: no classical ISP reference: the sidecars predate it (export sidecar "
+                    "version < 5); re-export to see one"
+                )
         return notes
 
 
@@ -94,8 +99,14 @@ def build(paths: list[Path], *, min_psnr: float = DEFAULT_MIN_PSNR, crops: bool 
     """Read the results at ``paths`` and compute everything the report shows (figures included)."""
     inputs = report_inputs.load(paths)
     rows = report_rows.flatten(inputs)
-    report = Report(rows, report_rows.mark_pareto(rows), report_rows.ship(rows, min_psnr), min_psnr, inputs,
-                    report_rows.references(rows))  # fmt: skip
+    report = Report(
+        rows,
+        report_rows.mark_pareto(rows),
+        report_rows.ship(rows, min_psnr),
+        min_psnr,
+        inputs,
+        report_rows.references(rows),
+    )
     for number, (section, members) in enumerate(report_rows.sections(rows).items(), 1):
         label, front = members[0]["section_label"], report.fronts[section]
         plotted = [row for row in members if row["id"] in front["points"]]
@@ -105,8 +116,13 @@ def build(paths: list[Path], *, min_psnr: float = DEFAULT_MIN_PSNR, crops: bool 
         if plotted:
             png = plots.pareto(plotted, front["metric"], front["front"], label, lines)
             figures.append(Figure(f"{FIGURES}/pareto_{number}.png", f"Latency vs accuracy: {label}", png))
-        figures.append(Figure(f"{FIGURES}/latency_{number}.png", f"Latency per delegate: {label}",
-                              plots.latency_bars(members, label)))  # fmt: skip
+        figures.append(
+            Figure(
+                f"{FIGURES}/latency_{number}.png",
+                f"Latency per delegate: {label}",
+                plots.latency_bars(members, label),
+            )
+        )
         report.figures[section] = figures
     if crops:
         report.crops = crop_sets(rows)
@@ -137,9 +153,11 @@ def number(value: float | None, digits: int = 2) -> str:
 
 def _below_classical(row: dict) -> str:
     """Why a row is flagged: its PSNR vs ground truth next to the classical ISP's on the same inputs."""
-    return (f"{number(row['psnr_vs_gt'])} dB vs ground truth, {number(-row['psnr_vs_classical_isp'])} dB "
-            f"below the {row['classical_isp']} at {number(row['classical_isp_psnr_vs_gt'])} dB on the same "
-            f"{row['fidelity_images']} held-out images")  # fmt: skip
+    return (
+        f"{number(row['psnr_vs_gt'])} dB vs ground truth, {number(-row['psnr_vs_classical_isp'])} dB "
+        f"below the {row['classical_isp']} at {number(row['classical_isp_psnr_vs_gt'])} dB on the same "
+        f"{row['fidelity_images']} held-out images"
+    )
 
 
 def _versus_classical(row: dict) -> str:
@@ -214,8 +232,8 @@ def reference_cells(reference: dict, shown: tuple) -> list[str]:
         "SSIM vs GT": number(reference["ssim_vs_gt"], 4),
         "MS-SSIM vs GT": number(reference["ms_ssim_vs_gt"], 4),
         "status": f"reference, not benchmarked: on the {reference['images']} held-out images of {inputs} "
-                  f"that {ids} were scored on",
-    }  # fmt: skip
+        f"that {ids} were scored on",
+    }
     return [cells.get(name, "–") for name, _ in shown]
 
 
@@ -232,14 +250,18 @@ def _ship_line(choice: dict) -> str:
     if choice["row"] is None:
         return f"{where}: nothing to ship: {choice['why']}"
     threads = f"{choice['threads']} thread" + ("s" if choice["threads"] != 1 else "")
-    line = (f"{choice['file']} with {threads} (#{choice['row']}), {number(choice['mean_ms'])} ms mean, "
-            f"{number(choice['psnr_vs_float'])} dB vs float ({choice['why']})")  # fmt: skip
+    line = (
+        f"{choice['file']} with {threads} (#{choice['row']}), {number(choice['mean_ms'])} ms mean, "
+        f"{number(choice['psnr_vs_float'])} dB vs float ({choice['why']})"
+    )
     if not choice["not_working_isp"]:
         return f"{where}: {line}"
     if choice["delegate"] is not None:
         return f"{where}: NOT A WORKING ISP: {line}"
-    return (f"{where}: NOT A WORKING ISP: {line}. It scores {_below_classical(choice)}: it matches its "
-            "float model, the network is what fails; train (or choose) a better one before shipping it")
+    return (
+        f"{where}: NOT A WORKING ISP: {line}. It scores {_below_classical(choice)}: it matches its "
+        "float model, the network is what fails; train (or choose) a better one before shipping it"
+    )
 
 
 def _ship_lines(report: Report, section: str) -> list[str]:
@@ -271,7 +293,9 @@ def _crop_lines(crop: CropSet) -> list[str]:
         for s in crop.scores
     )
     if crop.classical_isp:  # the reference first
-        scores = f"{crop.classical_isp['label']} {number(crop.classical_isp['psnr_vs_gt'])} dB vs GT; {scores}"
+        scores = (
+            f"{crop.classical_isp['label']} {number(crop.classical_isp['psnr_vs_gt'])} dB vs GT; {scores}"
+        )
     lines = [f"{crop.source} ({crop.input_shape}), example {crop.example} (whole output): {scores}"]
     return lines + [f"not run: {entry}" for entry in crop.skipped]
 
@@ -303,8 +327,10 @@ def to_markdown(report: Report) -> str:
             + "|"
         )
         lines += ["| " + " | ".join(_md_cell(cell(row)) for _, cell in shown) + " |" for row in members]
-        lines += ["| " + " | ".join(_md_cell(cell) for cell in reference_cells(reference, shown)) + " |"
-                  for reference in report.references.get(section, [])]  # fmt: skip
+        lines += [
+            "| " + " | ".join(_md_cell(cell) for cell in reference_cells(reference, shown)) + " |"
+            for reference in report.references.get(section, [])
+        ]
         lines.append("")
         lines += [f"![{figure.title}]({figure.name})" for figure in report.figures.get(section, [])] + [""]
     lines += ["## Image crops", ""]
@@ -351,17 +377,25 @@ def to_html(report: Report) -> str:
         f"<h1>Benchmark report</h1><p>Ship bar: PSNR vs the float model &ge; {report.min_psnr:g} dB.</p>"
     ]
     for section, members in report_rows.sections(report.rows).items():
-        ship = "".join(f'<li class="warning">{escape(_ship_line(c))}</li>' if c["not_working_isp"]
-                       else f"<li>{escape(_ship_line(c))}</li>" for c in _ship_choices(report, section))
-        parts.append(f"<h2>{escape(members[0]['section_label'])}</h2>"
-                     f"<p><b>Which file to ship</b> ({SHIP_RULE}):</p><ul>{ship}</ul>")  # fmt: skip
+        ship = "".join(
+            f'<li class="warning">{escape(_ship_line(c))}</li>'
+            if c["not_working_isp"]
+            else f"<li>{escape(_ship_line(c))}</li>"
+            for c in _ship_choices(report, section)
+        )
+        parts.append(
+            f"<h2>{escape(members[0]['section_label'])}</h2>"
+            f"<p><b>Which file to ship</b> ({SHIP_RULE}):</p><ul>{ship}</ul>"
+        )
         shown = columns(members)
         header = "".join(f"<th>{escape(name)}</th>" for name, _ in shown)
         body = []
         for row in members:
             kind = "ship" if row["id"] in shipped else "error" if row["status"] != "ok" else ""
-            cells = "".join(_html_cell(name, cell(row), name == VERSUS_CLASSICAL and row["not_working_isp"])
-                            for name, cell in shown)  # fmt: skip
+            cells = "".join(
+                _html_cell(name, cell(row), name == VERSUS_CLASSICAL and row["not_working_isp"])
+                for name, cell in shown
+            )
             body.append(f'<tr class="{kind}">{cells}</tr>')
         for reference in report.references.get(section, []):
             texts = reference_cells(reference, shown)
@@ -377,8 +411,10 @@ def to_html(report: Report) -> str:
     parts += [_img(figure) for figure in report.figures.get("crops", [])]
     parts.append(f"<h2>Notes</h2><p class='note'>{escape(_legend(report))}</p><ul>")
     parts.append("".join(f"<li>{escape(note)}</li>" for note in report.notes()) + "</ul>")
-    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>Benchmark report</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")  # fmt: skip
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>Benchmark report</title>"
+        f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
+    )
 
 
 # ----------------------------------------------------------------------------------------------- JSON
@@ -448,8 +484,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DB",
         help=f"ship bar: PSNR vs the float model in dB (default {DEFAULT_MIN_PSNR:g})",
     )
-    parser.add_argument("--no-crops", action="store_true",
-                        help="skip the image crops (they load TensorFlow and the source models)")  # fmt: skip
+    parser.add_argument(
+        "--no-crops",
+        action="store_true",
+        help="skip the image crops (they load TensorFlow and the source models)",
+    )
     return parser
 
 

@@ -72,9 +72,11 @@ def device_identity(document: dict) -> tuple[str, str]:
             f"host {device.get('hostname')} ({device.get('processor')}{cpus})",
         )
     name = " ".join(str(part) for part in (device.get("manufacturer"), device.get("model")) if part)
-    details = [device.get("soc_model") or device.get("platform"),
-               f"Android {device['android_release']}" if device.get("android_release") else None,
-               f"serial {device.get('serial')}"]  # fmt: skip
+    details = [
+        device.get("soc_model") or device.get("platform"),
+        f"Android {device['android_release']}" if device.get("android_release") else None,
+        f"serial {device.get('serial')}",
+    ]
     return str(device.get("serial")), f"{name or 'Android device'} ({', '.join(d for d in details if d)})"
 
 
@@ -89,14 +91,14 @@ def tflite_facts(path: str | Path) -> tuple[str | None, str | None, str | None]:
     int16x8. Float activations: float16 weights -> fp16, 8-bit weights (inputs no op produces) -> dynamic,
     else float32.
     """
-    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 (only files without a sidecar)
+    from ai_edge_litert.interpreter import Interpreter
 
     try:
         interpreter = Interpreter(model_path=str(path))
     except (ValueError, RuntimeError, OSError):
         return None, None, None
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    ops = interpreter._get_ops_details()  # noqa: SLF001 (LiteRT's only op listing, as export/sidecar.py)
+    ops = interpreter._get_ops_details()
     produced = {int(i) for op in ops for i in op["outputs"]}
     graph_inputs = {d["index"] for d in interpreter.get_input_details()}
 
@@ -258,28 +260,53 @@ def flatten(inputs: Inputs) -> list[dict]:
                 accuracy_note = "a third-party file: scored against the ground truth only (no float model)"
             elif side is not None and fidelity["psnr_vs_float"] is None:
                 accuracy_note = "the sidecar holds no fidelity measurement"
-            rows.append({
-                "id": str(len(rows) + 1), "device": device, "device_label": label,
-                "results_file": str(results_file.path), "run": document["run"].get("id"),
-                "file": model.get("name"), "path": model.get("path"), "sha256": model.get("sha256"),
-                "size_mb": model.get("size_mb"), "input_shape": shape, "output_shape": output,
-                "section": f"{device} {shape or '?'}->{output or '?'}",
-                "section_label": f"{label}: {shape or '?'} input -> {output or '?'} output",
-                "precision": precision, "precision_from": origin, "precision_note": note,
-                "source": source.get("model"), "source_sha256": source.get("sha256"),
-                "network": network_name(model.get("name"), source, third_party),
-                "third_party": source.get("third_party"), "channel_order": settings.get("channel_order"),
-                "held_out_data": settings.get("data"), "held_out_seed": settings.get("seed"),
-                "delegate": row["delegate"], "threads": row["threads"], "status": row["status"],
-                "error": row.get("error"), "coverage": _coverage(row),
-                "init_ms": timings.get("init_ms"), "mean_ms": timings.get("inference_avg_ms"),
-                "median_ms": percentiles.get("p50"), "p95_ms": percentiles.get("p95"),
-                "std_ms": timings.get("inference_std_ms"), "runs": timings.get("inference_runs"),
-                "peak_mb": memory.get("peak_mb"), "growth_mb": memory.get("overall_mb"),
-                "memory_measure": memory.get("measure"),
-                **fidelity, "accuracy_note": accuracy_note, **_deviation(row),
-                "speedup_vs_fp32": None, "fp32_row": None, "pareto": None,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "id": str(len(rows) + 1),
+                    "device": device,
+                    "device_label": label,
+                    "results_file": str(results_file.path),
+                    "run": document["run"].get("id"),
+                    "file": model.get("name"),
+                    "path": model.get("path"),
+                    "sha256": model.get("sha256"),
+                    "size_mb": model.get("size_mb"),
+                    "input_shape": shape,
+                    "output_shape": output,
+                    "section": f"{device} {shape or '?'}->{output or '?'}",
+                    "section_label": f"{label}: {shape or '?'} input -> {output or '?'} output",
+                    "precision": precision,
+                    "precision_from": origin,
+                    "precision_note": note,
+                    "source": source.get("model"),
+                    "source_sha256": source.get("sha256"),
+                    "network": network_name(model.get("name"), source, third_party),
+                    "third_party": source.get("third_party"),
+                    "channel_order": settings.get("channel_order"),
+                    "held_out_data": settings.get("data"),
+                    "held_out_seed": settings.get("seed"),
+                    "delegate": row["delegate"],
+                    "threads": row["threads"],
+                    "status": row["status"],
+                    "error": row.get("error"),
+                    "coverage": _coverage(row),
+                    "init_ms": timings.get("init_ms"),
+                    "mean_ms": timings.get("inference_avg_ms"),
+                    "median_ms": percentiles.get("p50"),
+                    "p95_ms": percentiles.get("p95"),
+                    "std_ms": timings.get("inference_std_ms"),
+                    "runs": timings.get("inference_runs"),
+                    "peak_mb": memory.get("peak_mb"),
+                    "growth_mb": memory.get("overall_mb"),
+                    "memory_measure": memory.get("measure"),
+                    **fidelity,
+                    "accuracy_note": accuracy_note,
+                    **_deviation(row),
+                    "speedup_vs_fp32": None,
+                    "fp32_row": None,
+                    "pareto": None,
+                }
+            )
     _speedups(rows)
     return rows
 
@@ -315,10 +342,12 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> set[str]:
     front = set()
     for key, (latency, quality) in points.items():
         dominated = any(
-            other_latency <= latency and other_quality >= quality
+            other_latency <= latency
+            and other_quality >= quality
             and (other_latency < latency or other_quality > quality)
-            for other, (other_latency, other_quality) in points.items() if other != key
-        )  # fmt: skip
+            for other, (other_latency, other_quality) in points.items()
+            if other != key
+        )
         if not dominated:
             front.add(key)
     return front
@@ -363,8 +392,15 @@ def mark_pareto(rows: list[dict]) -> dict[str, dict]:
     return fronts
 
 
-REFERENCE_KEYS = ("held_out_data", "held_out_seed", "fidelity_images", "classical_isp",
-                  "classical_isp_psnr_vs_gt", "classical_isp_ssim_vs_gt", "classical_isp_ms_ssim_vs_gt")
+REFERENCE_KEYS = (
+    "held_out_data",
+    "held_out_seed",
+    "fidelity_images",
+    "classical_isp",
+    "classical_isp_psnr_vs_gt",
+    "classical_isp_ssim_vs_gt",
+    "classical_isp_ms_ssim_vs_gt",
+)
 """What tells one set of held-out inputs' classical ISP from another's within a section."""
 
 
@@ -380,11 +416,19 @@ def references(rows: list[dict]) -> dict[str, list[dict]]:
             if row["classical_isp"] is None:
                 continue
             key = tuple(row[name] for name in REFERENCE_KEYS)
-            entry = entries.setdefault(key, {
-                "label": row["classical_isp"], "held_out_data": row["held_out_data"],
-                "held_out_seed": row["held_out_seed"], "images": row["fidelity_images"],
-                "psnr_vs_gt": row["classical_isp_psnr_vs_gt"], "ssim_vs_gt": row["classical_isp_ssim_vs_gt"],
-                "ms_ssim_vs_gt": row["classical_isp_ms_ssim_vs_gt"], "rows": []})  # fmt: skip
+            entry = entries.setdefault(
+                key,
+                {
+                    "label": row["classical_isp"],
+                    "held_out_data": row["held_out_data"],
+                    "held_out_seed": row["held_out_seed"],
+                    "images": row["fidelity_images"],
+                    "psnr_vs_gt": row["classical_isp_psnr_vs_gt"],
+                    "ssim_vs_gt": row["classical_isp_ssim_vs_gt"],
+                    "ms_ssim_vs_gt": row["classical_isp_ms_ssim_vs_gt"],
+                    "rows": [],
+                },
+            )
             entry["rows"].append(row["id"])
     return {section: list(entries.values()) for section, entries in found.items()}
 
@@ -435,6 +479,16 @@ def _choose(ran: list[dict], min_psnr: float) -> dict:
             f"no row reaches {min_psnr:g} dB vs the float model ({len(ran) - unknown} below, "
             f"{unknown} with unknown accuracy); fastest ok row: {_describe(fastest)}"
         )
-    keys = ("file", "threads", "mean_ms", "psnr_vs_float", "psnr_vs_gt", "fidelity_images", "classical_isp",
-            "classical_isp_psnr_vs_gt", "psnr_vs_classical_isp", "not_working_isp")
+    keys = (
+        "file",
+        "threads",
+        "mean_ms",
+        "psnr_vs_float",
+        "psnr_vs_gt",
+        "fidelity_images",
+        "classical_isp",
+        "classical_isp_psnr_vs_gt",
+        "psnr_vs_classical_isp",
+        "not_working_isp",
+    )
     return {"row": best["id"] if best else None, **{key: (best or {}).get(key) for key in keys}, "why": why}

@@ -117,12 +117,28 @@ def new_row(
     extra_args: list[str],
     cpu_mask: str | None,
 ) -> dict:
-    row = {"model": model, "sidecar": sidecar, "delegate": delegate, "threads": threads,
-           "status": "error", "error": None, "command": None, "command_line": None,
-           "extra_args": list(extra_args), "cpu_mask": cpu_mask, "timings": None, "memory": None,
-           "tool_model_size_mb": None, "tool_version": None, "coverage": None, "deviation": None,
-           "temperature_c": {},
-           "started": utc_now(), "wall_s": None, "log": ""}  # fmt: skip
+    row = {
+        "model": model,
+        "sidecar": sidecar,
+        "delegate": delegate,
+        "threads": threads,
+        "status": "error",
+        "error": None,
+        "command": None,
+        "command_line": None,
+        "extra_args": list(extra_args),
+        "cpu_mask": cpu_mask,
+        "timings": None,
+        "memory": None,
+        "tool_model_size_mb": None,
+        "tool_version": None,
+        "coverage": None,
+        "deviation": None,
+        "temperature_c": {},
+        "started": utc_now(),
+        "wall_s": None,
+        "log": "",
+    }
     if sidecar_error:
         row["sidecar_error"] = sidecar_error
     return row
@@ -153,10 +169,10 @@ def timings_from_output(out: BenchmarkOutput) -> dict:
 
 MEASURES = {
     "Peak memory footprint": "benchmark_model 'Peak memory footprint': growth of the process's max RSS over "
-                             "the tool's start, after init and at the end",
+    "the tool's start, after init and at the end",
     "Memory footprint delta from the start of the tool": "benchmark_model 'Memory footprint delta from the "
-                                                         "start of the tool': after init and at the end",
-}  # fmt: skip
+    "start of the tool': after init and at the end",
+}
 
 
 def memory_from_output(out: BenchmarkOutput) -> dict | None:

@@ -291,10 +291,20 @@ def host_facts() -> dict:
         except metadata.PackageNotFoundError:
             versions[package.replace("-", "_")] = None
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {"kind": "host", "hostname": socket.gethostname(), "system": platform.system(),
-            "release": platform.release(), "machine": platform.machine(), "processor": processor,
-            "cpu_count": os.cpu_count(), "cpus_allowed": allowed, "governors": governors,
-            "thermal_c": host_temperatures(), "python": platform.python_version(), **versions}  # fmt: skip
+    return {
+        "kind": "host",
+        "hostname": socket.gethostname(),
+        "system": platform.system(),
+        "release": platform.release(),
+        "machine": platform.machine(),
+        "processor": processor,
+        "cpu_count": os.cpu_count(),
+        "cpus_allowed": allowed,
+        "governors": governors,
+        "thermal_c": host_temperatures(),
+        "python": platform.python_version(),
+        **versions,
+    }
 
 
 class Runner:
@@ -332,7 +342,12 @@ class Runner:
 
     def new_row(self, record, side, side_error, delegate, threads) -> dict:
         return results.new_row(
-            record, side, side_error, delegate, threads, extra_args_for(delegate, self.args.extra),
+            record,
+            side,
+            side_error,
+            delegate,
+            threads,
+            extra_args_for(delegate, self.args.extra),
             self.args.cpu_mask,
         )
 
@@ -395,9 +410,13 @@ class Runner:
             if session.diff_binary is not None and not session.lost:
                 if (model, delegate) not in deviations:
                     deviations[model, delegate] = session.deviation(
-                        remote[model], delegate, threads, self.args.inference_diff_runs, self.args.extra,
+                        remote[model],
+                        delegate,
+                        threads,
+                        self.args.inference_diff_runs,
+                        self.args.extra,
                         self.args.cpu_mask,
-                    )  # fmt: skip
+                    )
                 row["deviation"] = deviations[model, delegate]
             self.add(row)
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import time
 
-import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
 import tf_keras as keras
 
+import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.sources import parse_source
 from pynet_tf.model import build_pynet
@@ -53,7 +53,9 @@ def main() -> None:
     def step(packed, target):
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.square(model(packed, training=True) - target))
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        optimizer.apply_gradients(
+            zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        )
         return loss
 
     constant = next(iterator)

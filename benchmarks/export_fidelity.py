@@ -56,12 +56,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from android_bench import host  # noqa: E402
-from export.formats import FORMATS  # noqa: E402
-from export.to_tflite import STATUS_OK, export_model  # noqa: E402
-from pynet_tf.cli import image_size  # noqa: E402
+from android_bench import host
+from export.formats import FORMATS
+from export.to_tflite import STATUS_OK, export_model
+from pynet_tf.cli import image_size
 
 INT8 = ("int8", "qat")
 """The full-integer int8 files: post-training (int8) and quantization-aware (qat). A target is met by the
@@ -99,8 +99,12 @@ def time_contents(contents: list[bytes], threads: int, runs: int, rounds: int) -
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="runs/quick", help="a trained run or .keras (default runs/quick)")
-    parser.add_argument("--input-shape", default="128x128", help="packed HxW of the exports (default 128x128)")
-    parser.add_argument("--formats", default=",".join(FORMATS), help=f"comma-separated (default {','.join(FORMATS)})")
+    parser.add_argument(
+        "--input-shape", default="128x128", help="packed HxW of the exports (default 128x128)"
+    )
+    parser.add_argument(
+        "--formats", default=",".join(FORMATS), help=f"comma-separated (default {','.join(FORMATS)})"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=10, help="timed inferences per file per round")
     parser.add_argument("--rounds", type=int, default=3)
@@ -113,24 +117,38 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(args.out or scratch)
         qat_options = {"qat_steps": args.qat_steps} if "qat" in formats else {}
-        results = {r.format: r for r in export_model(args.model, formats, out=out, qat_options=qat_options,
-                                                      input_shape=image_size(args.input_shape))}
+        results = {
+            r.format: r
+            for r in export_model(
+                args.model,
+                formats,
+                out=out,
+                qat_options=qat_options,
+                input_shape=image_size(args.input_shape),
+            )
+        }
         written = {name: r.path for name, r in results.items() if r.status == STATUS_OK}
         latency = time_files(written, args.threads, args.runs, args.rounds)
 
     fp32 = results.get("float32")
     measured: dict[str, dict[str, float | None]] = {}
-    print(f"model {args.model}, packed {args.input_shape}, LiteRT XNNPACK {args.threads} threads, "
-          f"median of {args.rounds} x {args.runs} runs")
-    print(f"{'format':<9} {'status':<17} {'size MB':>8} {'PSNR vs float':>13} {'ΔPSNR vs GT':>11} {'ms':>8} "
-          f"{'speed-up':>8}")
+    print(
+        f"model {args.model}, packed {args.input_shape}, LiteRT XNNPACK {args.threads} threads, "
+        f"median of {args.rounds} x {args.runs} runs"
+    )
+    print(
+        f"{'format':<9} {'status':<17} {'size MB':>8} {'PSNR vs float':>13} {'ΔPSNR vs GT':>11} {'ms':>8} "
+        f"{'speed-up':>8}"
+    )
     for name, result in results.items():
         ms = latency.get(name)
         speedup = latency[fp32.format] / ms if fp32 and fp32.format in latency and ms else None
         measured[name] = {
             "psnr_vs_float": result.psnr_vs_float,
             "abs_delta_psnr": abs(result.delta_psnr) if result.delta_psnr is not None else None,
-            "size_ratio": result.size_bytes / fp32.size_bytes if fp32 and fp32.size_bytes and result.size_bytes else None,
+            "size_ratio": result.size_bytes / fp32.size_bytes
+            if fp32 and fp32.size_bytes and result.size_bytes
+            else None,
             "speedup": speedup,
         }
 
@@ -138,8 +156,10 @@ def main() -> int:
             return "-" if value is None else format(value, spec)
 
         size = result.size_bytes / 2**20 if result.size_bytes else None
-        print(f"{name:<9} {result.status:<17} {show(size, '8.3f')} {show(result.psnr_vs_float, '13.2f')} "
-              f"{show(result.delta_psnr, '+11.2f')} {show(ms, '8.2f')} {show(speedup, '7.2f')}x")
+        print(
+            f"{name:<9} {result.status:<17} {show(size, '8.3f')} {show(result.psnr_vs_float, '13.2f')} "
+            f"{show(result.delta_psnr, '+11.2f')} {show(ms, '8.2f')} {show(speedup, '7.2f')}x"
+        )
 
     missed = 0
     print("\ntargets:")

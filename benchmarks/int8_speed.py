@@ -78,17 +78,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from export.to_tflite import STATUS_OK, export_model  # noqa: E402  (first: selects Keras 2)
+import tf_keras as keras
+from ai_edge_litert.interpreter import Interpreter
+from export_fidelity import time_files
 
-import tf_keras as keras  # noqa: E402
-from ai_edge_litert.interpreter import Interpreter  # noqa: E402
-from export_fidelity import time_files  # noqa: E402
-
-from android_bench import host  # noqa: E402
-from export.fidelity import model_level  # noqa: E402
-from pynet_tf import atomic, runs  # noqa: E402
-from pynet_tf.cli import command_parser, image_size  # noqa: E402
-from pynet_tf.model import build_pynet, transfer_weights  # noqa: E402
+from android_bench import host
+from export.fidelity import model_level
+from export.to_tflite import STATUS_OK, export_model
+from pynet_tf import atomic, runs
+from pynet_tf.cli import command_parser, image_size
+from pynet_tf.model import build_pynet, transfer_weights
 
 VARIANTS = ("norm_float", "rsqrt_float", "no_norm")
 
@@ -97,16 +96,24 @@ def rsqrt_tensors(int8_file: Path) -> tuple[str, ...]:
     """The input (``variance + epsilon``) and output tensor names of every RSQRT in a TFLite file."""
     interpreter = Interpreter(model_path=str(int8_file))
     names = {detail["index"]: detail["name"] for detail in interpreter.get_tensor_details()}
-    return tuple(names[int(op[end][0])] for op in interpreter._get_ops_details()  # LiteRT's only op listing
-                 if op["op_name"] == "RSQRT" for end in ("inputs", "outputs"))  # fmt: skip
+    return tuple(
+        names[int(op[end][0])]
+        for op in interpreter._get_ops_details()  # LiteRT's only op listing
+        if op["op_name"] == "RSQRT"
+        for end in ("inputs", "outputs")
+    )
 
 
 def without_norms(model_path: str, out: Path) -> Path:
     """The model rebuilt without instance norms, every other layer's trained weights copied: the same
     convolutions, for timing what the norms cost (its output is not the trained model's)."""
     model = runs.load_model(model_path)
-    bare = build_pynet(model_level(model), base_filters=model.get_layer("l1_enc_3x3a").filters,
-                       instance_norm=False, instance_norm_level_1=False)
+    bare = build_pynet(
+        model_level(model),
+        base_filters=model.get_layer("l1_enc_3x3a").filters,
+        instance_norm=False,
+        instance_norm_level_1=False,
+    )
     transfer_weights(model, bare)
     return atomic.write_with(out / "no_norm.keras", bare.save)
 
@@ -118,8 +125,12 @@ def export_all(model: str, input_shape: tuple[int, int], variants: list[str], ou
     rows = [("float32", base["float32"], "float32"), ("int8", base["int8"], "float32")]
     for variant in variants:
         if variant == "no_norm":
-            bare = export_model(without_norms(model, out / variant), ["float32", "int8"], out=out / variant,
-                                input_shape=input_shape)
+            bare = export_model(
+                without_norms(model, out / variant),
+                ["float32", "int8"],
+                out=out / variant,
+                input_shape=input_shape,
+            )
             rows += [(f"no_norm {r.format}", r, "no_norm float32") for r in bare]
             continue
         if variant == "norm_float":
@@ -132,8 +143,9 @@ def export_all(model: str, input_shape: tuple[int, int], variants: list[str], ou
             if not names:
                 print(f"{variant}: the int8 file has no RSQRT (no instance norm); skipped", file=sys.stderr)
                 continue
-        (result,) = export_model(model, ["int8"], out=out / variant, input_shape=input_shape,
-                                 float_fallback=names)
+        (result,) = export_model(
+            model, ["int8"], out=out / variant, input_shape=input_shape, float_fallback=names
+        )
         rows.append((variant, result, "float32"))
     return rows
 
@@ -141,9 +153,13 @@ def export_all(model: str, input_shape: tuple[int, int], variants: list[str], ou
 def main(argv: list[str] | None = None) -> int:
     parser = command_parser("benchmarks/int8_speed", __doc__, script=True)
     parser.add_argument("--model", default="runs/demo1", help="a trained run or .keras (default runs/demo1)")
-    parser.add_argument("--width", type=int, metavar="W",
-                        help="instead of --model: an untrained PyNET level 0 of base width W (32: the paper's), "
-                             "for speed at widths no quick run has; its PSNR column means nothing")  # fmt: skip
+    parser.add_argument(
+        "--width",
+        type=int,
+        metavar="W",
+        help="instead of --model: an untrained PyNET level 0 of base width W (32: the paper's), "
+        "for speed at widths no quick run has; its PSNR column means nothing",
+    )
     parser.add_argument("--input-shape", type=image_size, default=(64, 64), help="packed HxW (default 64x64)")
     parser.add_argument("--threads", type=int, default=2, help="LiteRT/XNNPACK threads (default 2)")
     parser.add_argument("--variants", default="", help=f"comma-separated, from {', '.join(VARIANTS)}")
@@ -154,16 +170,23 @@ def main(argv: list[str] | None = None) -> int:
     variants = [name.strip() for name in args.variants.split(",") if name.strip()]
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown or args.threads < 1 or args.runs < 1 or args.rounds < 1 or (args.width or 1) < 1:
-        problem = (f"--variants: unknown {', '.join(unknown)} (choose from {', '.join(VARIANTS)})" if unknown
-                   else "--threads, --runs, --rounds and --width must be at least 1")
+        problem = (
+            f"--variants: unknown {', '.join(unknown)} (choose from {', '.join(VARIANTS)})"
+            if unknown
+            else "--threads, --runs, --rounds and --width must be at least 1"
+        )
         print(f"int8_speed: {problem}", file=sys.stderr)
         return 2
 
     with tempfile.TemporaryDirectory() as scratch:
         if args.width:
             keras.utils.set_random_seed(0)
-            args.model = str(atomic.write_with(Path(scratch) / f"pynet_width{args.width}.keras",
-                                               build_pynet(0, base_filters=args.width).save))  # fmt: skip
+            args.model = str(
+                atomic.write_with(
+                    Path(scratch) / f"pynet_width{args.width}.keras",
+                    build_pynet(0, base_filters=args.width).save,
+                )
+            )
         try:
             rows = export_all(args.model, args.input_shape, variants, args.out or Path(scratch))
         except (ValueError, runs.RunError) as error:  # ExportError, RunError, CalibrationError, ...: the fix
@@ -171,15 +194,21 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         written = {name: result.path for name, result, _ in rows if result.status == STATUS_OK}
         latency = time_files(written, args.threads, args.runs, args.rounds)
-        coverage = {name: host.measure(path, "xnnpack", args.threads, warmup=0, runs=1)["coverage"]
-                    for name, path in written.items()}
+        coverage = {
+            name: host.measure(path, "xnnpack", args.threads, warmup=0, runs=1)["coverage"]
+            for name, path in written.items()
+        }
 
     height, width = args.input_shape
     subject = f"untrained PyNET level 0, width {args.width}" if args.width else f"model {args.model}"
-    print(f"{subject}, packed {height}x{width}, LiteRT XNNPACK {args.threads} threads, "
-          f"median of {args.rounds} x {args.runs} runs")
-    print(f"{'file':<16} {'PSNR vs float':>13} {'ms/image':>9} {'fp32/this':>9} {'XNNPACK nodes':>14} "
-          f"{'partitions':>10}")
+    print(
+        f"{subject}, packed {height}x{width}, LiteRT XNNPACK {args.threads} threads, "
+        f"median of {args.rounds} x {args.runs} runs"
+    )
+    print(
+        f"{'file':<16} {'PSNR vs float':>13} {'ms/image':>9} {'fp32/this':>9} {'XNNPACK nodes':>14} "
+        f"{'partitions':>10}"
+    )
     for name, result, baseline in rows:
         if name not in latency:
             print(f"{name:<16} {result.status}: {result.message}")
@@ -187,8 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         nodes = coverage[name]
         ratio = f"{latency[baseline] / latency[name]:.2f}x" if baseline in latency else "-"
         psnr = "-" if result.psnr_vs_float is None else f"{result.psnr_vs_float:.2f}"
-        print(f"{name:<16} {psnr:>13} {latency[name]:9.2f} {ratio:>9} "
-              f"{nodes['delegated']:>7}/{nodes['total']:<6} {nodes['partitions']:>10}")
+        print(
+            f"{name:<16} {psnr:>13} {latency[name]:9.2f} {ratio:>9} "
+            f"{nodes['delegated']:>7}/{nodes['total']:<6} {nodes['partitions']:>10}"
+        )
     return 0
 
 

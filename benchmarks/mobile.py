@@ -46,22 +46,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from export.to_tflite import STATUS_OK, export_model  # noqa: E402  (first: selects Keras 2)
+import numpy as np
+import tensorflow as tf
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from android_bench import host  # noqa: E402
-from calibration.build import default_calibration  # noqa: E402
-from export import third_party  # noqa: E402
-from export.tflite import converter_for  # noqa: E402
-from pynet_tf import runs  # noqa: E402
-from pynet_tf.architectures import ARCHITECTURES  # noqa: E402
-from pynet_tf.model import build_pynet  # noqa: E402
-from pynet_tf.cli import image_size  # noqa: E402
-from pynet_tf.data import bayer  # noqa: E402
-from pynet_tf.flops import forward_flops  # noqa: E402
-from pynet_tf.train_config import TrainConfig  # noqa: E402
+from android_bench import host
+from calibration.build import default_calibration
+from export import third_party
+from export.tflite import converter_for
+from export.to_tflite import STATUS_OK, export_model
+from pynet_tf import runs
+from pynet_tf.architectures import ARCHITECTURES
+from pynet_tf.cli import image_size
+from pynet_tf.data import bayer
+from pynet_tf.flops import forward_flops
+from pynet_tf.model import build_pynet
+from pynet_tf.train_config import TrainConfig
 
 MICRO_ISP = Path(__file__).resolve().parents[2] / "shared" / "data" / "third_party" / "MicroISP.tflite"
 BUDGET_TOLERANCE = 0.1
@@ -94,8 +93,11 @@ def budget(run: str) -> tuple[str, float]:
     millions): the PSNR target needs the mobile ISP not to have seen more. Crops alone no longer say it: the quick
     preset trains PyNET's fine levels on 32x32 crops and the mobile ISP on 64x64."""
     config = TrainConfig.from_json(json.loads(runs.RunDir(run).config.read_text())["config"])
-    pixels = sum(s.steps * s.batch_size * config.patch_at(level) ** 2 for level, s in config.schedule.items()
-                 if level in config.levels)
+    pixels = sum(
+        s.steps * s.batch_size * config.patch_at(level) ** 2
+        for level, s in config.schedule.items()
+        if level in config.levels
+    )
     return config.preset, pixels / 1e6
 
 
@@ -119,8 +121,12 @@ def flops_per_mp(model, shape: tuple[int, int]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pynet", default="runs/quick", help="a PyNET run (default runs/quick)")
-    parser.add_argument("--mobile", default="runs/mobile_quick", help="a mobile ISP run (default runs/mobile_quick)")
-    parser.add_argument("--shape", default="128x128", help="packed HxW for quality and FLOPs (default 128x128)")
+    parser.add_argument(
+        "--mobile", default="runs/mobile_quick", help="a mobile ISP run (default runs/mobile_quick)"
+    )
+    parser.add_argument(
+        "--shape", default="128x128", help="packed HxW for quality and FLOPs (default 128x128)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3, help="timed inferences per file per round")
@@ -133,11 +139,18 @@ def main() -> int:
         quality = {}
         for name, run in (("pynet", args.pynet), ("mobile", args.mobile)):
             formats = ["float32", "int8"] if name == "mobile" else ["float32"]
-            quality[name] = {r.format: r for r in export_model(run, formats, out=out / name, input_shape=shape)}
-        _, micro = third_party.import_file(MICRO_ISP, input_shape=shape, out=out / "micro",
-                                           channel_order=bayer.CHANNEL_ORDERS["reference"])  # fmt: skip
-        seconds = latency({"MicroISP fp32": MICRO_ISP, "mobile int8": int8_at(args.mobile, FRAME, out)},
-                          args.threads, args.rounds, args.runs)
+            quality[name] = {
+                r.format: r for r in export_model(run, formats, out=out / name, input_shape=shape)
+            }
+        _, micro = third_party.import_file(
+            MICRO_ISP, input_shape=shape, out=out / "micro", channel_order=bayer.CHANNEL_ORDERS["reference"]
+        )
+        seconds = latency(
+            {"MicroISP fp32": MICRO_ISP, "mobile int8": int8_at(args.mobile, FRAME, out)},
+            args.threads,
+            args.rounds,
+            args.runs,
+        )
 
     def float_psnr(name: str) -> float:
         result = quality[name]["float32"]
@@ -145,32 +158,58 @@ def main() -> int:
         return result.sidecar["fidelity"]["vs_ground_truth"]["float"]["psnr"]
 
     pynet_width = ARCHITECTURES["pynet"].default_width
-    flops = {"pynet": flops_per_mp(build_pynet(0, base_filters=pynet_width), shape),
-             "mobile": flops_per_mp(runs.load_model(args.mobile), shape)}
+    flops = {
+        "pynet": flops_per_mp(build_pynet(0, base_filters=pynet_width), shape),
+        "mobile": flops_per_mp(runs.load_model(args.mobile), shape),
+    }
     int8 = quality["mobile"]["int8"]
     budgets = {name: budget(run) for name, run in (("mobile", args.mobile), ("pynet", args.pynet))}
     measured = [
-        ("training Mpixels (<= PyNET's): mobile vs PyNET", budgets["mobile"][1], budgets["pynet"][1],
-         budgets["mobile"][1] <= budgets["pynet"][1] * (1 + BUDGET_TOLERANCE)),
-        ("12 MP s/image: mobile int8 vs MicroISP fp32", seconds["mobile int8"], seconds["MicroISP fp32"],
-         seconds["mobile int8"] < seconds["MicroISP fp32"]),
-        (f"GFLOP per output MP: mobile vs PyNET width {pynet_width}", flops["mobile"] / 1e9, flops["pynet"] / 1e9,
-         flops["mobile"] <= flops["pynet"] / 50),
-        ("PSNR vs ground truth (dB): mobile vs PyNET", float_psnr("mobile"), float_psnr("pynet"),
-         float_psnr("mobile") >= float_psnr("pynet") - 0.5),
-        ("mobile int8 PSNR vs its float (dB), bar 40", int8.psnr_vs_float, 40.0,
-         int8.psnr_vs_float is not None and int8.psnr_vs_float >= 40.0),
+        (
+            "training Mpixels (<= PyNET's): mobile vs PyNET",
+            budgets["mobile"][1],
+            budgets["pynet"][1],
+            budgets["mobile"][1] <= budgets["pynet"][1] * (1 + BUDGET_TOLERANCE),
+        ),
+        (
+            "12 MP s/image: mobile int8 vs MicroISP fp32",
+            seconds["mobile int8"],
+            seconds["MicroISP fp32"],
+            seconds["mobile int8"] < seconds["MicroISP fp32"],
+        ),
+        (
+            f"GFLOP per output MP: mobile vs PyNET width {pynet_width}",
+            flops["mobile"] / 1e9,
+            flops["pynet"] / 1e9,
+            flops["mobile"] <= flops["pynet"] / 50,
+        ),
+        (
+            "PSNR vs ground truth (dB): mobile vs PyNET",
+            float_psnr("mobile"),
+            float_psnr("pynet"),
+            float_psnr("mobile") >= float_psnr("pynet") - 0.5,
+        ),
+        (
+            "mobile int8 PSNR vs its float (dB), bar 40",
+            int8.psnr_vs_float,
+            40.0,
+            int8.psnr_vs_float is not None and int8.psnr_vs_float >= 40.0,
+        ),
     ]
-    print(f"mobile {args.mobile} ({budgets['mobile'][0]} preset) vs PyNET {args.pynet} ({budgets['pynet'][0]} "
-          f"preset); quality at packed {args.shape}; 12 MP = packed "
-          f"{FRAME[0]}x{FRAME[1]}, XNNPACK {args.threads} threads, median of {args.rounds} rounds x {args.runs}")
+    print(
+        f"mobile {args.mobile} ({budgets['mobile'][0]} preset) vs PyNET {args.pynet} ({budgets['pynet'][0]} "
+        f"preset); quality at packed {args.shape}; 12 MP = packed "
+        f"{FRAME[0]}x{FRAME[1]}, XNNPACK {args.threads} threads, median of {args.rounds} rounds x {args.runs}"
+    )
     missed = 0
     for what, value, reference, met in measured:
         missed += not met
         print(f"  {what:<54} {value:10.3f} vs {reference:10.3f}  {'met' if met else 'MISSED'}")
     micro_psnr = micro["fidelity"]["vs_ground_truth"]["file"]["psnr"]
-    print(f"  no target: MicroISP (export/third_party.py, reference channel order) PSNR vs ground truth at "
-          f"{args.shape}: {micro_psnr:.3f} dB (trained on another sensor's RAW)")
+    print(
+        f"  no target: MicroISP (export/third_party.py, reference channel order) PSNR vs ground truth at "
+        f"{args.shape}: {micro_psnr:.3f} dB (trained on another sensor's RAW)"
+    )
     return 1 if args.check and missed else 0
 
 

@@ -56,8 +56,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # model_fixtures: the fixture's checkpoint writer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pynet_tf.cli import command_parser, image_size  # noqa: E402  (light: TensorFlow loads in measure, child)
-from pynet_tf.shapes import LEVELS  # noqa: E402
+from pynet_tf.cli import command_parser, image_size
+from pynet_tf.shapes import LEVELS
 
 FORMATS = ("float32", "fp16", "int8")
 SMOKE = {"level": 5, "shape": (32, 32), "runs": 2, "rounds": 1}
@@ -106,11 +106,11 @@ def show(value: float | None, spec: str) -> str:
 
 def measure(args: argparse.Namespace, formats: list[str], out: Path) -> dict:
     """Steps 1-4 of the docstring, files under ``out``: the report ``official_import.json`` holds."""
-    from export.to_tflite import export_model  # first: selects Keras 2
-
     import tensorflow as tf
     from export_fidelity import time_files
     from model_fixtures import official_checkpoint
+
+    from export.to_tflite import export_model  # first: selects Keras 2
 
     started = time.perf_counter()
     prefix = official_checkpoint(out / "checkpoint")
@@ -121,60 +121,85 @@ def measure(args: argparse.Namespace, formats: list[str], out: Path) -> dict:
     export_s = time.perf_counter() - started
     written = {result.format: result.path for result in results if result.path}
     latency = {threads: time_files(written, threads, args.runs, args.rounds) for threads in args.threads}
-    rows = [{"format": result.format, "status": result.status, "message": result.message,
-             "convert_s": result.sidecar["timing"]["convert_s"] if result.sidecar else None,
-             "size_bytes": result.size_bytes, "psnr_vs_float": result.psnr_vs_float,
-             "ms": {threads: latency[threads].get(result.format) for threads in args.threads}}
-            for result in results]  # fmt: skip
+    rows = [
+        {
+            "format": result.format,
+            "status": result.status,
+            "message": result.message,
+            "convert_s": result.sidecar["timing"]["convert_s"] if result.sidecar else None,
+            "size_bytes": result.size_bytes,
+            "psnr_vs_float": result.psnr_vs_float,
+            "ms": {threads: latency[threads].get(result.format) for threads in args.threads},
+        }
+        for result in results
+    ]
     return {
         "checkpoint_values": sum(math.prod(shape) for _, shape in tf.train.list_variables(str(prefix))),
         "checkpoint_write_s": written_s,
         "import": imported,
         "export_s": export_s,
         "settings": {
-            "level": args.level, "shape": "x".join(map(str, args.shape)), "threads": list(args.threads),
-            "runs": args.runs, "rounds": args.rounds,
+            "level": args.level,
+            "shape": "x".join(map(str, args.shape)),
+            "threads": list(args.threads),
+            "runs": args.runs,
+            "rounds": args.rounds,
             "held_out_images": next((r.sidecar["fidelity"]["images"] for r in results if r.sidecar), 0),
-        },  # fmt: skip
+        },
         "formats": rows,
     }
 
 
 def print_report(report: dict) -> None:
     settings, imported = report["settings"], report["import"]
-    print(f"official PyNET (fixture weights, {report['checkpoint_values']:,} checkpoint values, written in "
-          f"{report['checkpoint_write_s']:.1f} s), level {settings['level']}, packed {settings['shape']}")
+    print(
+        f"official PyNET (fixture weights, {report['checkpoint_values']:,} checkpoint values, written in "
+        f"{report['checkpoint_write_s']:.1f} s), level {settings['level']}, packed {settings['shape']}"
+    )
     peak, baseline = imported["peak_rss_kb"] / 1024, imported["baseline_rss_kb"] / 1024
-    print(f"import: {imported['import_s']:.1f} s ({imported['process_s']:.1f} s with the process's start), "
-          f"peak RSS {peak:.0f} MB ({baseline:.0f} MB after TensorFlow loaded)")
-    print(f"export: {report['export_s']:.1f} s in all; PSNR vs the float model on "
-          f"{settings['held_out_images']} held-out samples; LiteRT XNNPACK, median of {settings['rounds']} x "
-          f"{settings['runs']} runs")
+    print(
+        f"import: {imported['import_s']:.1f} s ({imported['process_s']:.1f} s with the process's start), "
+        f"peak RSS {peak:.0f} MB ({baseline:.0f} MB after TensorFlow loaded)"
+    )
+    print(
+        f"export: {report['export_s']:.1f} s in all; PSNR vs the float model on "
+        f"{settings['held_out_images']} held-out samples; LiteRT XNNPACK, median of {settings['rounds']} x "
+        f"{settings['runs']} runs"
+    )
     threads = settings["threads"]
     columns = "".join(f"{f'ms {count}t':>9}" for count in threads)
     print(f"{'format':<9} {'status':<17} {'convert s':>9} {'size MB':>8} {'PSNR vs float':>13}{columns}")
     for row in report["formats"]:
         size = row["size_bytes"] / 2**20 if row["size_bytes"] else None
         latency = "".join(show(row["ms"][count], "9.2f") for count in threads)
-        print(f"{row['format']:<9} {row['status']:<17} {show(row['convert_s'], '9.1f')} {show(size, '8.2f')} "
-              f"{show(row['psnr_vs_float'], '13.2f')}{latency}")
+        print(
+            f"{row['format']:<9} {row['status']:<17} {show(row['convert_s'], '9.1f')} {show(size, '8.2f')} "
+            f"{show(row['psnr_vs_float'], '13.2f')}{latency}"
+        )
         if row["message"]:
             print(f"  {row['message']}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = command_parser("benchmarks/official_import", __doc__, script=True)
-    parser.add_argument("--level", type=int, choices=LEVELS, default=0,
-                        help="the level to import and export (default 0)")
+    parser.add_argument(
+        "--level", type=int, choices=LEVELS, default=0, help="the level to import and export (default 0)"
+    )
     parser.add_argument("--shape", type=image_size, default=(224, 224), help="packed HxW (default 224x224)")
-    parser.add_argument("--formats", default=",".join(FORMATS),
-                        help=f"comma-separated (default {','.join(FORMATS)})")
-    parser.add_argument("--threads", type=thread_counts, default=(1, 2),
-                        help="LiteRT/XNNPACK thread counts, comma-separated (default 1,2)")
+    parser.add_argument(
+        "--formats", default=",".join(FORMATS), help=f"comma-separated (default {','.join(FORMATS)})"
+    )
+    parser.add_argument(
+        "--threads",
+        type=thread_counts,
+        default=(1, 2),
+        help="LiteRT/XNNPACK thread counts, comma-separated (default 1,2)",
+    )
     parser.add_argument("--runs", type=int, default=10, help="timed inferences per file per round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--smoke", action="store_true",
-                        help="level 5, 32x32, 2 runs, 1 round: every step, cheaply")
+    parser.add_argument(
+        "--smoke", action="store_true", help="level 5, 32x32, 2 runs, 1 round: every step, cheaply"
+    )
     parser.add_argument("--out", type=Path, help="keep everything here (default: a temporary folder)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

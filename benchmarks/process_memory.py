@@ -47,9 +47,9 @@ def _rss_mb() -> float:
 
 def child(config: dict) -> None:
     """One configuration, in this process; prints one JSON line."""
-    import pynet_tf  # noqa: F401  (selects Keras 2)
     import numpy as np
 
+    import pynet_tf  # noqa: F401  (selects Keras 2)
     from pynet_tf.model import build_pynet
     from pynet_tf.process import encode
     from pynet_tf.tiling import as_model_function, plan_tiles, round_up, run_tiled
@@ -60,8 +60,11 @@ def child(config: dict) -> None:
     height, width = config["size"]
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    packed = (0.3 + 0.2 * np.sin(yy / 37)[..., None] * np.cos(xx / 53)[..., None]
-              + rng.normal(0, 0.02, (height, width, 4))).astype(np.float32)
+    packed = (
+        0.3
+        + 0.2 * np.sin(yy / 37)[..., None] * np.cos(xx / 53)[..., None]
+        + rng.normal(0, 0.02, (height, width, 4))
+    ).astype(np.float32)
     del yy, xx
     tile = config["tile"] or None  # None: the whole frame in one call
     overlap = config["overlap"] if tile else 0
@@ -85,24 +88,31 @@ def child(config: dict) -> None:
         (Path(folder) / "out.png").write_bytes(data)
     total = time.perf_counter() - started
     rest = total - sum(seconds)  # padding, blending, clipping, encoding, writing, and the skipped tiles
-    print(json.dumps({
-        "tiles": len(grid),
-        "tile_size": list(grid.tile),
-        "computed": len(seconds),
-        "seconds_per_tile": sum(seconds) / len(seconds),
-        "seconds": sum(seconds) / len(seconds) * len(grid) + rest,
-        "base_rss_mb": base_rss,
-        "peak_rss_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "output": list(rgb.shape),
-    }))
+    print(
+        json.dumps(
+            {
+                "tiles": len(grid),
+                "tile_size": list(grid.tile),
+                "computed": len(seconds),
+                "seconds_per_tile": sum(seconds) / len(seconds),
+                "seconds": sum(seconds) / len(seconds) * len(grid) + rest,
+                "base_rss_mb": base_rss,
+                "peak_rss_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "output": list(rgb.shape),
+            }
+        )
+    )
 
 
 def run_child(config: dict) -> dict:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     with tempfile.TemporaryFile("w+") as errors:  # TensorFlow's start-up chatter; shown if the child fails
         process = subprocess.Popen(
-            [sys.executable, __file__, "--child", json.dumps(config)], stdout=subprocess.PIPE, stderr=errors,
-            text=True, env=env,
+            [sys.executable, __file__, "--child", json.dumps(config)],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            env=env,
         )
         output = process.stdout.read()
         _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage, not all children's
@@ -118,17 +128,29 @@ def run_child(config: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="\n".join(__doc__.splitlines()[1:]),
     )
     parser.add_argument("--base-filters", type=int, default=32, help="PyNET width (32: the paper's)")
-    parser.add_argument("--size", type=image_size, default=(1500, 2000), help="packed frame HxW (default 1500x2000)")
-    parser.add_argument("--tiles", default=DEFAULT_TILES, help=f"tile sizes to compare (default {DEFAULT_TILES})")
+    parser.add_argument(
+        "--size", type=image_size, default=(1500, 2000), help="packed frame HxW (default 1500x2000)"
+    )
+    parser.add_argument(
+        "--tiles", default=DEFAULT_TILES, help=f"tile sizes to compare (default {DEFAULT_TILES})"
+    )
     parser.add_argument("--overlap", type=int, default=64)
-    parser.add_argument("--compute-tiles", type=int, default=2,
-                        help="tiles per configuration that go through the model (0: all; default 2)")
-    parser.add_argument("--whole", default=DEFAULT_WHOLE,
-                        help=f"whole-image reference frames, packed HxW,... ('' for none; default {DEFAULT_WHOLE})")
+    parser.add_argument(
+        "--compute-tiles",
+        type=int,
+        default=2,
+        help="tiles per configuration that go through the model (0: all; default 2)",
+    )
+    parser.add_argument(
+        "--whole",
+        default=DEFAULT_WHOLE,
+        help=f"whole-image reference frames, packed HxW,... ('' for none; default {DEFAULT_WHOLE})",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -136,18 +158,30 @@ def main() -> None:
         return
 
     height, width = args.size
-    configs = [(f"tile {t}, overlap {args.overlap}", {"tile": int(t), "size": [height, width]})
-               for t in args.tiles.split(",") if t]
+    configs = [
+        (f"tile {t}, overlap {args.overlap}", {"tile": int(t), "size": [height, width]})
+        for t in args.tiles.split(",")
+        if t
+    ]
     configs += [(f"whole {s}", {"tile": 0, "size": list(image_size(s))}) for s in args.whole.split(",") if s]
-    print(f"PyNET level 0, base_filters {args.base_filters}; frame {height}x{width}x4 packed -> "
-          f"{2 * height}x{2 * width} RGB ({4 * height * width / 1e6:.1f} MP); {os.cpu_count()} CPUs", flush=True)
-    header = (f"{'configuration':<24} {'tiles':>5} {'tile (packed)':>13} {'RSS before':>10} {'peak RSS':>9} "
-              f"{'s/tile':>7} {'time':>8}  note")
+    print(
+        f"PyNET level 0, base_filters {args.base_filters}; frame {height}x{width}x4 packed -> "
+        f"{2 * height}x{2 * width} RGB ({4 * height * width / 1e6:.1f} MP); {os.cpu_count()} CPUs",
+        flush=True,
+    )
+    header = (
+        f"{'configuration':<24} {'tiles':>5} {'tile (packed)':>13} {'RSS before':>10} {'peak RSS':>9} "
+        f"{'s/tile':>7} {'time':>8}  note"
+    )
     print(header)
     print("-" * len(header), flush=True)
     for label, config in configs:
-        config = {**config, "base_filters": args.base_filters, "overlap": args.overlap,
-                  "compute_tiles": args.compute_tiles}
+        config = {
+            **config,
+            "base_filters": args.base_filters,
+            "overlap": args.overlap,
+            "compute_tiles": args.compute_tiles,
+        }
         result = run_child(config)
         note = ""
         if result["computed"] < result["tiles"]:
@@ -155,9 +189,12 @@ def main() -> None:
         if config["tile"] == 0:
             note = f"{result['output'][1]}x{result['output'][0]} RGB in one call"
         tile = f"{result['tile_size'][0]}x{result['tile_size'][1]}"
-        print(f"{label:<24} {result['tiles']:>5} {tile:>13} {result['base_rss_mb'] / 1024:>8.2f} G "
-              f"{result['peak_rss_mb'] / 1024:>7.2f} G {result['seconds_per_tile']:>7.1f} "
-              f"{result['seconds']:>7.0f}s  {note}", flush=True)
+        print(
+            f"{label:<24} {result['tiles']:>5} {tile:>13} {result['base_rss_mb'] / 1024:>8.2f} G "
+            f"{result['peak_rss_mb'] / 1024:>7.2f} G {result['seconds_per_tile']:>7.1f} "
+            f"{result['seconds']:>7.0f}s  {note}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -76,19 +76,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pynet_tf  # noqa: E402,F401  (Keras 2 before TensorFlow loads)
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+from export_fidelity import time_contents
 
-from export import fidelity  # noqa: E402
-from export.formats import ExportSettings, convert_float32  # noqa: E402
-from export.tflite import converter_for  # noqa: E402
-from export_fidelity import time_contents  # noqa: E402
-from pynet_tf import metrics, pruning, runs  # noqa: E402
-from pynet_tf.cli import image_size  # noqa: E402
-from pynet_tf.data.pipeline import PipelineOptions, make_dataset  # noqa: E402
-from pynet_tf.data.sources import parse_source  # noqa: E402
+import pynet_tf  # noqa: F401  (Keras 2 before TensorFlow loads)
+from export import fidelity
+from export.formats import ExportSettings, convert_float32
+from export.tflite import converter_for
+from pynet_tf import metrics, pruning, runs
+from pynet_tf.cli import image_size
+from pynet_tf.data.pipeline import PipelineOptions, make_dataset
+from pynet_tf.data.sources import parse_source
+
 
 @dataclass
 class Row:
@@ -165,8 +166,14 @@ def rows_for(name: str, args: argparse.Namespace) -> tuple[list[Row], list[str]]
 
     def row(variant: str, zeros: float, content: bytes) -> Row:
         measured = fidelity.measure(content, items)
-        return Row(name, variant, zeros, content, measured["vs_float"]["psnr"],
-                   measured["vs_ground_truth"]["delta_psnr"])  # fmt: skip
+        return Row(
+            name,
+            variant,
+            zeros,
+            content,
+            measured["vs_float"]["psnr"],
+            measured["vs_ground_truth"]["delta_psnr"],
+        )
 
     rows = [row("dense", pruning.sparsity_report(dense)["sparsity"], convert_float32(dense, settings))]
     tuned = []
@@ -186,8 +193,12 @@ def rows_for(name: str, args: argparse.Namespace) -> tuple[list[Row], list[str]]
 
 
 def table(rows: list[Row]) -> str:
-    lines = [f"{'model':<14} {'variant':<20} {'zeros':>6} {'MB':>7} {'gzip MB':>8} {'ms':>7} "
-             f"{'PSNR vs dense':>13} {'ΔPSNR vs GT':>11}"]  # fmt: skip
+    lines = [
+        (
+            f"{'model':<14} {'variant':<20} {'zeros':>6} {'MB':>7} {'gzip MB':>8} {'ms':>7} "
+            f"{'PSNR vs dense':>13} {'ΔPSNR vs GT':>11}"
+        )
+    ]
     for row in rows:
         psnr = "inf" if row.psnr == float("inf") else f"{row.psnr:.2f}"
         lines.append(
@@ -246,8 +257,10 @@ def main() -> int:
     for row, ms in zip(rows, timed):
         row.ms = ms
     height, width = args.input_shape
-    print(f"\nfloat32 TFLite at {height}x{width} packed, XNNPACK {args.threads} threads, median of "
-          f"{args.rounds} x {args.runs} runs; PSNR on {args.data}'s held-out crops")  # fmt: skip
+    print(
+        f"\nfloat32 TFLite at {height}x{width} packed, XNNPACK {args.threads} threads, median of "
+        f"{args.rounds} x {args.runs} runs; PSNR on {args.data}'s held-out crops"
+    )
     print(table(rows))
     print("\n".join(tuned))
     return 0

@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
-import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
-from pathlib import Path
 
+import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from pynet_tf.data.rawio import read_raw
 from pynet_tf.data.unprocess import unprocess
 from pynet_tf.model import build_pynet, transfer_weights
@@ -88,7 +88,9 @@ def fit(model: keras.Model, steps: int, seed: int = 0) -> tuple[keras.Model, flo
     def step(packed, target):
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.square(model(packed, training=True) - target))
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        optimizer.apply_gradients(
+            zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        )
         return loss
 
     loss = float("nan")
@@ -108,7 +110,9 @@ def main() -> None:
     parser.add_argument("--fit-steps", type=int, default=300, help="0: skip the fitted model")
     parser.add_argument("--tiles", default="64,128,192,384", help="tile sizes, packed pixels")
     parser.add_argument("--overlaps", default="0,16,32,64", help="overlaps, packed pixels")
-    parser.add_argument("--guards", default="", help="also try these guards at the largest overlap (default: o/4)")
+    parser.add_argument(
+        "--guards", default="", help="also try these guards at the largest overlap (default: o/4)"
+    )
     args = parser.parse_args()
     keras.utils.set_random_seed(0)
     tiles = [int(t) for t in args.tiles.split(",")]
@@ -123,11 +127,15 @@ def main() -> None:
     if args.fit_steps:
         fitted, loss = fit(build_pynet(0, base_filters=args.base_filters), args.fit_steps)
         models["fitted"] = fitted
-        print(f"fitted: {args.fit_steps} Adam steps, final training MSE {loss:.4f} ({time.perf_counter() - started:.0f} s)")
+        print(
+            f"fitted: {args.fit_steps} Adam steps, final training MSE {loss:.4f} ({time.perf_counter() - started:.0f} s)"
+        )
     models |= {"random": perturbed, "random-no-norm": no_norm}
     data = images()
     print(f"images (packed): {', '.join(f'{k} {v.shape[0]}x{v.shape[1]}' for k, v in data.items())}")
-    print(f"PyNET level 0, base_filters {args.base_filters}; PSNR of tiled vs whole-image output (dB), max |diff|")
+    print(
+        f"PyNET level 0, base_filters {args.base_filters}; PSNR of tiled vs whole-image output (dB), max |diff|"
+    )
 
     for model_name, model in models.items():
         function = as_model_function(model)
@@ -137,7 +145,9 @@ def main() -> None:
             header += f" | {name[:16]:>16} tiles"
         print(header)
         wholes = {name: run_tiled(function, packed, tile=None, scale=2) for name, packed in data.items()}
-        contrast = ", ".join(f"{name} {np.clip(w, 0, 1).std(axis=(0, 1)).mean():.3f}" for name, w in wholes.items())
+        contrast = ", ".join(
+            f"{name} {np.clip(w, 0, 1).std(axis=(0, 1)).mean():.3f}" for name, w in wholes.items()
+        )
         print(f"  (whole-image output, spatial std per channel: {contrast})")
         settings = [(t, o, default_guard(o)) for t in tiles for o in overlaps if t - o >= 16]
         settings += [(tiles[-1], max(overlaps), g) for g in guards if g != default_guard(max(overlaps))]

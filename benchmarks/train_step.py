@@ -38,12 +38,13 @@ import argparse
 import functools
 import os
 import time
+from pathlib import Path
 
-import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from pynet_tf import trainer
 from pynet_tf.distribute import make_strategy
 from pynet_tf.flops import TRAIN_STEP_FORWARDS, forward_flops
@@ -60,9 +61,13 @@ def nominal_peak_gflops() -> tuple[float, int, float]:
     mhz = []
     for path in ("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq",):
         if os.path.exists(path):
-            mhz.append(int(open(path).read()) / 1000)
+            mhz.append(int(Path(path).read_text()) / 1000)
     if not mhz:
-        mhz = [float(line.split(":")[1]) for line in open("/proc/cpuinfo") if line.startswith("cpu MHz")]
+        mhz = [
+            float(line.split(":")[1])
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("cpu MHz")
+        ]
     clock = max(mhz) / 1000
     return cores * clock * FLOP_PER_CYCLE_AVX2_FMA, cores, clock
 
@@ -122,17 +127,27 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=224, help="packed patch side")
     parser.add_argument("--jit", choices=["on", "off", "both"], default="both")
     parser.add_argument("--steps", type=int, default=2, help="timed steps after the first call")
-    parser.add_argument("--loss", default="pynet", help="loss preset or terms (pynet: MSE + VGG + SSIM at level 0)")
-    parser.add_argument("--gradients", choices=["fast", "stock", "both"], default="both",
-                        help="SameConv2D's gradients (what training uses), TF's own, or both side by side")
+    parser.add_argument(
+        "--loss", default="pynet", help="loss preset or terms (pynet: MSE + VGG + SSIM at level 0)"
+    )
+    parser.add_argument(
+        "--gradients",
+        choices=["fast", "stock", "both"],
+        default="both",
+        help="SameConv2D's gradients (what training uses), TF's own, or both side by side",
+    )
     args = parser.parse_args()
 
     peak, cores, clock = nominal_peak_gflops()
-    print(f"fp32 peak: nominal {peak:.0f} GFLOP/s ({cores} cores x {clock:.2f} GHz x {FLOP_PER_CYCLE_AVX2_FMA}), "
-          f"measured 4096^2 matmul {matmul_gflops():.0f} GFLOP/s")
+    print(
+        f"fp32 peak: nominal {peak:.0f} GFLOP/s ({cores} cores x {clock:.2f} GHz x {FLOP_PER_CYCLE_AVX2_FMA}), "
+        f"measured 4096^2 matmul {matmul_gflops():.0f} GFLOP/s"
+    )
     print(f"level 0, {args.side}x{args.side} packed, batch 1, loss {args.loss}, Adam")
-    print(f"{'width':>5} {'XLA':>4} {'gradients':>9} {'fwd GFLOP':>10} {'step GFLOP':>10} {'first call s':>13} "
-          f"{'step s':>8} {'GFLOP/s':>8} {'% nominal':>9}")
+    print(
+        f"{'width':>5} {'XLA':>4} {'gradients':>9} {'fwd GFLOP':>10} {'step GFLOP':>10} {'first call s':>13} "
+        f"{'step s':>8} {'GFLOP/s':>8} {'% nominal':>9}"
+    )
     jits = {"on": [True], "off": [False], "both": [False, True]}[args.jit]
     kinds = ["stock", "fast"] if args.gradients == "both" else [args.gradients]
     for width in (int(w) for w in args.widths.split(",")):
@@ -140,8 +155,11 @@ def main() -> None:
             for kind in kinds:
                 first, mean, forward, step = time_step(width, args.side, jit, args.steps, args.loss, kind)
                 achieved = step / mean
-                print(f"{width:>5} {'on' if jit else 'off':>4} {kind:>9} {forward:>10.1f} {step:>10.1f} "
-                      f"{first:>13.1f} {mean:>8.2f} {achieved:>8.1f} {100 * achieved / peak:>8.0f}%", flush=True)
+                print(
+                    f"{width:>5} {'on' if jit else 'off':>4} {kind:>9} {forward:>10.1f} {step:>10.1f} "
+                    f"{first:>13.1f} {mean:>8.2f} {achieved:>8.1f} {100 * achieved / peak:>8.0f}%",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

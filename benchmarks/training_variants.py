@@ -87,13 +87,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pynet_tf  # noqa: E402,F401  (Keras 2 before TensorFlow loads)
+from export_fidelity import time_contents
 
-from export import fidelity  # noqa: E402
-from export_fidelity import time_contents  # noqa: E402
-from export.formats import ExportSettings, convert_float32  # noqa: E402
-from pynet_tf import pruning, runs  # noqa: E402
-from pynet_tf.cli import image_size  # noqa: E402
+import pynet_tf  # noqa: F401  (Keras 2 before TensorFlow loads)
+from export import fidelity
+from export.formats import ExportSettings, convert_float32
+from pynet_tf import pruning, runs
+from pynet_tf.cli import image_size
+
 
 @dataclass
 class Variant:
@@ -150,8 +151,12 @@ def measure_run(name: str, args: argparse.Namespace) -> Variant:
 
 def table(variants: list[Variant]) -> str:
     base = variants[0].psnr_gt
-    lines = [f"{'run':<12} {'trained':<44} {'min':>5} {'zeros':>6} {'MB':>6} {'gzip MB':>7} {'ms':>7} "
-             f"{'val dB':>6} {'PSNR vs GT':>10} {'SSIM':>6} {'ΔPSNR':>6}"]  # fmt: skip
+    lines = [
+        (
+            f"{'run':<12} {'trained':<44} {'min':>5} {'zeros':>6} {'MB':>6} {'gzip MB':>7} {'ms':>7} "
+            f"{'val dB':>6} {'PSNR vs GT':>10} {'SSIM':>6} {'ΔPSNR':>6}"
+        )
+    ]
     for v in variants:
         minutes = "–" if v.seconds is None else f"{v.seconds / 60:.1f}"
         validation = "–" if v.validation_psnr is None else f"{v.validation_psnr:.2f}"

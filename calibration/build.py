@@ -24,8 +24,6 @@ and random N's, and each feature's range over the chosen crops against the pool'
 
 from __future__ import annotations
 
-import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-
 import argparse
 import logging
 import sys
@@ -37,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from calibration.calibration_set import FORMAT, VERSION, CalibrationError, CalibrationSet, CropSource
 from calibration.selection import FEATURE_NAMES, coverage, crop_features, k_center, standardise
 from pynet_tf.architectures import ARCHITECTURES, ArchitectureError, architecture, size_rules
@@ -146,7 +145,8 @@ def build_calibration(
         "candidates": len(pool),
         "images": len(used),
         "enlarged_images": enlarged,
-        "enlarged_how": "photos resized up (bicubic), then unprocessed" if source.synthetic
+        "enlarged_how": "photos resized up (bicubic), then unprocessed"
+        if source.synthetic
         else "packed RAW reflect-padded",
         "skipped_images": skipped,
         "pool_indices": chosen.tolist(),
@@ -155,8 +155,9 @@ def build_calibration(
         "feature_std": std.tolist(),
         "coverage": coverage(features, chosen, seed),
     }
-    return CalibrationSet(inputs, features[chosen], tuple(sources), metadata,
-                          shape_rule=network.validate_input_shape)
+    return CalibrationSet(
+        inputs, features[chosen], tuple(sources), metadata, shape_rule=network.validate_input_shape
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -292,16 +293,31 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--data", default="samples", help="samples (default) | zrr:DIR | pairs:DIR | photos:DIR")
     add("--num", type=int, default=32, help="crops in the set (default 32)")
-    add("--shape", type=image_size, required=True,
-        help=f"packed HxW of the exported model's input, {size_rules()} (e.g. 224x224, 544x960)")
-    add("--arch", default=DEFAULT_ARCH, choices=list(ARCHITECTURES),
-        help=f"the network the set is for, whose input rule --shape must meet (default {DEFAULT_ARCH})")
+    add(
+        "--shape",
+        type=image_size,
+        required=True,
+        help=f"packed HxW of the exported model's input, {size_rules()} (e.g. 224x224, 544x960)",
+    )
+    add(
+        "--arch",
+        default=DEFAULT_ARCH,
+        choices=list(ARCHITECTURES),
+        help=f"the network the set is for, whose input rule --shape must meet (default {DEFAULT_ARCH})",
+    )
     add("--seed", type=int, default=0, help="seed of every draw: image order, positions, synthetic RAW")
-    add("--candidates", type=int,
+    add(
+        "--candidates",
+        type=int,
         help=f"crops in the pool the set is chosen from (default max({MIN_CANDIDATES}, "
-             f"{CANDIDATES_PER_CHOSEN} x --num))")
-    add("--cfa", default=DEFAULT_CFA, choices=bayer.PATTERNS,
-        help=f"pattern of synthetic RAW, photo sources only (default {DEFAULT_CFA}, as training samples it)")
+        f"{CANDIDATES_PER_CHOSEN} x --num))",
+    )
+    add(
+        "--cfa",
+        default=DEFAULT_CFA,
+        choices=bayer.PATTERNS,
+        help=f"pattern of synthetic RAW, photo sources only (default {DEFAULT_CFA}, as training samples it)",
+    )
     add("-o", "--out", required=True, type=Path, help="the .npz to write (atomically)")
     return parser
 
@@ -313,8 +329,15 @@ def main(argv: list[str] | None = None) -> int:
     settings = {**vars(args), "shape": shape, "out": str(args.out), "candidates": candidates}
     print(settings_summary("calibration", settings))
     try:
-        built = build_calibration(args.data, args.num, args.shape, seed=args.seed, candidates=candidates,
-                                  cfa=args.cfa, arch=args.arch)
+        built = build_calibration(
+            args.data,
+            args.num,
+            args.shape,
+            seed=args.seed,
+            candidates=candidates,
+            cfa=args.cfa,
+            arch=args.arch,
+        )
     except (CalibrationError, DataSourceError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

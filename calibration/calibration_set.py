@@ -189,8 +189,10 @@ class CalibrationSet:
         """The settings and coverage numbers in a few lines of text."""
         meta, (height, width) = self.metadata, self.shape
         lines = [
-            f"{len(self)} crops of {height}x{width}x4 packed from {meta.get('data')!r} ({meta.get('split')} "
-            f"split), chosen from {meta.get('candidates')} candidates, seed {meta.get('seed')}",
+            (
+                f"{len(self)} crops of {height}x{width}x4 packed from {meta.get('data')!r} ({meta.get('split')} "
+                f"split), chosen from {meta.get('candidates')} candidates, seed {meta.get('seed')}"
+            ),
             f"sha256 {self.sha256}",
         ]
         coverage = meta.get("coverage")
@@ -198,9 +200,12 @@ class CalibrationSet:
             lines.append("distance from each candidate to its nearest chosen crop, in the pool's std devs:")
             lines.append(f"  {'':<30} {'max':>7} {'mean':>7}   (max: the covering radius)")
             radius, mean = coverage["radius"], coverage["mean_distance"]
-            for key, label in (("k_center", "k-center"), ("first_n", f"first {len(self)}"),
-                               ("random_n_mean", f"random {len(self)}, mean of {coverage['random_trials']}"),
-                               ("random_n_best", f"random {len(self)}, best of {coverage['random_trials']}")):
+            for key, label in (
+                ("k_center", "k-center"),
+                ("first_n", f"first {len(self)}"),
+                ("random_n_mean", f"random {len(self)}, mean of {coverage['random_trials']}"),
+                ("random_n_best", f"random {len(self)}, best of {coverage['random_trials']}"),
+            ):
                 lines.append(f"  {label:<30} {radius[key]:7.3f} {mean[key]:7.3f}")
             lines.append("feature ranges, pool -> chosen (share of the pool's range):")
             for name, row in coverage["feature_ranges"].items():

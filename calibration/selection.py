@@ -33,9 +33,20 @@ from __future__ import annotations
 import numpy as np
 
 FEATURE_NAMES = (
-    "mean_r", "mean_gr", "mean_gb", "mean_b", "luma_p01", "luma_p50", "luma_p99", "log_r_over_g",
-    "log_b_over_g", "luma_std", "gradient", "clipped_high", "clipped_low",
-)  # fmt: skip
+    "mean_r",
+    "mean_gr",
+    "mean_gb",
+    "mean_b",
+    "luma_p01",
+    "luma_p50",
+    "luma_p99",
+    "log_r_over_g",
+    "log_b_over_g",
+    "luma_std",
+    "gradient",
+    "clipped_high",
+    "clipped_low",
+)
 CLIP_MARGIN = 0.01
 """Values within this of 1 (or 0) count as clipped: saturated highlights (or crushed shadows)."""
 RATIO_EPSILON = 1e-4

@@ -43,20 +43,98 @@ from ai_edge_litert.interpreter import Interpreter
 API_NNAPI_10, API_NNAPI_11, API_NNAPI_12, API_NNAPI_13 = 27, 28, 29, 30
 """Android API levels of NNAPI 1.0 (Android 8.1) to 1.3 (Android 11), the levels ``Validate`` tests."""
 
-GPU_OPS = frozenset({
-    "ABS", "ADD", "ADD_N", "ATAN2", "AVERAGE_POOL_2D", "BATCH_MATMUL", "CAST", "CEIL", "CONCATENATION",
-    "CONV_2D", "COS", "CUMSUM", "DENSIFY", "DEPTHWISE_CONV_2D", "DEPTH_TO_SPACE", "DEQUANTIZE", "DIV",
-    "DYNAMIC_UPDATE_SLICE", "ELU", "EMBEDDING_LOOKUP", "EQUAL", "EXP", "FLOOR", "FLOOR_DIV", "FLOOR_MOD",
-    "FULLY_CONNECTED", "GATHER", "GELU", "GREATER", "GREATER_EQUAL", "HARD_SWISH", "LEAKY_RELU", "LESS",
-    "LESS_EQUAL", "LOG", "LOGICAL_AND", "LOGISTIC", "LSTM", "MAXIMUM", "MAX_POOL_2D", "MEAN", "MINIMUM",
-    "MIRROR_PAD", "MUL", "NEG", "NOT_EQUAL", "ONE_HOT", "PACK", "PAD", "PADV2", "POW", "PRELU", "QUANTIZE",
-    "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "RELU", "RELU6", "RELU_N1_TO_1", "RESHAPE", "RESIZE_BILINEAR",
-    "RESIZE_NEAREST_NEIGHBOR", "RSQRT", "SELECT", "SELECT_V2", "SIGN", "SIN", "SLICE", "SOFTMAX",
-    "SPACE_TO_DEPTH", "SPLIT", "SPLIT_V", "SQRT", "SQUARE", "SQUARED_DIFFERENCE", "STABLEHLO_CLAMP",
-    "STRIDED_SLICE", "SUB", "SUM", "TANH", "TILE", "TRANSPOSE", "TRANSPOSE_CONV",
-    # custom ops the GPU delegate implements
-    "Convolution2DTransposeBias", "MaxPoolingWithArgmax2D", "MaxUnpooling2D", "Resampler",
-})  # fmt: skip
+GPU_OPS = frozenset(
+    {
+        "ABS",
+        "ADD",
+        "ADD_N",
+        "ATAN2",
+        "AVERAGE_POOL_2D",
+        "BATCH_MATMUL",
+        "CAST",
+        "CEIL",
+        "CONCATENATION",
+        "CONV_2D",
+        "COS",
+        "CUMSUM",
+        "DENSIFY",
+        "DEPTHWISE_CONV_2D",
+        "DEPTH_TO_SPACE",
+        "DEQUANTIZE",
+        "DIV",
+        "DYNAMIC_UPDATE_SLICE",
+        "ELU",
+        "EMBEDDING_LOOKUP",
+        "EQUAL",
+        "EXP",
+        "FLOOR",
+        "FLOOR_DIV",
+        "FLOOR_MOD",
+        "FULLY_CONNECTED",
+        "GATHER",
+        "GELU",
+        "GREATER",
+        "GREATER_EQUAL",
+        "HARD_SWISH",
+        "LEAKY_RELU",
+        "LESS",
+        "LESS_EQUAL",
+        "LOG",
+        "LOGICAL_AND",
+        "LOGISTIC",
+        "LSTM",
+        "MAXIMUM",
+        "MAX_POOL_2D",
+        "MEAN",
+        "MINIMUM",
+        "MIRROR_PAD",
+        "MUL",
+        "NEG",
+        "NOT_EQUAL",
+        "ONE_HOT",
+        "PACK",
+        "PAD",
+        "PADV2",
+        "POW",
+        "PRELU",
+        "QUANTIZE",
+        "REDUCE_MAX",
+        "REDUCE_MIN",
+        "REDUCE_PROD",
+        "RELU",
+        "RELU6",
+        "RELU_N1_TO_1",
+        "RESHAPE",
+        "RESIZE_BILINEAR",
+        "RESIZE_NEAREST_NEIGHBOR",
+        "RSQRT",
+        "SELECT",
+        "SELECT_V2",
+        "SIGN",
+        "SIN",
+        "SLICE",
+        "SOFTMAX",
+        "SPACE_TO_DEPTH",
+        "SPLIT",
+        "SPLIT_V",
+        "SQRT",
+        "SQUARE",
+        "SQUARED_DIFFERENCE",
+        "STABLEHLO_CLAMP",
+        "STRIDED_SLICE",
+        "SUB",
+        "SUM",
+        "TANH",
+        "TILE",
+        "TRANSPOSE",
+        "TRANSPOSE_CONV",
+        # custom ops the GPU delegate implements
+        "Convolution2DTransposeBias",
+        "MaxPoolingWithArgmax2D",
+        "MaxUnpooling2D",
+        "Resampler",
+    }
+)
 """Ops ``CheckGpuDelegateCompatibility`` accepts (float32, float16 and 8-bit quantized models alike)."""
 
 
@@ -197,7 +275,7 @@ def op_nodes(content: bytes) -> list[OpNode]:
     """The ops of ``content`` in execution order, with what the tables need to judge them."""
     interpreter = Interpreter(model_content=content)
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    ops = interpreter._get_ops_details()  # noqa: SLF001 (LiteRT's only op listing)
+    ops = interpreter._get_ops_details()
     computed = {int(i) for op in ops for i in op["outputs"]}
     computed |= {int(d["index"]) for d in interpreter.get_input_details()}
     nodes = []
@@ -207,10 +285,19 @@ def op_nodes(content: bytes) -> list[OpNode]:
         data = inputs[position] if position < len(inputs) and inputs[position] >= 0 else None
         first = tensors[data] if data is not None else None
         output = tensors[int(op["outputs"][0])] if len(op["outputs"]) else None
-        same = first is not None and output is not None and (
-            tuple(first["quantization"]) == tuple(output["quantization"]))
-        nodes.append(OpNode(op["op_name"], _kind(first["dtype"]) if first else "other",
-                            data is not None and data not in computed, same))
+        same = (
+            first is not None
+            and output is not None
+            and (tuple(first["quantization"]) == tuple(output["quantization"]))
+        )
+        nodes.append(
+            OpNode(
+                op["op_name"],
+                _kind(first["dtype"]) if first else "other",
+                data is not None and data not in computed,
+                same,
+            )
+        )
     return nodes
 
 
@@ -237,8 +324,9 @@ def nnapi_api(node: OpNode) -> int | None:
         return API_NNAPI_10
     if node.input_kind == "quant" and entry.same_quantization and not node.same_quantization:
         return None
-    return {"float": entry.float_api, "quant": entry.quant_api, "other": entry.other_api,
-            "int16": None}[node.input_kind]
+    return {"float": entry.float_api, "quant": entry.quant_api, "other": entry.other_api, "int16": None}[
+        node.input_kind
+    ]
 
 
 def _status(unsupported: int, total: int) -> str:
@@ -251,7 +339,9 @@ def delegate_report(content: bytes) -> dict:
     accepts every supported op, null if none) and ``unsupported_why`` per op. JSON-ready."""
     nodes = op_nodes(content)
     quantized = any(node.input_kind == "quant" for node in nodes)
-    gpu_rejected = Counter(node.name for node in nodes if node.name not in GPU_OPS or node.input_kind == "int16")
+    gpu_rejected = Counter(
+        node.name for node in nodes if node.name not in GPU_OPS or node.input_kind == "int16"
+    )
     gpu_notes = ["8-bit quantized ops run in float on the GPU: no speed-up over fp16"] if quantized else []
     apis = [nnapi_api(node) for node in nodes]
     nnapi_rejected = Counter(node.name for node, api in zip(nodes, apis) if api is None)
@@ -261,15 +351,23 @@ def delegate_report(content: bytes) -> dict:
     if any(_folded(node) for node in nodes):
         nnapi_notes.append("fp16 weights: the delegate takes such a model only whole")
     return {
-        "gpu": {"delegate": DELEGATES["gpu"], "supported": _status(sum(gpu_rejected.values()), len(nodes)),
-                "unsupported_ops": dict(gpu_rejected.most_common()), "notes": gpu_notes},
-        "nnapi": {"delegate": DELEGATES["nnapi"],
-                  "supported": _status(sum(nnapi_rejected.values()), len(nodes)),
-                  "unsupported_ops": dict(nnapi_rejected.most_common()), "unsupported_why": why,
-                  "min_android_api": max(accepted) if accepted else None, "notes": nnapi_notes},
+        "gpu": {
+            "delegate": DELEGATES["gpu"],
+            "supported": _status(sum(gpu_rejected.values()), len(nodes)),
+            "unsupported_ops": dict(gpu_rejected.most_common()),
+            "notes": gpu_notes,
+        },
+        "nnapi": {
+            "delegate": DELEGATES["nnapi"],
+            "supported": _status(sum(nnapi_rejected.values()), len(nodes)),
+            "unsupported_ops": dict(nnapi_rejected.most_common()),
+            "unsupported_why": why,
+            "min_android_api": max(accepted) if accepted else None,
+            "notes": nnapi_notes,
+        },
         "ops": len(nodes),
         "source": __name__,
-    }  # fmt: skip
+    }
 
 
 def summary(report: dict) -> str:

@@ -153,7 +153,7 @@ class OnnxRunner:
     ``TFLiteRunner``, for ``measure(..., runner=OnnxRunner)``. One float32 input, the first output scored."""
 
     def __init__(self, content: bytes) -> None:
-        import onnxruntime  # noqa: PLC0415 (only ONNX exports need it)
+        import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
@@ -220,18 +220,26 @@ def measure(
         if item.reference is None:
             versus_float, float_gt, delta = None, None, None
         else:
-            versus_float = {**_pair(output, item.reference),
-                            "max_abs": float(np.max(np.abs(output - item.reference)))}  # fmt: skip
+            versus_float = {
+                **_pair(output, item.reference),
+                "max_abs": float(np.max(np.abs(output - item.reference))),
+            }
             float_gt = _pair(item.reference, item.target)
             delta = file_gt["psnr"] - float_gt["psnr"]
         classical = None if item.classical_isp is None else item.classical_isp.scores
-        rows.append({
-            "name": item.name,
-            "padded": list(item.padded),
-            "vs_float": versus_float,
-            "vs_ground_truth": {"file": file_gt, "float": float_gt, "delta_psnr": delta,
-                                "classical_isp": classical},
-        })  # fmt: skip
+        rows.append(
+            {
+                "name": item.name,
+                "padded": list(item.padded),
+                "vs_float": versus_float,
+                "vs_ground_truth": {
+                    "file": file_gt,
+                    "float": float_gt,
+                    "delta_psnr": delta,
+                    "classical_isp": classical,
+                },
+            }
+        )
 
     def mean(*keys: str) -> float | None:
         values = []
@@ -243,10 +251,14 @@ def measure(
         return None if any(v is None for v in values) else float(np.mean(values))
 
     classical = items[0].classical_isp
-    versus_float = None if items[0].reference is None else {
-        **{score: mean("vs_float", score) for score in SCORES},
-        "max_abs": max(r["vs_float"]["max_abs"] for r in rows),
-    }  # fmt: skip
+    versus_float = (
+        None
+        if items[0].reference is None
+        else {
+            **{score: mean("vs_float", score) for score in SCORES},
+            "max_abs": max(r["vs_float"]["max_abs"] for r in rows),
+        }
+    )
     return {
         "images": len(rows),
         "input_shape": list(items[0].packed.shape[:2]),
@@ -257,8 +269,9 @@ def measure(
             "file": {score: mean("vs_ground_truth", "file", score) for score in SCORES},
             "float": {score: mean("vs_ground_truth", "float", score) for score in SCORES},
             "delta_psnr": mean("vs_ground_truth", "delta_psnr"),
-            "classical_isp": None if classical is None else {
-                score: mean("vs_ground_truth", "classical_isp", score) for score in SCORES},
+            "classical_isp": None
+            if classical is None
+            else {score: mean("vs_ground_truth", "classical_isp", score) for score in SCORES},
         },
         "per_image": rows,
-    }  # fmt: skip
+    }

@@ -106,9 +106,11 @@ def float_ops(content: bytes) -> dict[str, int]:
     """{op: count} of an int8 file's ops that compute in float (not counting QUANTIZE/DEQUANTIZE, which
     convert between int8 and float)."""
     described = sidecar.describe(content, quantized=True)
-    return dict(Counter(
-        op["op"] for op in described["unquantized_ops"] if op["op"] not in ("QUANTIZE", "DEQUANTIZE")
-    ).most_common())  # fmt: skip
+    return dict(
+        Counter(
+            op["op"] for op in described["unquantized_ops"] if op["op"] not in ("QUANTIZE", "DEQUANTIZE")
+        ).most_common()
+    )
 
 
 def convert_int8(model: keras.Model, settings: ExportSettings) -> Conversion:
@@ -116,15 +118,18 @@ def convert_int8(model: keras.Model, settings: ExportSettings) -> Conversion:
     analysis (``export.sensitivity``) goes into the sidecar either way."""
     if settings.calibration is None:
         raise ExportError("int8 needs a calibration set (--calibration FILE or the default)")
-    analysis = sensitivity.analyse(model, settings.batch_shape, settings.calibration,
-                                   float_ops=bool(settings.float_fallback))
+    analysis = sensitivity.analyse(
+        model, settings.batch_shape, settings.calibration, float_ops=bool(settings.float_fallback)
+    )
     record = {"quantization_debug": analysis.record()}
     if not settings.float_fallback:
         content = analysis.quantize((), IO_TYPES[settings.io])
         left = float_ops(content)
         if left:
-            raise ExportError(f"int8: {', '.join(left)} could not be quantized, so the file would not be "
-                              "full-integer; keep those layers in float with --float-fallback NAME,...")
+            raise ExportError(
+                f"int8: {', '.join(left)} could not be quantized, so the file would not be "
+                "full-integer; keep those layers in float with --float-fallback NAME,..."
+            )
         return Conversion(content, {**record, "full_integer": True, "float_fallback": None})
     try:
         content, measured, fallback = _float_fallback(analysis, settings)
@@ -135,8 +140,10 @@ def convert_int8(model: keras.Model, settings: ExportSettings) -> Conversion:
     if not fallback.get("reached", True):
         best = max(step["psnr_vs_float"] for step in fallback["steps"])
         every = fallback["steps"][-1]
-        note = (f"float fallback cannot reach --min-psnr {settings.min_psnr:g}: best {best:.2f} dB "
-                f"(all {every['layers']} layers in float: {every['psnr_vs_float']:.2f} dB)")
+        note = (
+            f"float fallback cannot reach --min-psnr {settings.min_psnr:g}: best {best:.2f} dB "
+            f"(all {every['layers']} layers in float: {every['psnr_vs_float']:.2f} dB)"
+        )
     analyses = {**record, "full_integer": not kept, "float_fallback": fallback}
     return Conversion(content, analyses, measured, note)
 
@@ -152,19 +159,29 @@ def _float_fallback(
         if settings.min_psnr is None or not settings.held_out:
             raise ExportError("--float-fallback auto needs --min-psnr and held-out inputs to measure on")
         found = sensitivity.auto_fallback(
-            analysis, lambda content: fidelity.measure(content, list(settings.held_out)), settings.min_psnr,
-            io_type)
+            analysis,
+            lambda content: fidelity.measure(content, list(settings.held_out)),
+            settings.min_psnr,
+            io_type,
+        )
         units = analysis.units()
-        record |= {"requested": AUTO, "layers": found.layers, "tensors": found.tensors,
-                   "ranked_layers": found.count, "steps": [step.record(units) for step in found.steps],
-                   "reached": found.reached}
+        record |= {
+            "requested": AUTO,
+            "layers": found.layers,
+            "tensors": found.tensors,
+            "ranked_layers": found.count,
+            "steps": [step.record(units) for step in found.steps],
+            "reached": found.reached,
+        }
         return found.content, found.measured, record
     resolved = analysis.resolve(settings.float_fallback)
     empty = [name for name, members in resolved.items() if not members]
     if empty:
         worst = ", ".join(unit for unit, _ in analysis.units()[:5])
-        raise ExportError(f"--float-fallback {','.join(empty)}: no quantized tensor of that name or layer in "
-                          f"the int8 model (layers by int8 error: {worst}, ...)")
+        raise ExportError(
+            f"--float-fallback {','.join(empty)}: no quantized tensor of that name or layer in "
+            f"the int8 model (layers by int8 error: {worst}, ...)"
+        )
     named = list(dict.fromkeys(t for members in resolved.values() for t in members))
     tensors = analysis.with_passthrough(named)
     record |= {"layers": analysis.layers_of(tensors), "tensors": tensors}
@@ -187,7 +204,9 @@ def convert_int16x8(model: keras.Model, settings: ExportSettings) -> Conversion:
     content = converter.convert()
     left = float_ops(content)
     if left:
-        raise ExportError(f"int16x8: {', '.join(left)} stayed in float: the file would not be 16x8 throughout")
+        raise ExportError(
+            f"int16x8: {', '.join(left)} stayed in float: the file would not be 16x8 throughout"
+        )
     return Conversion(content, {"full_integer": True})
 
 
@@ -231,27 +250,61 @@ class ExportFormat:
 FORMATS: dict[str, ExportFormat] = {
     f.name: f
     for f in (
-        ExportFormat("float32", "_float32.tflite", "TFLite float32: the Keras graph as it is (CPU, GPU)",
-                     frozenset(), True, convert_float32),
-        ExportFormat("fp16", "_fp16.tflite",
-                     "TFLite with float16 weights, float32 compute on CPU (GPU delegate)",
-                     frozenset(), True, convert_fp16),
-        ExportFormat("dynamic", "_dynamic.tflite",
-                     "TFLite dynamic range: int8 weights, float activations (no calibration)",
-                     frozenset(), True, convert_dynamic),
-        ExportFormat("int8", "_int8.tflite",
-                     "TFLite full-integer int8 post-training quantization from a calibration set (NPU, DSP)",
-                     frozenset({"io", "calibration", "float_fallback"}), False, convert_int8),
-        ExportFormat("int16x8", "_int16x8.tflite",
-                     "TFLite 16x8: int16 activations, int8 weights, from a calibration set (NPUs with A16W8; "
-                     "slow on CPUs)", frozenset({"calibration"}), False, convert_int16x8),
-        ExportFormat("qat", "_qat_int8.tflite",
-                     "TFLite full-integer int8 after quantization-aware fine-tuning (tfmot) of the float "
-                     "weights (NPU, DSP)", frozenset({"io", *QAT_ARGUMENTS}), False, convert_qat),
+        ExportFormat(
+            "float32",
+            "_float32.tflite",
+            "TFLite float32: the Keras graph as it is (CPU, GPU)",
+            frozenset(),
+            True,
+            convert_float32,
+        ),
+        ExportFormat(
+            "fp16",
+            "_fp16.tflite",
+            "TFLite with float16 weights, float32 compute on CPU (GPU delegate)",
+            frozenset(),
+            True,
+            convert_fp16,
+        ),
+        ExportFormat(
+            "dynamic",
+            "_dynamic.tflite",
+            "TFLite dynamic range: int8 weights, float activations (no calibration)",
+            frozenset(),
+            True,
+            convert_dynamic,
+        ),
+        ExportFormat(
+            "int8",
+            "_int8.tflite",
+            "TFLite full-integer int8 post-training quantization from a calibration set (NPU, DSP)",
+            frozenset({"io", "calibration", "float_fallback"}),
+            False,
+            convert_int8,
+        ),
+        ExportFormat(
+            "int16x8",
+            "_int16x8.tflite",
+            "TFLite 16x8: int16 activations, int8 weights, from a calibration set (NPUs with A16W8; "
+            "slow on CPUs)",
+            frozenset({"calibration"}),
+            False,
+            convert_int16x8,
+        ),
+        ExportFormat(
+            "qat",
+            "_qat_int8.tflite",
+            "TFLite full-integer int8 after quantization-aware fine-tuning (tfmot) of the float "
+            "weights (NPU, DSP)",
+            frozenset({"io", *QAT_ARGUMENTS}),
+            False,
+            convert_qat,
+        ),
     )
-}  # fmt: skip
+}
 ARGUMENT_FLAGS = {"io": "--io", "calibration": "--calibration", "float_fallback": "--float-fallback"} | {
-    name: "--" + name.replace("_", "-") for name in QAT_ARGUMENTS}
+    name: "--" + name.replace("_", "-") for name in QAT_ARGUMENTS
+}
 
 
 def check_format(name: str) -> ExportFormat:
@@ -336,5 +389,7 @@ def check_float_fallback(names: Sequence[str], min_psnr: float | None, layer_nam
             continue
         close = difflib.get_close_matches(name, layer_names, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ExportError(f"--float-fallback {name!r} matches no layer of the model: {hint}give Keras layer "
-                          "names or globs (e.g. '*_norm'), tensor names from the sidecar, or 'auto'")
+        raise ExportError(
+            f"--float-fallback {name!r} matches no layer of the model: {hint}give Keras layer "
+            "names or globs (e.g. '*_norm'), tensor names from the sidecar, or 'auto'"
+        )

@@ -38,12 +38,10 @@ post-training int8, and training moves them from there.
 
 from __future__ import annotations
 
-import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow and tfmot load)
-
 import difflib
 import itertools
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,17 +55,18 @@ from tensorflow_model_optimization.python.core.quantization.keras.graph_transfor
 )
 from tqdm import tqdm
 
+import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow and tfmot load)
 from export.fidelity import model_level
 from export.sidecar import describe
 from export.tflite import converter_for
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.sources import parse_source
 from pynet_tf.layers import InputShapeCheck, InstanceNorm, SameConv2D, ScaledTanh
-from pynet_tf.mobile import DepthToSpace, GlobalMinPooling, MobileInputCheck
 from pynet_tf.losses import Loss, LossSpecError, check_loss_fits, parse_loss
+from pynet_tf.mobile import DepthToSpace, GlobalMinPooling, MobileInputCheck
 from pynet_tf.runs import level_record
-from pynet_tf.vgg import DEFAULT_LAYER, VggFeatures, VggWeightsError, load_vgg_features
 from pynet_tf.shapes import InputShapeError, ShapeCheck, output_size, validate_input_shape
+from pynet_tf.vgg import DEFAULT_LAYER, VggFeatures, VggWeightsError, load_vgg_features
 
 qk = tfmot.quantization.keras
 quantizers = qk.quantizers
@@ -268,12 +267,25 @@ gradients only): they get the registry's config for that layer and keep their ow
 
 def quantize_scope():
     """tfmot's ``quantize_scope`` with our layers and configs, for loading or cloning a QAT model."""
-    objects = {cls.__name__: cls for cls in (
-        QATInstanceNorm, QATScaledTanh, InputShapeCheck, InstanceNorm, ScaledTanh, SameConv2D,
-        MobileInputCheck, DepthToSpace, GlobalMinPooling,
-        _NamedMovingAverage, InstanceNormQuantizeConfig, ScaledTanhQuantizeConfig, PassThroughQuantizeConfig,
-        OutputQuantizeConfig,
-    )}  # fmt: skip
+    objects = {
+        cls.__name__: cls
+        for cls in (
+            QATInstanceNorm,
+            QATScaledTanh,
+            InputShapeCheck,
+            InstanceNorm,
+            ScaledTanh,
+            SameConv2D,
+            MobileInputCheck,
+            DepthToSpace,
+            GlobalMinPooling,
+            _NamedMovingAverage,
+            InstanceNormQuantizeConfig,
+            ScaledTanhQuantizeConfig,
+            PassThroughQuantizeConfig,
+            OutputQuantizeConfig,
+        )
+    }
     return qk.quantize_scope(objects)
 
 
@@ -322,40 +334,48 @@ def _inputs_kept_in_order() -> Iterator[None]:
     run's level-0 QAT model 15.7 dB from the float model. This puts the issue's fix (keep the order asked
     for) in place for the duration of ``quantize_apply``; ``_check_wiring`` checks the result either way.
     """
-    original = model_transformer.ModelTransformer._get_layers  # noqa: SLF001
+    original = model_transformer.ModelTransformer._get_layers
 
     def in_the_given_order(self, layer_names):
-        by_name = {layer["config"]["name"]: layer for layer in self._config["layers"]}  # noqa: SLF001
+        by_name = {layer["config"]["name"]: layer for layer in self._config["layers"]}
         return [by_name[name] for name in layer_names if name in by_name]
 
-    model_transformer.ModelTransformer._get_layers = in_the_given_order  # noqa: SLF001
+    model_transformer.ModelTransformer._get_layers = in_the_given_order
     try:
         yield
     finally:
-        model_transformer.ModelTransformer._get_layers = original  # noqa: SLF001
+        model_transformer.ModelTransformer._get_layers = original
 
 
 def _check_wiring(model: keras.Model, qat_model: keras.Model) -> None:
     """``QATError`` unless every layer of the QAT model takes the inputs of its float layer, in order."""
 
     def inputs(config: dict, prefix: str = "") -> dict[str, list[str]]:
-        wiring = {layer["name"]: [node[0] for nodes in layer["inbound_nodes"] for node in nodes]
-                  for layer in config["layers"]}
-        passing = {name: sources[0] for name, sources in wiring.items()
-                   if name.startswith("quantize_layer")}  # tfmot's input quantizer, inserted after the input
+        wiring = {
+            layer["name"]: [node[0] for nodes in layer["inbound_nodes"] for node in nodes]
+            for layer in config["layers"]
+        }
+        passing = {
+            name: sources[0] for name, sources in wiring.items() if name.startswith("quantize_layer")
+        }  # tfmot's input quantizer, inserted after the input
 
         def source(name: str) -> str:
             name = passing.get(name, name)
-            return name[len(prefix):] if name.startswith(prefix) else name
+            return name.removeprefix(prefix)
 
-        return {source(name): [source(s) for s in sources] for name, sources in wiring.items()
-                if name not in passing}
+        return {
+            source(name): [source(s) for s in sources]
+            for name, sources in wiring.items()
+            if name not in passing
+        }
 
     want, got = inputs(model.get_config()), inputs(qat_model.get_config(), "quant_")
     wrong = [name for name, sources in want.items() if got.get(name) != sources]
     if wrong:
-        raise QATError(f"the QAT model is wired differently from the float model at {', '.join(wrong)} "
-                       "(tfmot's layout transforms); this tfmot version needs another fix in export/qat.py")
+        raise QATError(
+            f"the QAT model is wired differently from the float model at {', '.join(wrong)} "
+            "(tfmot's layout transforms); this tfmot version needs another fix in export/qat.py"
+        )
 
 
 # -------------------------------------------------------------------------------------------------- ranges
@@ -386,14 +406,17 @@ def _activation_ranges(qat_model: keras.Model) -> list[_Range]:
     for wrapper in qat_model.layers:
         if not isinstance(wrapper, qk.QuantizeWrapper):
             continue
-        candidates = [(activation.quantizer, getattr(activation, "_post_activation_vars", None))
-                      for activation in wrapper._quantize_activations]  # noqa: SLF001
-        activations = wrapper._quantize_activations  # noqa: SLF001
+        candidates = [
+            (activation.quantizer, getattr(activation, "_post_activation_vars", None))
+            for activation in wrapper._quantize_activations
+        ]
+        activations = wrapper._quantize_activations
         if any(hasattr(activation, "_pre_activation_vars") for activation in activations):
-            raise QATError(f"layer {wrapper.layer.name!r}: activations quantized before they apply are not "
-                           "handled")
-        if wrapper._output_quantizers:  # noqa: SLF001
-            candidates.append((wrapper._output_quantizers[0], wrapper._output_quantizer_vars))  # noqa: SLF001
+            raise QATError(
+                f"layer {wrapper.layer.name!r}: activations quantized before they apply are not handled"
+            )
+        if wrapper._output_quantizers:
+            candidates.append((wrapper._output_quantizers[0], wrapper._output_quantizer_vars))
         for quantizer, variables in candidates:
             if isinstance(quantizer, quantizers.MovingAverageQuantizer) and variables:
                 tensor = getattr(quantizer, "tag", "output")
@@ -418,7 +441,7 @@ def _float_ranges(model: keras.Model, inputs: Iterable[tf.Tensor]) -> dict[str, 
     def extremes(batch: tf.Tensor) -> dict[str, tuple[tf.Tensor, tf.Tensor]]:
         values = probe(batch, training=False)
         tensors = {f"{layer.name}/output": value for layer, value in zip(layers, values)}
-        for layer, (recorder, seen), value in zip(hooked, recorders, values[len(layers):]):
+        for layer, (recorder, seen), value in zip(hooked, recorders, values[len(layers) :]):
             recorder(value)
             tensors |= {f"{layer.name}/{hook}": tensor for hook, tensor in seen.items()}
         return {key: (tf.reduce_min(tensor), tf.reduce_max(tensor)) for key, tensor in tensors.items()}
@@ -493,19 +516,30 @@ class FineTuning:
     calibration_batches: int = 4
 
     def objective(self) -> Loss:
-        return Loss(self.loss, vgg=self.vgg, **({} if self.lab_alpha is None else {"lab_alpha": self.lab_alpha}))
+        return Loss(
+            self.loss, vgg=self.vgg, **({} if self.lab_alpha is None else {"lab_alpha": self.lab_alpha})
+        )
 
     def calibration_record(self) -> dict:
         """The sidecar's ``calibration`` of a QAT file: where its ranges started (``calibrate_ranges``)."""
-        return {"built": f"QAT: float min/max over {self.calibration_batches} training batches, then "
-                         f"fine-tuned {self.steps} steps", "num": self.calibration_batches * self.batch_size,
-                "shape": [self.patch, self.patch, 4], "data": self.data, "seed": self.seed}
+        return {
+            "built": f"QAT: float min/max over {self.calibration_batches} training batches, then "
+            f"fine-tuned {self.steps} steps",
+            "num": self.calibration_batches * self.batch_size,
+            "shape": [self.patch, self.patch, 4],
+            "data": self.data,
+            "seed": self.seed,
+        }
 
     def record(self) -> dict:
         """The sidecar's account of the fine-tuning (the VGG model as the weights it was loaded from)."""
         fields = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "vgg"}
-        return {**fields, "loss": dict(self.loss), "targets": TARGETS[not self.distill],
-                "vgg": None if self.vgg is None else self.vgg.source}
+        return {
+            **fields,
+            "loss": dict(self.loss),
+            "targets": TARGETS[not self.distill],
+            "vgg": None if self.vgg is None else self.vgg.source,
+        }
 
 
 def fine_tuning(
@@ -548,8 +582,10 @@ def fine_tuning(
     config = record.get("config", {})
     if loss is None:
         if "loss" not in record:
-            raise QATError(f"{model_path}: no level.json beside the model says its training loss; pass one "
-                           "with --qat-loss (e.g. lab)")
+            raise QATError(
+                f"{model_path}: no level.json beside the model says its training loss; pass one "
+                "with --qat-loss (e.g. lab)"
+            )
         weights, alpha = dict(record["loss"]), config.get("lab_alpha")
     else:
         try:
@@ -563,17 +599,32 @@ def fine_tuning(
     vgg = None
     if weights.get("vgg", 0) > 0:
         try:
-            vgg = load_vgg_features(config.get("vgg_layer", DEFAULT_LAYER),
-                                    vgg_weights or config.get("vgg_weights"),
-                                    allow_random=bool(config.get("allow_random_vgg")) and vgg_weights is None)
+            vgg = load_vgg_features(
+                config.get("vgg_layer", DEFAULT_LAYER),
+                vgg_weights or config.get("vgg_weights"),
+                allow_random=bool(config.get("allow_random_vgg")) and vgg_weights is None,
+            )
         except (VggWeightsError, ValueError) as error:
-            raise QATError(f"the training loss has a vgg term: {error} (--vgg-weights PATH, or --qat-loss "
-                           "without vgg)") from None
-    return FineTuning(weights, steps=steps, distill=targets == TARGETS[0], lr=lr, batch_size=batch,
-                      patch=patch, data=data, seed=seed, lab_alpha=alpha, vgg=vgg)
+            raise QATError(
+                f"the training loss has a vgg term: {error} (--vgg-weights PATH, or --qat-loss without vgg)"
+            ) from None
+    return FineTuning(
+        weights,
+        steps=steps,
+        distill=targets == TARGETS[0],
+        lr=lr,
+        batch_size=batch,
+        patch=patch,
+        data=data,
+        seed=seed,
+        lab_alpha=alpha,
+        vgg=vgg,
+    )
 
 
-def finetune(model: keras.Model, tuning: FineTuning, *, progress: bool = True) -> tuple[keras.Model, list[float]]:
+def finetune(
+    model: keras.Model, tuning: FineTuning, *, progress: bool = True
+) -> tuple[keras.Model, list[float]]:
     """The QAT model of the float ``model`` and its step losses: ranges calibrated, then ``tuning.steps``
     fine-tuning steps.
 
@@ -581,19 +632,33 @@ def finetune(model: keras.Model, tuning: FineTuning, *, progress: bool = True) -
     split of ``tuning.data``, then ``train`` on the batches that follow. Crops are seeded by ``tuning.seed``
     and nothing else draws random numbers: the same call gives the same model.
     """
-    options = PipelineOptions(level=model_level(model), patch=tuning.patch, batch_size=tuning.batch_size,
-                              seed=tuning.seed)
+    options = PipelineOptions(
+        level=model_level(model), patch=tuning.patch, batch_size=tuning.batch_size, seed=tuning.seed
+    )
     batches = iter(make_dataset(parse_source(tuning.data), "train", options))
     qat_model = quantize_model(model)
     try:
         calibration = [next(batches)[0] for _ in range(tuning.calibration_batches)]
-    except (StopIteration, tf.errors.OpError) as error:  # the pipeline's BadExampleError arrives as an OpError
+    except (
+        StopIteration,
+        tf.errors.OpError,
+    ) as error:  # the pipeline's BadExampleError arrives as an OpError
         reason = str(error).rsplit("BadExampleError: ", 1)[-1].strip() or "no usable training example"
-        raise QATError(f"--qat-patch {tuning.patch}: no training crops from {tuning.data!r}: {reason} (here: "
-                       "a smaller --qat-patch)") from None
+        raise QATError(
+            f"--qat-patch {tuning.patch}: no training crops from {tuning.data!r}: {reason} (here: "
+            "a smaller --qat-patch)"
+        ) from None
     calibrate_ranges(qat_model, model, calibration)
-    losses = train(qat_model, model, itertools.islice(batches, tuning.steps), objective=tuning.objective(),
-                   lr=tuning.lr, distill=tuning.distill, progress=progress, total=tuning.steps)
+    losses = train(
+        qat_model,
+        model,
+        itertools.islice(batches, tuning.steps),
+        objective=tuning.objective(),
+        lr=tuning.lr,
+        distill=tuning.distill,
+        progress=progress,
+        total=tuning.steps,
+    )
     return qat_model, losses
 
 
@@ -629,13 +694,15 @@ def train(
         return loss
 
     losses: list[float] = []
-    with tqdm(total=total, desc="QAT", unit="step", disable=not progress, dynamic_ncols=True,
-              mininterval=1.0) as bar:
+    with tqdm(
+        total=total, desc="QAT", unit="step", disable=not progress, dynamic_ncols=True, mininterval=1.0
+    ) as bar:
         for raw, target in batches:
             losses.append(float(step(raw, target)))
             if not math.isfinite(losses[-1]):
-                raise QATError(f"QAT step {len(losses)}: the loss is not finite ({losses[-1]}); lower "
-                               "--qat-lr")
+                raise QATError(
+                    f"QAT step {len(losses)}: the loss is not finite ({losses[-1]}); lower --qat-lr"
+                )
             bar.update(1)
             bar.set_postfix_str(f"loss={losses[-1]:.4g}", refresh=False)
     return losses
@@ -665,8 +732,11 @@ def convert_qat(qat_model: keras.Model, batch_shape: Sequence[int | None], io: s
     info = describe(content, quantized=True)
     raw, rgb = info["inputs"][0]["name"], info["outputs"][0]["name"]
     io_ops = {("QUANTIZE", (raw,), ()), ("DEQUANTIZE", (), (rgb,))}
-    left = [op["op"] for op in info["unquantized_ops"]
-            if (op["op"], tuple(op["float_inputs"]), tuple(op["float_outputs"])) not in io_ops]
+    left = [
+        op["op"]
+        for op in info["unquantized_ops"]
+        if (op["op"], tuple(op["float_inputs"]), tuple(op["float_outputs"])) not in io_ops
+    ]
     if left:
         raise QATError(f"the int8 QAT conversion left ops in float: {', '.join(sorted(set(left)))}")
     return content

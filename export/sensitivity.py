@@ -101,8 +101,9 @@ def _debugger_interpreter() -> Iterator[None]:
 class Analysis:
     """A calibrated model, its per-tensor int8 errors (``errors``, worst first) and re-quantization."""
 
-    def __init__(self, debugger: tf.lite.experimental.QuantizationDebugger, errors: list[TensorError],
-                 inputs: int) -> None:
+    def __init__(
+        self, debugger: tf.lite.experimental.QuantizationDebugger, errors: list[TensorError], inputs: int
+    ) -> None:
         self.debugger = debugger
         self.errors = errors
         self.inputs = inputs
@@ -115,9 +116,11 @@ class Analysis:
             names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
             unit_of = {error.tensor: error.unit for error in self.errors}
             self._links = {}
-            for op in interpreter._get_ops_details():  # noqa: SLF001 (LiteRT's only op listing)
-                sources, targets = ({unit_of.get(names.get(int(i))) for i in op[key]} - {None}
-                                    for key in ("inputs", "outputs"))
+            for op in interpreter._get_ops_details():
+                sources, targets = (
+                    {unit_of.get(names.get(int(i))) for i in op[key]} - {None}
+                    for key in ("inputs", "outputs")
+                )
                 for source in sources:
                     for target in targets - {source}:
                         self._links.setdefault(source, set()).add(target)
@@ -180,7 +183,8 @@ class Analysis:
         try:
             with _debugger_interpreter():
                 self.debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-                    denylisted_nodes=list(float_tensors) or None)
+                    denylisted_nodes=list(float_tensors) or None
+                )
         except ValueError as error:  # every op in float: no verify op left for the debugger's own statistics,
             if "debug mode" not in str(error):  # but the options are set, which is all quantizing needs
                 raise
@@ -192,8 +196,10 @@ class Analysis:
         ends = interpreter.get_input_details() + interpreter.get_output_details()
         floating = [end["name"] for end in ends if np.dtype(end["dtype"]) != io_type.as_numpy_dtype]
         if floating:
-            raise UnquantizedIOError(f"{io_type.name} inputs/outputs need the model's input and output "
-                                     f"quantized, but a layer next to {', '.join(floating)} is kept in float")
+            raise UnquantizedIOError(
+                f"{io_type.name} inputs/outputs need the model's input and output "
+                f"quantized, but a layer next to {', '.join(floating)} is kept in float"
+            )
         return content
 
     def record(self) -> dict:
@@ -209,12 +215,13 @@ class Analysis:
                 "rmse": "RMSE of float minus dequantized op output, the op fed the same input",
                 "rmse_over_scale": "rmse / the tensor's scale (0.29 = rounding alone)",
                 "nsr": "per channel: sqrt(mean of channel MSE / channel variance of the float output), the "
-                       "variance at least scale^2",
+                "variance at least scale^2",
             },
-            "layers": [{"layer": unit, "nsr": worst[unit], "tensors": len(tensors)}
-                       for unit, tensors in self.units()],
+            "layers": [
+                {"layer": unit, "nsr": worst[unit], "tensors": len(tensors)} for unit, tensors in self.units()
+            ],
             "tensors": [asdict(error) for error in self.errors],
-        }  # fmt: skip
+        }
 
 
 class _ChannelErrors:
@@ -246,15 +253,19 @@ class _ChannelErrors:
             kept = [call for call in calls if not np.isnan(call.mean())]
             channels = np.mean(kept, axis=0) if kept else np.full_like(calls[0], np.nan)
             mse, expected = float(np.mean(channels)), float(row["mean_squared_error"])
-            if not (math.isclose(mse, expected, rel_tol=1e-3, abs_tol=1e-12)
-                    or math.isnan(mse) and math.isnan(expected)):
+            if not (
+                math.isclose(mse, expected, rel_tol=1e-3, abs_tol=1e-12)
+                or math.isnan(mse)
+                and math.isnan(expected)
+            ):
                 raise RuntimeError("QuantizationDebugger's metric calls are not in its statistics' order")
             grouped.append(channels)
         return grouped
 
 
-def float_statistics(float_model: bytes, calibration: CalibrationSet,
-                     pass_bytes: int = STATISTICS_PASS_BYTES) -> dict[str, np.ndarray]:
+def float_statistics(
+    float_model: bytes, calibration: CalibrationSet, pass_bytes: int = STATISTICS_PASS_BYTES
+) -> dict[str, np.ndarray]:
     """{tensor name: per-channel variance of its values over all calibration crops} in the float model.
 
     The debugger's own float tensors (``layer_direct_compare_metrics``) read back as stale memory (values of
@@ -266,8 +277,9 @@ def float_statistics(float_model: bytes, calibration: CalibrationSet,
     """
     moments: dict[str, list] = {}
     for group in _output_groups(float_model, pass_bytes):
-        interpreter = Interpreter(model_content=_with_outputs(float_model, list(group.values())),
-                                  num_threads=os.cpu_count())
+        interpreter = Interpreter(
+            model_content=_with_outputs(float_model, list(group.values())), num_threads=os.cpu_count()
+        )
         interpreter.allocate_tensors()
         (source,) = interpreter.get_input_details()
         for crop in calibration.inputs:
@@ -280,8 +292,10 @@ def float_statistics(float_model: bytes, calibration: CalibrationSet,
                 sums[0] += values.sum(axis=0)
                 sums[1] += np.square(values).sum(axis=0)
                 sums[2] += values.shape[0]
-    return {name: np.maximum(total_sq / n - np.square(total / n), 0.0) for name, (total, total_sq, n) in
-            moments.items()}
+    return {
+        name: np.maximum(total_sq / n - np.square(total / n), 0.0)
+        for name, (total, total_sq, n) in moments.items()
+    }
 
 
 def _output_groups(float_model: bytes, pass_bytes: int) -> list[dict[str, int]]:
@@ -294,7 +308,7 @@ def _output_groups(float_model: bytes, pass_bytes: int) -> list[dict[str, int]]:
     interpreter = Interpreter(model_content=float_model)
     details = {t["index"]: t for t in interpreter.get_tensor_details() if np.dtype(t["dtype"]).kind == "f"}
     outputs: dict[str, int] = {}
-    for op in interpreter._get_ops_details():  # noqa: SLF001 (LiteRT's only op listing)
+    for op in interpreter._get_ops_details():
         for index in map(int, op["outputs"]):
             if index in details:
                 outputs.setdefault(details[index]["name"], index)
@@ -334,13 +348,17 @@ def analyse(
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = calibration.representative_dataset
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] + (
-        [tf.lite.OpsSet.TFLITE_BUILTINS] if float_ops else [])
+        [tf.lite.OpsSet.TFLITE_BUILTINS] if float_ops else []
+    )
     channel_errors = _ChannelErrors()
     with _debugger_interpreter():
         debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=calibration.representative_dataset,
+            converter=converter,
+            debug_dataset=calibration.representative_dataset,
             debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                layer_debug_metrics={"channel_mse": channel_errors}))
+                layer_debug_metrics={"channel_mse": channel_errors}
+            ),
+        )
         debugger.run()
     dump = io.StringIO()
     debugger.layer_statistics_dump(dump)
@@ -359,12 +377,18 @@ def analyse(
         if variance is None or variance.shape != channel_mse.shape:
             variance = np.zeros_like(channel_mse)
         nsr = math.sqrt(float(np.mean(channel_mse / np.maximum(variance, scale**2)))) if scale else math.inf
-        errors.append(TensorError(
-            tensor=row["tensor_name"], op=row["op_name"],
-            layer=layer_of(row["tensor_name"], layer_names) or output_layers.get(row["tensor_name"]),
-            rmse=rmse, scale=scale, rmse_over_scale=rmse / scale if scale else math.inf, nsr=nsr,
-            max_abs_error=float(row["max_abs_error"]),
-        ))  # fmt: skip
+        errors.append(
+            TensorError(
+                tensor=row["tensor_name"],
+                op=row["op_name"],
+                layer=layer_of(row["tensor_name"], layer_names) or output_layers.get(row["tensor_name"]),
+                rmse=rmse,
+                scale=scale,
+                rmse_over_scale=rmse / scale if scale else math.inf,
+                nsr=nsr,
+                max_abs_error=float(row["max_abs_error"]),
+            )
+        )
     errors.sort(key=lambda error: error.nsr, reverse=True)
     return Analysis(debugger, errors, len(calibration))
 
@@ -377,8 +401,11 @@ class Step:
     psnr: float
 
     def record(self, units: list[tuple[str, list[str]]]) -> dict:
-        return {"layers": self.count, "last": units[self.count - 1][0] if self.count else None,
-                "psnr_vs_float": self.psnr}
+        return {
+            "layers": self.count,
+            "last": units[self.count - 1][0] if self.count else None,
+            "psnr_vs_float": self.psnr,
+        }
 
 
 @dataclass(frozen=True)
@@ -436,8 +463,9 @@ def auto_fallback(
     best = hit if hit is not None else max(probes, key=lambda count: _psnr(probes[count][1]))
     steps = [Step(count, _psnr(measured)) for count, (_content, measured) in sorted(probes.items())]
     tensors = chosen(best)
-    return Fallback(probes[best][0], probes[best][1], best, analysis.layers_of(tensors), tensors, steps,
-                    hit is not None)
+    return Fallback(
+        probes[best][0], probes[best][1], best, analysis.layers_of(tensors), tensors, steps, hit is not None
+    )
 
 
 def _psnr(measured: dict) -> float:

@@ -100,7 +100,7 @@ def _tensor(detail: dict) -> dict:
 def describe(content: bytes, *, quantized: bool) -> dict:
     """Inputs, outputs and op counts of a flatbuffer, and with ``quantized`` what was left in float."""
     interpreter = Interpreter(model_content=content)
-    ops = interpreter._get_ops_details()  # noqa: SLF001 (LiteRT's only op listing; stable since TF 2.5)
+    ops = interpreter._get_ops_details()
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     info = {
         "inputs": [_tensor(d) for d in interpreter.get_input_details()],
@@ -110,20 +110,25 @@ def describe(content: bytes, *, quantized: bool) -> dict:
         "unquantized_ops": None,
     }
     if quantized:
+
         def is_float(index: int) -> bool:
             return index in tensors and np.dtype(tensors[index]["dtype"]).kind == "f"
 
         info["float_tensors"] = [
             {"name": t["name"], "dtype": np.dtype(t["dtype"]).name, "shape": [int(s) for s in t["shape"]]}
-            for t in tensors.values() if np.dtype(t["dtype"]).kind == "f"
+            for t in tensors.values()
+            if np.dtype(t["dtype"]).kind == "f"
         ]
         info["unquantized_ops"] = [
-            {"op": op["op_name"], "index": int(op["index"]),
-             "float_inputs": [tensors[i]["name"] for i in op["inputs"] if is_float(int(i))],
-             "float_outputs": [tensors[i]["name"] for i in op["outputs"] if is_float(int(i))]}
+            {
+                "op": op["op_name"],
+                "index": int(op["index"]),
+                "float_inputs": [tensors[i]["name"] for i in op["inputs"] if is_float(int(i))],
+                "float_outputs": [tensors[i]["name"] for i in op["outputs"] if is_float(int(i))],
+            }
             for op in ops
             if any(is_float(int(i)) for i in [*op["inputs"], *op["outputs"]])
-        ]  # fmt: skip
+        ]
     return info
 
 
@@ -131,7 +136,7 @@ ONNX_PACKAGES = ("onnx", "onnxruntime", "tf2onnx")
 
 
 def _onnx_tensor(value_info) -> dict:
-    from onnx import helper  # noqa: PLC0415 (only ONNX exports need it)
+    from onnx import helper
 
     tensor = value_info.type.tensor_type
     shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim]
@@ -147,15 +152,19 @@ def _onnx_tensor(value_info) -> dict:
 def describe_onnx(content: bytes) -> dict:
     """Inputs, outputs and node op_type counts of a serialized ONNX model (ops outside the default domain
     are named ``domain.op_type``); ``float_tensors`` / ``unquantized_ops`` null (float models only)."""
-    import onnx  # noqa: PLC0415
+    import onnx
 
     model = onnx.load_model_from_string(content)
     initializers = {t.name for t in model.graph.initializer}
     return {
         "inputs": [_onnx_tensor(v) for v in model.graph.input if v.name not in initializers],
         "outputs": [_onnx_tensor(v) for v in model.graph.output],
-        "ops": dict(Counter(f"{n.domain}.{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type
-                            for n in model.graph.node).most_common()),
+        "ops": dict(
+            Counter(
+                f"{n.domain}.{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type
+                for n in model.graph.node
+            ).most_common()
+        ),
         "float_tensors": None,
         "unquantized_ops": None,
     }
@@ -185,8 +194,12 @@ def build_sidecar(
     return {
         "format": FORMAT,
         "version": VERSION,
-        "file": {"name": exported.name, "bytes": len(content), "mb": round(len(content) / MB, 6),
-                 "sha256": hashlib.sha256(content).hexdigest()},
+        "file": {
+            "name": exported.name,
+            "bytes": len(content),
+            "mb": round(len(content) / MB, 6),
+            "sha256": hashlib.sha256(content).hexdigest(),
+        },
         "export_format": export_format,
         "source": source,
         "settings": settings,
@@ -196,4 +209,4 @@ def build_sidecar(
         "delegates": None if describer else delegate_report(content),
         "fidelity": fidelity,
         "versions": tool_versions(packages),
-    }  # fmt: skip
+    }

@@ -28,16 +28,20 @@ from pathlib import Path
 
 import numpy as np
 
-if __package__ in (None, ""):  # run as a script (python export/third_party.py): the repository root on the path
+if __package__ in (
+    None,
+    "",
+):  # run as a script (python export/third_party.py): the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import export  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
-from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: E402
-from export import fidelity, sidecar  # noqa: E402
-from pynet_tf import atomic  # noqa: E402
-from pynet_tf.cli import command_parser, image_size  # noqa: E402
-from pynet_tf.data import bayer  # noqa: E402
-from pynet_tf.data.sources import DataSourceError  # noqa: E402
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+import export  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from export import fidelity, sidecar
+from pynet_tf import atomic
+from pynet_tf.cli import command_parser, image_size
+from pynet_tf.data import bayer
+from pynet_tf.data.sources import DataSourceError
 
 FORMAT = {"name": "third_party", "description": "a third-party TFLite file, its input shape fixed by us"}
 DEFAULT_OUT = Path("exported")
@@ -70,7 +74,7 @@ def fix_input_shape(content: bytes, shape: tuple[int, int], name: str) -> bytes:
     The shapes are LiteRT's own, inferred by resizing the input of the original; the copy's output on a random
     input must equal the resized original's exactly (same kernels) and be finite, else one ThirdPartyError.
     """
-    from tensorflow.lite.tools import flatbuffer_utils  # noqa: PLC0415 (the schema's object API)
+    from tensorflow.lite.tools import flatbuffer_utils
 
     original = _interpreter(content, name)
     inputs, outputs = original.get_input_details(), original.get_output_details()
@@ -112,8 +116,10 @@ def fix_input_shape(content: bytes, shape: tuple[int, int], name: str) -> bytes:
             "downsamples more than that input allows; give a larger --input-shape"
         )
     if not np.array_equal(got, expected):
-        raise ThirdPartyError(f"{name}: the fixed-shape copy computes something else (max abs difference "
-                              f"{np.max(np.abs(got - expected)):.3g}); this file cannot be reshaped")  # fmt: skip
+        raise ThirdPartyError(
+            f"{name}: the fixed-shape copy computes something else (max abs difference "
+            f"{np.max(np.abs(got - expected)):.3g}); this file cannot be reshaped"
+        )
     return fixed
 
 
@@ -142,16 +148,29 @@ def import_file(
     measured = fidelity.measure(fixed, items, channels=bayer.channel_permutation(channel_order))
     target = Path(out) / f"{path.stem}_{input_shape[0]}x{input_shape[1]}.tflite"
     side = sidecar.build_sidecar(
-        target, fixed,
+        target,
+        fixed,
         export_format=FORMAT,
-        source={"model": None, "third_party": str(path), "sha256": sidecar.sha256_file(path), "level": 0,
-                "arch": None, "base_filters": None},
-        settings={"input_shape": f"{input_shape[0]}x{input_shape[1]}", "batch_shape": [1, *input_shape, 4],
-                  "channel_order": ",".join(channel_order), "data": data, "seed": seed, "min_psnr": None,
-                  "float_fallback": None},
+        source={
+            "model": None,
+            "third_party": str(path),
+            "sha256": sidecar.sha256_file(path),
+            "level": 0,
+            "arch": None,
+            "base_filters": None,
+        },
+        settings={
+            "input_shape": f"{input_shape[0]}x{input_shape[1]}",
+            "batch_shape": [1, *input_shape, 4],
+            "channel_order": ",".join(channel_order),
+            "data": data,
+            "seed": seed,
+            "min_psnr": None,
+            "float_fallback": None,
+        },
         calibration=None,
         fidelity=measured,
-    )  # fmt: skip
+    )
     atomic.write_bytes(target, fixed)
     atomic.write_json(sidecar.sidecar_path(target), side)
     return target, side
@@ -162,9 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("file", type=Path, help="the third-party .tflite file (packed Bayer in, RGB at twice the size out)")
     add("--input-shape", help="packed HxW to fix its input at (default: the file's own)")
-    add("--channel-order", default="canonical",
+    add(
+        "--channel-order",
+        default="canonical",
         help=f"the file's packed channel order: {' | '.join(bayer.CHANNEL_ORDERS)} | four of "
-             f"{','.join(bayer.CHANNELS)} in its order (default canonical)")  # fmt: skip
+        f"{','.join(bayer.CHANNELS)} in its order (default canonical)",
+    )
     add("--data", default="samples", help="held-out inputs for its accuracy: the test split of this source")
     add("--seed", type=int, default=0, help="seed of the synthetic RAW of photo sources (default 0)")
     add("-o", "--out", default=str(DEFAULT_OUT), help="output folder (default exported/)")
@@ -182,18 +204,21 @@ def main(argv: list[str] | None = None) -> int:
             order = bayer.parse_channel_order(args.channel_order)
         except ValueError as error:
             raise ThirdPartyError(f"--channel-order: {error}") from None
-        target, side = import_file(args.file, input_shape=shape, channel_order=order, data=args.data,
-                                   seed=args.seed, out=args.out)  # fmt: skip
+        target, side = import_file(
+            args.file, input_shape=shape, channel_order=order, data=args.data, seed=args.seed, out=args.out
+        )
     except (ThirdPartyError, DataSourceError, fidelity.FidelityError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     measured = side["fidelity"]
     truth, classical = measured["vs_ground_truth"]["file"], measured["vs_ground_truth"]["classical_isp"]
     ssim = "–" if truth["ssim"] is None else f"{truth['ssim']:.4f}"
-    print(f"{target}: {side['settings']['batch_shape']} -> {side['outputs'][0]['shape']}, "
-          f"PSNR vs GT {truth['psnr']:.2f} dB, SSIM {ssim} on {measured['images']} held-out images "
-          f"({args.data}; {measured['classical_isp']['label']}: {classical['psnr']:.2f} dB); "
-          f"sidecar {sidecar.sidecar_path(target).name}")  # fmt: skip
+    print(
+        f"{target}: {side['settings']['batch_shape']} -> {side['outputs'][0]['shape']}, "
+        f"PSNR vs GT {truth['psnr']:.2f} dB, SSIM {ssim} on {measured['images']} held-out images "
+        f"({args.data}; {measured['classical_isp']['label']}: {classical['psnr']:.2f} dB); "
+        f"sidecar {sidecar.sidecar_path(target).name}"
+    )
     return 0
 
 

@@ -25,12 +25,13 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script (python export/to_onnx.py): the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import export  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
-from export import fidelity, sidecar  # noqa: E402
-from export.formats import DEFAULT_SHAPE, ExportError, ExportSettings, error_summary  # noqa: E402
-from export.to_tflite import (  # noqa: E402
+import tensorflow as tf
+import tf_keras as keras
+
+import export  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from export import fidelity, sidecar
+from export.formats import DEFAULT_SHAPE, ExportError, ExportSettings, error_summary
+from export.to_tflite import (
     DEFAULT_OUT,
     STATUS_ERROR,
     STATUS_OK,
@@ -39,10 +40,10 @@ from export.to_tflite import (  # noqa: E402
     file_stem,
     newest_run,
 )
-from pynet_tf import architectures, atomic, runs  # noqa: E402
-from pynet_tf.cli import command_parser, image_size, settings_summary  # noqa: E402
-from pynet_tf.data.sources import DataSourceError  # noqa: E402
-from pynet_tf.shapes import InputShapeError  # noqa: E402
+from pynet_tf import architectures, atomic, runs
+from pynet_tf.cli import command_parser, image_size, settings_summary
+from pynet_tf.data.sources import DataSourceError
+from pynet_tf.shapes import InputShapeError
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 17
@@ -85,7 +86,7 @@ def check_opset(opset: int) -> int:
 
 
 def _version(package: str) -> str:
-    from importlib import metadata  # noqa: PLC0415
+    from importlib import metadata
 
     try:
         return metadata.version(package)
@@ -103,8 +104,8 @@ def to_onnx(model: keras.Model, batch_shape, opset: int = DEFAULT_OPSET) -> byte
     model is checked with ``onnx.checker`` (full check, with shape inference): tf2onnx leaves ops it cannot
     map in the graph rather than failing, and those are caught here or when onnxruntime loads the file.
     """
-    import onnx  # noqa: PLC0415 (tf2onnx and onnx load only for ONNX exports)
-    import tf2onnx  # noqa: PLC0415
+    import onnx
+    import tf2onnx
 
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     spec = tf.TensorSpec(batch_shape, tf.float32, name="raw")
@@ -154,8 +155,13 @@ def export_onnx(
     items = fidelity.held_out(model, input_shape or DEFAULT_SHAPE, data, seed=seed)
     settings = ExportSettings(input_shape=input_shape)
     record = runs.level_record(model_file)
-    source = {"model": str(model_file), "sha256": sidecar.sha256_file(model_file), "level": level,
-              "arch": network.name, "base_filters": record.get("base_filters")}
+    source = {
+        "model": str(model_file),
+        "sha256": sidecar.sha256_file(model_file),
+        "level": level,
+        "arch": network.name,
+        "base_filters": record.get("base_filters"),
+    }
     path = Path(out) / f"{file_stem(model_file, level, input_shape)}_opset{opset}.onnx"
 
     started = time.perf_counter()
@@ -164,49 +170,92 @@ def export_onnx(
         converted = time.perf_counter()
         measured = fidelity.measure(content, items, runner=fidelity.OnnxRunner)
     except Exception as error:  # noqa: BLE001 (a converter or runtime failure is a result, exit 1)
-        return OnnxResult(FORMAT_NAME, STATUS_ERROR, None, None, None, None, time.perf_counter() - started,
-                          error_summary(error))
+        return OnnxResult(
+            FORMAT_NAME,
+            STATUS_ERROR,
+            None,
+            None,
+            None,
+            None,
+            time.perf_counter() - started,
+            error_summary(error),
+        )
     psnr = measured["vs_float"]["psnr"]
     delta = measured["vs_ground_truth"]["delta_psnr"]
     max_abs = measured["vs_float"]["max_abs"]
     if not max_abs <= max_abs_error:
         message = f"not written: max abs error vs float {max_abs:.3g} > --max-abs-error {max_abs_error:g}"
-        return OnnxResult(FORMAT_NAME, STATUS_ABOVE, None, len(content), psnr, delta,
-                          time.perf_counter() - started, message, max_abs=max_abs)
-    timing = {"convert_s": round(converted - started, 3),
-              "fidelity_s": round(time.perf_counter() - converted, 3)}
+        return OnnxResult(
+            FORMAT_NAME,
+            STATUS_ABOVE,
+            None,
+            len(content),
+            psnr,
+            delta,
+            time.perf_counter() - started,
+            message,
+            max_abs=max_abs,
+        )
+    timing = {
+        "convert_s": round(converted - started, 3),
+        "fidelity_s": round(time.perf_counter() - converted, 3),
+    }
     side = sidecar.build_sidecar(
-        path, content,
+        path,
+        content,
         export_format={"name": FORMAT_NAME, "description": DESCRIPTION},
         source=source,
         settings={
             "input_shape": f"{input_shape[0]}x{input_shape[1]}" if input_shape else "dynamic",
             "batch_shape": list(settings.batch_shape),
-            "io": "float32", "opset": opset, "max_abs_error": max_abs_error,
-            "execution_provider": "CPUExecutionProvider", "data": data, "seed": seed,
+            "io": "float32",
+            "opset": opset,
+            "max_abs_error": max_abs_error,
+            "execution_provider": "CPUExecutionProvider",
+            "data": data,
+            "seed": seed,
         },
         calibration=None,
         fidelity=measured,
         describer=sidecar.describe_onnx,
         packages=sidecar.ONNX_PACKAGES,
-    )  # fmt: skip
+    )
     side["timing"] = timing
     atomic.write_bytes(path, content)
     atomic.write_json(sidecar.sidecar_path(path), side)
-    return OnnxResult(FORMAT_NAME, STATUS_OK, path, len(content), psnr, delta, time.perf_counter() - started,
-                      sidecar=side, max_abs=max_abs)
+    return OnnxResult(
+        FORMAT_NAME,
+        STATUS_OK,
+        path,
+        len(content),
+        psnr,
+        delta,
+        time.perf_counter() - started,
+        sidecar=side,
+        max_abs=max_abs,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser("export.to_onnx", __doc__, script=True)
     add = parser.add_argument
-    add_source_arguments(parser, f"packed HxW, {architectures.size_rules()} as the model's network "
-                                 "is; default 224x224; or 'dynamic'")
-    add("--opset", type=int, default=DEFAULT_OPSET,
-        help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET})")
-    add("--max-abs-error", type=float, default=MAX_ABS_ERROR,
+    add_source_arguments(
+        parser,
+        f"packed HxW, {architectures.size_rules()} as the model's network is; default 224x224; or 'dynamic'",
+    )
+    add(
+        "--opset",
+        type=int,
+        default=DEFAULT_OPSET,
+        help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET})",
+    )
+    add(
+        "--max-abs-error",
+        type=float,
+        default=MAX_ABS_ERROR,
         help=f"do not write the file if onnxruntime's outputs differ more from Keras' "
-        f"(default {MAX_ABS_ERROR:g})")
+        f"(default {MAX_ABS_ERROR:g})",
+    )
     return parser
 
 
@@ -224,8 +273,15 @@ def main(argv: list[str] | None = None) -> int:
                 raise ExportError(f"--input-shape: {error}, or 'dynamic'") from None
         model = args.model if args.model is not None else newest_run()
         print(settings_summary("export", {**vars(args), "model": str(model)}))
-        result = export_onnx(model, out=args.out, input_shape=input_shape, opset=args.opset, data=args.data,
-                             seed=args.seed, max_abs_error=args.max_abs_error)
+        result = export_onnx(
+            model,
+            out=args.out,
+            input_shape=input_shape,
+            opset=args.opset,
+            data=args.data,
+            seed=args.seed,
+            max_abs_error=args.max_abs_error,
+        )
     except (ExportError, runs.RunError, DataSourceError, fidelity.FidelityError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -34,16 +34,16 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script (python export/to_tflite.py): the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import export  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
-from calibration.build import default_calibration  # noqa: E402
-from calibration.calibration_set import CalibrationError, CalibrationSet  # noqa: E402
-from export import delegates, fidelity, qat, sidecar  # noqa: E402
-from export.formats import (  # noqa: E402
+import export  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from calibration.build import default_calibration
+from calibration.calibration_set import CalibrationError, CalibrationSet
+from export import delegates, fidelity, qat, sidecar
+from export.formats import (
     DEFAULT_SHAPE,
     FORMATS,
+    QAT_ARGUMENTS,
     ExportError,
     ExportFormat,
-    QAT_ARGUMENTS,
     ExportSettings,
     as_conversion,
     check_calibration,
@@ -52,9 +52,9 @@ from export.formats import (  # noqa: E402
     parse_float_fallback,
     validate,
 )
-from pynet_tf import architectures, atomic, runs  # noqa: E402
-from pynet_tf.cli import command_parser, image_size, settings_summary  # noqa: E402
-from pynet_tf.data.sources import DataSourceError  # noqa: E402
+from pynet_tf import architectures, atomic, runs
+from pynet_tf.cli import command_parser, image_size, settings_summary
+from pynet_tf.data.sources import DataSourceError
 
 DEFAULT_OUT = Path("exported")
 DEFAULT_RUNS = Path("runs")
@@ -95,22 +95,28 @@ class FormatResult:
         lines = []
         if side.get("quantization_debug"):
             layers = side["quantization_debug"]["layers"][:worst]
-            lines.append("int8 error, worst layers (noise/signal): "
-                         + ", ".join(f"{entry['layer']} {entry['nsr']:.2f}" for entry in layers))
+            lines.append(
+                "int8 error, worst layers (noise/signal): "
+                + ", ".join(f"{entry['layer']} {entry['nsr']:.2f}" for entry in layers)
+            )
         fallback = side.get("float_fallback")
         if fallback:
             tried = fallback.get("steps", [])
             steps = " ".join(f"{step['layers']}:{step['psnr_vs_float']:.1f}" for step in tried)
-            lines.append(f"float fallback ({'auto' if fallback['requested'] == 'auto' else 'by name'}): "
-                         f"{len(fallback['layers'])} layers in float, float ops "
-                         + (", ".join(f"{op} x{n}" for op, n in fallback["float_ops"].items()) or "none")
-                         + (f"; tried (worst layers:dB) {steps}" if steps else ""))
+            lines.append(
+                f"float fallback ({'auto' if fallback['requested'] == 'auto' else 'by name'}): "
+                f"{len(fallback['layers'])} layers in float, float ops "
+                + (", ".join(f"{op} x{n}" for op, n in fallback["float_ops"].items()) or "none")
+                + (f"; tried (worst layers:dB) {steps}" if steps else "")
+            )
         tuning = side.get("qat")
         if tuning:
             losses = tuning["step_losses"]
             trained = f", loss {losses[0]:.4g} -> {losses[-1]:.4g}" if losses else ""
-            lines.append(f"QAT: {len(losses)} steps towards {tuning['targets']} ({tuning['batch_size']} crops of "
-                         f"{tuning['patch']}x{tuning['patch']}, lr {tuning['lr']:g}){trained}")
+            lines.append(
+                f"QAT: {len(losses)} steps towards {tuning['targets']} ({tuning['batch_size']} crops of "
+                f"{tuning['patch']}x{tuning['patch']}, lr {tuning['lr']:g}){trained}"
+            )
         if side.get("delegates"):
             lines.append(f"delegates: {delegates.summary(side['delegates'])}")
         return [f"    {line}" for line in lines]
@@ -168,9 +174,18 @@ def export_model(
     qat_options = dict(qat_options or {})
     unknown = sorted(set(qat_options) - set(QAT_ARGUMENTS))
     if unknown:
-        raise ExportError(f"unknown QAT option(s) {', '.join(unknown)}: choose from {', '.join(QAT_ARGUMENTS)}")
-    given = [name for name, value in (("io", io), ("calibration", calibration),
-                                      ("float_fallback", float_fallback or None)) if value is not None]
+        raise ExportError(
+            f"unknown QAT option(s) {', '.join(unknown)}: choose from {', '.join(QAT_ARGUMENTS)}"
+        )
+    given = [
+        name
+        for name, value in (
+            ("io", io),
+            ("calibration", calibration),
+            ("float_fallback", float_fallback or None),
+        )
+        if value is not None
+    ]
     given += [name for name, value in qat_options.items() if value is not None]
     model_file = runs.resolve_model_path(model_path)
     try:
@@ -178,8 +193,9 @@ def export_model(
     except (OSError, ValueError) as error:
         raise ExportError(f"{model_file}: cannot load the model ({type(error).__name__}: {error})") from error
     network = architectures.of_model(model_file, model)
-    chosen: list[ExportFormat] = validate(formats, input_shape=input_shape, given=given,
-                                          check_shape=network.validate_input_shape)
+    chosen: list[ExportFormat] = validate(
+        formats, input_shape=input_shape, given=given, check_shape=network.validate_input_shape
+    )
     if io is not None and io not in ("float32", "uint8", "int8"):
         raise ExportError(f"--io must be float32, uint8 or int8, got {io!r}")
     calibration_set, calibration_record = None, None
@@ -196,11 +212,14 @@ def export_model(
     level = fidelity.model_level(model)
     tuning = None
     if any(f.name == "qat" for f in chosen):
-        options = {name.removeprefix("qat_"): value for name, value in qat_options.items() if value is not None}
+        options = {
+            name.removeprefix("qat_"): value for name, value in qat_options.items() if value is not None
+        }
         options.setdefault("patch", min(input_shape))
         try:
-            tuning = qat.fine_tuning(model_file, level, data=data, seed=seed,
-                                     shape_rule=network.validate_input_shape, **options)
+            tuning = qat.fine_tuning(
+                model_file, level, data=data, seed=seed, shape_rule=network.validate_input_shape, **options
+            )
         except qat.QATError as error:
             raise ExportError(str(error)) from None
     items = fidelity.held_out(model, input_shape or DEFAULT_SHAPE, data, seed=seed)
@@ -217,14 +236,26 @@ def export_model(
             "seed": calibration_set.metadata.get("seed"),
             "built": "on the fly (default_calibration)" if calibration_set.path is None else "loaded",
         }
-    settings = ExportSettings(input_shape=input_shape, io=io or "float32", calibration=calibration_set,
-                              float_fallback=float_fallback, min_psnr=min_psnr, held_out=tuple(items),
-                              qat=tuning)
+    settings = ExportSettings(
+        input_shape=input_shape,
+        io=io or "float32",
+        calibration=calibration_set,
+        float_fallback=float_fallback,
+        min_psnr=min_psnr,
+        held_out=tuple(items),
+        qat=tuning,
+    )
     record = runs.level_record(model_file)
-    source = {"model": str(model_file), "sha256": sidecar.sha256_file(model_file), "level": level,
-              "arch": network.name, "base_filters": record.get("base_filters")}
+    source = {
+        "model": str(model_file),
+        "sha256": sidecar.sha256_file(model_file),
+        "level": level,
+        "arch": network.name,
+        "base_filters": record.get("base_filters"),
+    }
     calibrations = {"qat": tuning and tuning.calibration_record()} | {
-        f.name: calibration_record for f in chosen if "calibration" in f.arguments}
+        f.name: calibration_record for f in chosen if "calibration" in f.arguments
+    }
     stem = file_stem(model_file, level, input_shape)
     out = Path(out)
     results = []
@@ -239,40 +270,70 @@ def export_model(
             converted = time.perf_counter()
             measured = conversion.fidelity or fidelity.measure(content, items)
         except Exception as error:  # noqa: BLE001 (a converter failure is one format's error, not the run's)
-            result = FormatResult(export_format.name, STATUS_ERROR, None, None, None, None,
-                                  time.perf_counter() - started, error_summary(error))
+            result = FormatResult(
+                export_format.name,
+                STATUS_ERROR,
+                None,
+                None,
+                None,
+                None,
+                time.perf_counter() - started,
+                error_summary(error),
+            )
         else:
             psnr = measured["vs_float"]["psnr"]
             delta = measured["vs_ground_truth"]["delta_psnr"]
-            timing = {"convert_s": round(converted - started, 3),
-                      "fidelity_s": round(time.perf_counter() - converted, 3)}
+            timing = {
+                "convert_s": round(converted - started, 3),
+                "fidelity_s": round(time.perf_counter() - converted, 3),
+            }
             if min_psnr is not None and not (psnr is not None and psnr >= min_psnr):
                 message = f"not written: PSNR vs float {psnr:.2f} dB < --min-psnr {min_psnr:g}"
                 if conversion.note:
                     message += f"; {conversion.note}"
-                result = FormatResult(export_format.name, STATUS_BELOW, None, len(content), psnr, delta,
-                                      time.perf_counter() - started, message)
+                result = FormatResult(
+                    export_format.name,
+                    STATUS_BELOW,
+                    None,
+                    len(content),
+                    psnr,
+                    delta,
+                    time.perf_counter() - started,
+                    message,
+                )
             else:
                 side = sidecar.build_sidecar(
-                    path, content,
+                    path,
+                    content,
                     export_format={"name": export_format.name, "description": export_format.description},
                     source=source,
                     settings={
                         "input_shape": f"{input_shape[0]}x{input_shape[1]}" if input_shape else "dynamic",
                         "batch_shape": list(settings.batch_shape),
                         "io": settings.io if integer else "float32",
-                        "data": data, "seed": seed, "min_psnr": min_psnr,
+                        "data": data,
+                        "seed": seed,
+                        "min_psnr": min_psnr,
                         "float_fallback": (list(float_fallback) or None) if is_int8 else None,
                     },
                     calibration=calibrations.get(export_format.name),
                     fidelity=measured,
                     analyses=conversion.sidecar,
-                )  # fmt: skip
+                )
                 side["timing"] = timing
                 atomic.write_bytes(path, content)
                 atomic.write_json(sidecar.sidecar_path(path), side)
-                result = FormatResult(export_format.name, STATUS_OK, path, len(content), psnr, delta,
-                                      time.perf_counter() - started, sidecar=side, note=conversion.note)
+                result = FormatResult(
+                    export_format.name,
+                    STATUS_OK,
+                    path,
+                    len(content),
+                    psnr,
+                    delta,
+                    time.perf_counter() - started,
+                    sidecar=side,
+                    note=conversion.note,
+                )
         results.append(result)
         if report is not None:
             report(result)
@@ -282,18 +343,31 @@ def export_model(
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser("export.to_tflite", __doc__, script=True)
     add = parser.add_argument
-    add_source_arguments(parser, f"packed HxW, {architectures.size_rules()} as the model's network "
-                                 "is; default 224x224; or 'dynamic' (not with --int8)")
+    add_source_arguments(
+        parser,
+        f"packed HxW, {architectures.size_rules()} as the model's network "
+        "is; default 224x224; or 'dynamic' (not with --int8)",
+    )
     for export_format in FORMATS.values():
         add(export_format.flag, action="store_true", help=export_format.description)
     add("--format", help=f"comma-separated formats, as the flags: {','.join(FORMATS)}")
     add("--io", help="int8 and qat only: input/output tensor type float32 (default) | uint8 | int8")
-    add("--calibration", help="int8 and int16x8: calibration set .npz (default: 16 sample crops built on the fly)")
-    add("--float-fallback", metavar="auto|NAME,...",
+    add(
+        "--calibration",
+        help="int8 and int16x8: calibration set .npz (default: 16 sample crops built on the fly)",
+    )
+    add(
+        "--float-fallback",
+        metavar="auto|NAME,...",
         help="int8 only: keep layers in float (not full-integer): 'auto' adds the worst layers of the error "
-             "analysis until --min-psnr is reached; or Keras layer names/globs ('*_norm') or tensor names")
+        "analysis until --min-psnr is reached; or Keras layer names/globs ('*_norm') or tensor names",
+    )
     add("--min-psnr", type=float, help="do not write a file whose PSNR vs the float model is below this (dB)")
-    add("--qat-steps", type=int, help=f"qat only: fine-tuning steps (default {qat.DEFAULT_STEPS}; 0: ranges only)")
+    add(
+        "--qat-steps",
+        type=int,
+        help=f"qat only: fine-tuning steps (default {qat.DEFAULT_STEPS}; 0: ranges only)",
+    )
     add("--qat-targets", help="qat only: distill (fit the float model's outputs; default) | ground-truth")
     add("--qat-lr", type=float, help=f"qat only: Adam learning rate (default {qat.DEFAULT_LR:g})")
     add("--qat-batch", type=int, help=f"qat only: crops per step (default {qat.DEFAULT_BATCH})")
@@ -310,8 +384,10 @@ def ptq_versus_qat(results: Sequence[FormatResult]) -> str | None:
         return None
     ptq, qat_result = measured["int8"], measured["qat"]
     gain = qat_result.psnr_vs_float - ptq.psnr_vs_float
-    line = (f"int8 PSNR vs float: PTQ {ptq.psnr_vs_float:.2f} dB, QAT {qat_result.psnr_vs_float:.2f} dB "
-            f"({gain:+.2f} dB)")
+    line = (
+        f"int8 PSNR vs float: PTQ {ptq.psnr_vs_float:.2f} dB, QAT {qat_result.psnr_vs_float:.2f} dB "
+        f"({gain:+.2f} dB)"
+    )
     if ptq.delta_psnr is not None and qat_result.delta_psnr is not None:
         line += f"; ΔPSNR vs ground truth: PTQ {ptq.delta_psnr:+.3f} dB, QAT {qat_result.delta_psnr:+.3f} dB"
     return line
@@ -355,9 +431,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(line, flush=True)
 
         results = export_model(
-            model, names, out=args.out, input_shape=input_shape, io=args.io, calibration=args.calibration,
-            data=args.data, seed=args.seed, min_psnr=args.min_psnr, float_fallback=float_fallback,
-            qat_options={name: getattr(args, name) for name in QAT_ARGUMENTS}, report=report,
+            model,
+            names,
+            out=args.out,
+            input_shape=input_shape,
+            io=args.io,
+            calibration=args.calibration,
+            data=args.data,
+            seed=args.seed,
+            min_psnr=args.min_psnr,
+            float_fallback=float_fallback,
+            qat_options={name: getattr(args, name) for name in QAT_ARGUMENTS},
+            report=report,
         )
         comparison = ptq_versus_qat(results)
         if comparison:

@@ -42,10 +42,16 @@ class Architecture:
     told apart (``of_keras``)."""
 
 
-def _pynet(level: int, width: int, *, init: str, instance_norm: bool, instance_norm_level_1: bool = False
-           ) -> keras.Model:
-    return build_pynet(level, base_filters=width, init=init, instance_norm=instance_norm,
-                       instance_norm_level_1=instance_norm_level_1)
+def _pynet(
+    level: int, width: int, *, init: str, instance_norm: bool, instance_norm_level_1: bool = False
+) -> keras.Model:
+    return build_pynet(
+        level,
+        base_filters=width,
+        init=init,
+        instance_norm=instance_norm,
+        instance_norm_level_1=instance_norm_level_1,
+    )
 
 
 def _mobile(level: int, width: int, **_ignored) -> keras.Model:
@@ -55,14 +61,28 @@ def _mobile(level: int, width: int, **_ignored) -> keras.Model:
 ARCHITECTURES: dict[str, Architecture] = {
     arch.name: arch
     for arch in (
-        Architecture("pynet", "PyNET (Ignatov et al. 2020): 6-level inverted pyramid with instance norms",
-                     shapes.LEVELS, 32, _pynet,
-                     shapes.validate_input_shape, shapes.DOWNSAMPLING, InputShapeCheck),
-        Architecture("mobile", "mobile ISP (pynet_tf/mobile.py): 3 scales, no norms, full-integer int8",
-                     (0,), mobile.DEFAULT_WIDTH, _mobile,
-                     mobile.validate_input_shape, mobile.DOWNSAMPLING, mobile.MobileInputCheck),
+        Architecture(
+            "pynet",
+            "PyNET (Ignatov et al. 2020): 6-level inverted pyramid with instance norms",
+            shapes.LEVELS,
+            32,
+            _pynet,
+            shapes.validate_input_shape,
+            shapes.DOWNSAMPLING,
+            InputShapeCheck,
+        ),
+        Architecture(
+            "mobile",
+            "mobile ISP (pynet_tf/mobile.py): 3 scales, no norms, full-integer int8",
+            (0,),
+            mobile.DEFAULT_WIDTH,
+            _mobile,
+            mobile.validate_input_shape,
+            mobile.DOWNSAMPLING,
+            mobile.MobileInputCheck,
+        ),
     )
-}  # fmt: skip
+}
 DEFAULT = "pynet"
 
 

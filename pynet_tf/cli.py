@@ -25,7 +25,9 @@ def command_parser(module: str, doc: str, *, script: bool = False) -> argparse.A
     lines = doc.strip().splitlines()
     prog = f"python {module.replace('.', '/')}.py" if script else f"python -m {module}"
     return argparse.ArgumentParser(
-        prog=prog, description=lines[0], epilog="\n".join(lines[1:]),
+        prog=prog,
+        description=lines[0],
+        epilog="\n".join(lines[1:]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 

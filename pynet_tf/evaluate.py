@@ -57,6 +57,7 @@ IMAGES_FOLDER = "images"
 METRICS = ("psnr", "ssim", "ms_ssim", "delta_e2000")
 SYNTHETIC_CFA = PipelineOptions.cfa  # the pattern training samples synthetic RAW with (its default)
 
+
 @dataclass(frozen=True)
 class Baseline:
     """A classical ISP run next to a learned one: the metadata it was given decides how good it can be."""
@@ -93,15 +94,23 @@ BASELINES = {
 METRIC_SETTINGS = {
     "prediction": "clipped to [0, 1] before scoring",
     "target": "level 0: the photo as it is; level > 0: resized like training's targets (bicubic, "
-              "antialiased), the baseline's render too",
+    "antialiased), the baseline's render too",
     "psnr": {"unit": "dB", "peak": metrics.MAX_VALUE},
-    "ssim": {"filter_size": metrics.SSIM_FILTER_SIZE, "filter_sigma": metrics.SSIM_FILTER_SIGMA,
-             "k1": metrics.SSIM_K1, "k2": metrics.SSIM_K2, "min_side": metrics.SSIM_FILTER_SIZE},
-    "ms_ssim": {"power_factors": list(metrics.MS_SSIM_POWER_FACTORS), "min_side": metrics.SSIM_FILTER_SIZE,
-                "scales": "as many as fit (all 5 from 161 px on), fewer re-weighted to sum to 1; per image"},
+    "ssim": {
+        "filter_size": metrics.SSIM_FILTER_SIZE,
+        "filter_sigma": metrics.SSIM_FILTER_SIGMA,
+        "k1": metrics.SSIM_K1,
+        "k2": metrics.SSIM_K2,
+        "min_side": metrics.SSIM_FILTER_SIZE,
+    },
+    "ms_ssim": {
+        "power_factors": list(metrics.MS_SSIM_POWER_FACTORS),
+        "min_side": metrics.SSIM_FILTER_SIZE,
+        "scales": "as many as fit (all 5 from 161 px on), fewer re-weighted to sum to 1; per image",
+    },
     "delta_e2000": "mean CIEDE2000 per image, CIELAB (D65) from sRGB",
     "mean": "mean of the per-image values (null where no image has the metric)",
-}  # fmt: skip
+}
 
 
 class EvaluationError(ValueError):
@@ -194,8 +203,10 @@ class EvaluationResult:
         lines = [
             f"# Evaluation of `{self.model_path}` (level {self.level}{base})",
             "",
-            f"- data: `{self.data}`, {SPLIT} split, {len(self.images)} images; inputs: the largest centred "
-            f"crop whose packed sides are multiples of {DOWNSAMPLING}{cap}",
+            (
+                f"- data: `{self.data}`, {SPLIT} split, {len(self.images)} images; inputs: the largest centred "
+                f"crop whose packed sides are multiples of {DOWNSAMPLING}{cap}"
+            ),
             f"- baseline: {BASELINES[self.source_kind].description}",
             "- predictions clipped to [0, 1]; PSNR peak 1.0; means are of the per-image values",
             "",
@@ -224,8 +235,10 @@ class TestInput:
 
     def at_level(self, level: int) -> tuple[np.ndarray, np.ndarray]:
         """(target, baseline) at the size level ``level`` outputs, resized as training resizes targets."""
-        return (target_for_level(tf.constant(self.target), level).numpy(),
-                target_for_level(self.baseline, level).numpy())  # fmt: skip
+        return (
+            target_for_level(tf.constant(self.target), level).numpy(),
+            target_for_level(self.baseline, level).numpy(),
+        )
 
 
 def evaluate(
@@ -270,7 +283,9 @@ def evaluate(
         fits = min(target.shape[:2]) >= metrics.SSIM_FILTER_SIZE
         if save_images:
             for kind, image in (("model", prediction), ("baseline", baseline), ("target", target)):
-                atomic.write_bytes(out_dir / IMAGES_FOLDER / f"{example.name}_{kind}.png", encode_photo(image))
+                atomic.write_bytes(
+                    out_dir / IMAGES_FOLDER / f"{example.name}_{kind}.png", encode_photo(image)
+                )
         images.append(
             ImageResult(
                 name=example.name,
@@ -412,8 +427,14 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module="tf_keras")
     print(settings_summary("evaluate", vars(args)))
     try:
-        result = evaluate(args.model, args.data, out=args.out, max_size=args.max_size, seed=args.seed,
-                          save_images=args.save_images)
+        result = evaluate(
+            args.model,
+            args.data,
+            out=args.out,
+            max_size=args.max_size,
+            seed=args.seed,
+            save_images=args.save_images,
+        )
     except (EvaluationError, runs.RunError, DataSourceError, BadExampleError, RawReadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -26,7 +26,9 @@ def forward_flops(model: keras.Model, input_size: tuple[int, int] | None = None)
         channels = model.input_shape[-1]
         model = keras.models.clone_model(model, input_tensors=keras.Input((*input_size, channels)))
     if any(size is None for size in model.input_shape[1:]):
-        raise ValueError(f"count FLOPs on a model built for a fixed input size, got input {model.input_shape}")
+        raise ValueError(
+            f"count FLOPs on a model built for a fixed input size, got input {model.input_shape}"
+        )
     total = 0
     for layer in model.layers:
         if isinstance(layer, keras.layers.Conv2DTranspose):

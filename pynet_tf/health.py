@@ -34,6 +34,7 @@ class TrainingCollapsedError(RuntimeError):
 def contrast(prediction: tf.Tensor, target: tf.Tensor) -> float:
     """Mean spatial standard deviation of ``prediction`` over that of ``target`` (NHWC batches): 1 for an
     output as varied as its target, 0 for a constant image."""
+
     def spread(images: tf.Tensor) -> float:
         return float(np.mean(tf.math.reduce_std(tf.cast(images, tf.float32), axis=[1, 2])))
 
@@ -52,11 +53,14 @@ def problem(scores: dict[str, float | None], warm_start_psnr: float | None) -> s
     None. ``warm_start_psnr`` is the final validation PSNR of the level it grew from (None: no warm start)."""
     found = []
     if scores["contrast"] < FLAT_CONTRAST:
-        found.append(f"flat output: spatial contrast {scores['contrast']:.3f} of the target's "
-                     f"(< {FLAT_CONTRAST})")
+        found.append(
+            f"flat output: spatial contrast {scores['contrast']:.3f} of the target's (< {FLAT_CONTRAST})"
+        )
     if scores["saturated"] > SATURATED_SHARE:
         found.append(f"saturated output: {100 * scores['saturated']:.0f}% of its values outside [0, 1]")
     if warm_start_psnr is not None and scores["psnr"] < warm_start_psnr - COLLAPSE_DROP_DB:
-        found.append(f"collapsed: PSNR {scores['psnr']:.2f} dB, more than {COLLAPSE_DROP_DB:g} dB below "
-                     f"the {warm_start_psnr:.2f} dB of the level it was warm-started from")
+        found.append(
+            f"collapsed: PSNR {scores['psnr']:.2f} dB, more than {COLLAPSE_DROP_DB:g} dB below "
+            f"the {warm_start_psnr:.2f} dB of the level it was warm-started from"
+        )
     return "; ".join(found) or None

@@ -102,8 +102,12 @@ class OfficialCheckpoint:
     """File name -> SHA-256 of the index and data files."""
 
     def provenance(self) -> dict:
-        return {"source": "official PyNET checkpoint (TF1, github aiff22/PyNET)",
-                "checkpoint": str(self.prefix), "sha256": self.sha256, "variables": len(self.values)}
+        return {
+            "source": "official PyNET checkpoint (TF1, github aiff22/PyNET)",
+            "checkpoint": str(self.prefix),
+            "sha256": self.sha256,
+            "variables": len(self.values),
+        }
 
 
 def find_checkpoint(path: str | Path) -> Path:
@@ -120,7 +124,9 @@ def find_checkpoint(path: str | Path) -> Path:
         return indexes[0].with_suffix("")
     prefix = re.sub(r"\.(index|meta|data-\d+-of-\d+)$", "", str(path))
     if not Path(f"{prefix}.index").is_file():
-        what = f"not a checkpoint, no {Path(prefix).name}.index" if path.exists() else "no such file or folder"
+        what = (
+            f"not a checkpoint, no {Path(prefix).name}.index" if path.exists() else "no such file or folder"
+        )
         raise OfficialCheckpointError(
             f"{path}: {what}; pass the official checkpoint's prefix (e.g. models/original/pynet_level_0.ckpt, "
             "beside its .index and .data-00000-of-00001 files) or its folder"
@@ -151,8 +157,12 @@ def read_checkpoint(path: str | Path) -> OfficialCheckpoint:
                 f"{files}: cannot read {key} ({_first_line(error)}): the data file is missing, truncated or "
                 "corrupt; copy or download the checkpoint again"
             ) from None
-    return OfficialCheckpoint(prefix, tuple(values), VARIANTS[len(keys)],
-                              {file.name: _sha256(file) for file in (index_file, *data_files)})
+    return OfficialCheckpoint(
+        prefix,
+        tuple(values),
+        VARIANTS[len(keys)],
+        {file.name: _sha256(file) for file in (index_file, *data_files)},
+    )
 
 
 def _generator_keys(index_file: Path, shapes: dict[str, list[int]]) -> list[str]:
@@ -189,8 +199,10 @@ def _generator_keys(index_file: Path, shapes: dict[str, list[int]]) -> list[str]
 def load_network(checkpoint: OfficialCheckpoint) -> keras.Model:
     """The whole PyNET (every level's output) holding the checkpoint's values, each checked for shape."""
     network = _build(0, checkpoint, all_outputs=True)
-    variables = [getattr(network.get_layer(layer), weight) for layer, weight in
-                 official_variables(checkpoint.instance_norm_level_1)]
+    variables = [
+        getattr(network.get_layer(layer), weight)
+        for layer, weight in official_variables(checkpoint.instance_norm_level_1)
+    ]
     every = {variable.ref() for layer in network.layers for variable in layer.weights}
     if {variable.ref() for variable in variables} != every:
         raise RuntimeError("official_variables() no longer names every weight of build_pynet(): update it")
@@ -238,8 +250,13 @@ def level_model(network: keras.Model, level: int, checkpoint: OfficialCheckpoint
 
 
 def _build(level: int, checkpoint: OfficialCheckpoint, all_outputs: bool = False) -> keras.Model:
-    return build_pynet(level, base_filters=BASE_FILTERS, instance_norm=True,
-                       instance_norm_level_1=checkpoint.instance_norm_level_1, all_outputs=all_outputs)
+    return build_pynet(
+        level,
+        base_filters=BASE_FILTERS,
+        instance_norm=True,
+        instance_norm_level_1=checkpoint.instance_norm_level_1,
+        all_outputs=all_outputs,
+    )
 
 
 def import_official(path: str | Path, out: str | Path, levels: tuple[int, ...] = (0,)) -> RunDir:
@@ -250,30 +267,45 @@ def import_official(path: str | Path, out: str | Path, levels: tuple[int, ...] =
     """
     out = Path(out)
     if out.exists() or out.is_symlink():
-        raise OfficialCheckpointError(f"--out {out} exists: an import never overwrites a run; pass a new --out "
-                                      "(or delete that folder first)")
+        raise OfficialCheckpointError(
+            f"--out {out} exists: an import never overwrites a run; pass a new --out "
+            "(or delete that folder first)"
+        )
     for level in levels:
         check_level(level)
     checkpoint = read_checkpoint(path)
     network = load_network(checkpoint)
-    config = train_config.resolve("reference", levels=levels, base_filters=BASE_FILTERS, instance_norm=True,
-                                  instance_norm_level_1=checkpoint.instance_norm_level_1, out=str(out))
+    config = train_config.resolve(
+        "reference",
+        levels=levels,
+        base_filters=BASE_FILTERS,
+        instance_norm=True,
+        instance_norm_level_1=checkpoint.instance_norm_level_1,
+        out=str(out),
+    )
     with atomic.atomic_path(out, directory=True) as folder:
         run = RunDir(folder)
-        atomic.write_json(run.config, {"config": config.to_json(), "imported": checkpoint.provenance(),
-                                       "tensorflow": tf.__version__})
+        atomic.write_json(
+            run.config,
+            {"config": config.to_json(), "imported": checkpoint.provenance(), "tensorflow": tf.__version__},
+        )
         for level in levels:
-            save_level(level_model(network, level, checkpoint), level, run, {
-                "level": level,
-                "arch": "pynet",
-                "base_filters": BASE_FILTERS,
-                "instance_norm": True,
-                "instance_norm_level_1": checkpoint.instance_norm_level_1,
-                # what the official train_model.py trains the level with (losses.PRESETS["pynet"])
-                "loss": losses.parse_loss("pynet").weights(level),
-                "imported": checkpoint.provenance(),
-                "config": config.to_json(),
-            })
+            save_level(
+                level_model(network, level, checkpoint),
+                level,
+                run,
+                {
+                    "level": level,
+                    "arch": "pynet",
+                    "base_filters": BASE_FILTERS,
+                    "instance_norm": True,
+                    "instance_norm_level_1": checkpoint.instance_norm_level_1,
+                    # what the official train_model.py trains the level with (losses.PRESETS["pynet"])
+                    "loss": losses.parse_loss("pynet").weights(level),
+                    "imported": checkpoint.provenance(),
+                    "config": config.to_json(),
+                },
+            )
             print(f"level {level}: imported -> {out / run.level_dir(level).name}")
         atomic.point_link(run.final, run.level_dir(min(levels)).name)
     return RunDir(out)
@@ -299,12 +331,18 @@ def _levels(text: str) -> tuple[int, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = command_parser("pynet_tf.import_official", __doc__)
-    parser.add_argument("checkpoint",
-                        help="the official checkpoint's prefix (.../pynet_level_0.ckpt) or its folder")
-    parser.add_argument("--out", required=True,
-                        help="the run folder to write (must not exist), e.g. runs/official")
-    parser.add_argument("--level", type=_levels, default=(0,),
-                        help="the level to import, 0 (full resolution, default) to 5, or 'all'")
+    parser.add_argument(
+        "checkpoint", help="the official checkpoint's prefix (.../pynet_level_0.ckpt) or its folder"
+    )
+    parser.add_argument(
+        "--out", required=True, help="the run folder to write (must not exist), e.g. runs/official"
+    )
+    parser.add_argument(
+        "--level",
+        type=_levels,
+        default=(0,),
+        help="the level to import, 0 (full resolution, default) to 5, or 'all'",
+    )
     args = parser.parse_args(argv)
     try:
         run = import_official(args.checkpoint, args.out, args.level)

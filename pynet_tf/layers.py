@@ -121,9 +121,13 @@ def _kernel_gradient(x: tf.Tensor, dy: tf.Tensor, kernel_shape: tf.TensorShape) 
         image = tf.pad(x[index : index + 1], [[0, 0], [pad, pad], [pad, pad], [0, 0]])
         # (C_in, H + 2p, W + 2p, 1) correlated with (H, W, 1, C_out) -> (C_in, k, k, C_out)
         per_image.append(
-            tf.nn.conv2d(tf.transpose(image, [3, 1, 2, 0]), tf.transpose(dy[index : index + 1], [1, 2, 0, 3]),
-                         1, "VALID")
-        )  # fmt: skip
+            tf.nn.conv2d(
+                tf.transpose(image, [3, 1, 2, 0]),
+                tf.transpose(dy[index : index + 1], [1, 2, 0, 3]),
+                1,
+                "VALID",
+            )
+        )
     return tf.transpose(tf.add_n(per_image), [1, 2, 0, 3])
 
 
@@ -152,8 +156,15 @@ class SameConv2D(keras.layers.Conv2D):
     def __init__(self, filters: int, kernel_size: int, padding: str = "same", **kwargs):
         super().__init__(filters, kernel_size, padding=padding, **kwargs)
         size = self.kernel_size
-        if (size[0] != size[1] or size[0] % 2 != 1 or self.padding != "same" or self.strides != (1, 1)
-                or self.dilation_rate != (1, 1) or self.groups != 1 or self.data_format != "channels_last"):  # fmt: skip
+        if (
+            size[0] != size[1]
+            or size[0] % 2 != 1
+            or self.padding != "same"
+            or self.strides != (1, 1)
+            or self.dilation_rate != (1, 1)
+            or self.groups != 1
+            or self.data_format != "channels_last"
+        ):
             raise ValueError(
                 f"SameConv2D {self.name}: needs an odd square kernel, 'same' padding, stride 1, no dilation or "
                 f"groups, channels_last; got kernel {size}, {self.padding!r}, strides {self.strides}, dilation "

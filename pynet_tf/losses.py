@@ -41,9 +41,18 @@ LAB_SCALE = 100.0
 Weights = Mapping[str, float]
 
 
-def _per_level(coarse: Weights, middle: Weights, fine: Weights, finest: Weights) -> dict[int, dict[str, float]]:
+def _per_level(
+    coarse: Weights, middle: Weights, fine: Weights, finest: Weights
+) -> dict[int, dict[str, float]]:
     """Levels 5 and 4 / 3 and 2 / 1 / 0: the reference PyNET changes its loss at these boundaries."""
-    return {5: dict(coarse), 4: dict(coarse), 3: dict(middle), 2: dict(middle), 1: dict(fine), 0: dict(finest)}
+    return {
+        5: dict(coarse),
+        4: dict(coarse),
+        3: dict(middle),
+        2: dict(middle),
+        1: dict(fine),
+        0: dict(finest),
+    }
 
 
 PRESETS: dict[str, dict[int, dict[str, float]]] = {
@@ -56,11 +65,15 @@ PRESETS: dict[str, dict[int, dict[str, float]]] = {
     # too small for a structural term to mean much, as the reference keeps them MSE-only.
     "lab": _per_level({"lab_l1": 100}, {"lab": 100}, {"lab": 50}, {"lab": 20}),
     # ... plus the reference's VGG term where the reference has it: the two presets differ by VGG alone.
-    "lab_vgg": _per_level({"lab_l1": 100}, {"lab": 100, "vgg": 1}, {"lab": 50, "vgg": 1}, {"lab": 20, "vgg": 1}),
+    "lab_vgg": _per_level(
+        {"lab_l1": 100}, {"lab": 100, "vgg": 1}, {"lab": 50, "vgg": 1}, {"lab": 20, "vgg": 1}
+    ),
     # The LAB loss next to MSE rather than in its place, as the reference keeps MSE at every level. Short runs
     # need the anchor: trained for a few hundred steps, a level's new layers fitted to "lab" alone drift to
     # grey (its MS-SSIM weighs luminance 4:1) and to "lab_l1" alone stay flat (README, design notes).
-    "lab_mse": _per_level({"lab_l1": 100}, {"mse": 100, "lab": 20}, {"mse": 100, "lab": 20}, {"mse": 100, "lab": 20}),
+    "lab_mse": _per_level(
+        {"lab_l1": 100}, {"mse": 100, "lab": 20}, {"mse": 100, "lab": 20}, {"mse": 100, "lab": 20}
+    ),
 }
 
 
@@ -90,23 +103,31 @@ def parse_loss(spec: str) -> LossSpec:
     if spec in PRESETS:
         return LossSpec(spec, PRESETS[spec])
     if "=" not in spec:
-        raise LossSpecError(f"--loss {spec!r}: no such preset{_did_you_mean(spec, [*PRESETS, *TERMS])}; "
-                            f"presets: {', '.join(PRESETS)}, or terms as \"mse=20,vgg=1\" ({', '.join(TERMS)})")
+        raise LossSpecError(
+            f"--loss {spec!r}: no such preset{_did_you_mean(spec, [*PRESETS, *TERMS])}; "
+            f'presets: {", ".join(PRESETS)}, or terms as "mse=20,vgg=1" ({", ".join(TERMS)})'
+        )
     weights: dict[str, float] = {}
     for item in spec.split(","):
         term, _, value = item.partition("=")
         term = term.strip()
         if term not in TERMS:
-            raise LossSpecError(f"--loss {spec!r}: unknown term {term!r}{_did_you_mean(term, TERMS)}; "
-                                f"terms: {', '.join(TERMS)}")
+            raise LossSpecError(
+                f"--loss {spec!r}: unknown term {term!r}{_did_you_mean(term, TERMS)}; "
+                f"terms: {', '.join(TERMS)}"
+            )
         if term in weights:
             raise LossSpecError(f"--loss {spec!r}: term {term!r} is given twice")
         try:
             weight = float(value)
         except ValueError:
-            raise LossSpecError(f"--loss {spec!r}: the weight of {term!r} must be a number, got {value!r}") from None
+            raise LossSpecError(
+                f"--loss {spec!r}: the weight of {term!r} must be a number, got {value!r}"
+            ) from None
         if not (math.isfinite(weight) and weight > 0):
-            raise LossSpecError(f"--loss {spec!r}: the weight of {term!r} must be positive and finite, got {value!r}")
+            raise LossSpecError(
+                f"--loss {spec!r}: the weight of {term!r} must be positive and finite, got {value!r}"
+            )
         weights[term] = weight
     return LossSpec(spec, {level: weights for level in LEVELS})
 
@@ -136,8 +157,13 @@ class Loss:
     Each term is returned unweighted, so training logs show what each one measures.
     """
 
-    def __init__(self, weights: Weights, *, vgg: Callable[[tf.Tensor], tf.Tensor] | None = None,
-                 lab_alpha: float = LAB_ALPHA) -> None:
+    def __init__(
+        self,
+        weights: Weights,
+        *,
+        vgg: Callable[[tf.Tensor], tf.Tensor] | None = None,
+        lab_alpha: float = LAB_ALPHA,
+    ) -> None:
         unknown = set(weights) - set(TERMS)
         if unknown:
             raise LossSpecError(f"unknown loss term(s) {sorted(unknown)}; terms: {', '.join(TERMS)}")

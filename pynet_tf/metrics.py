@@ -109,7 +109,9 @@ def ms_ssim(a: tf.Tensor, b: tf.Tensor, *, scales: int | None = None) -> tf.Tens
     if scales is None:
         scales = available
     elif not 1 <= scales <= available:
-        raise ValueError(f"{height}x{width} images have room for 1 to {available} MS-SSIM scales, not {scales}")
+        raise ValueError(
+            f"{height}x{width} images have room for 1 to {available} MS-SSIM scales, not {scales}"
+        )
 
     terms = []
     for scale in range(scales):
@@ -207,9 +209,7 @@ def ciede2000(lab1: tf.Tensor, lab2: tf.Tensor) -> tf.Tensor:
     rotation_angle = math.radians(30) * tf.exp(-(((mean_hue - math.radians(275)) / math.radians(25)) ** 2))
     mean_chroma_7 = mean_chroma**7
     rotation = -tf.sin(2 * rotation_angle) * 2.0 * tf.sqrt(mean_chroma_7 / (mean_chroma_7 + _CHROMA_PIVOT_7))
-    return tf.sqrt(
-        lightness_term**2 + chroma_term**2 + hue_term**2 + rotation * chroma_term * hue_term
-    )
+    return tf.sqrt(lightness_term**2 + chroma_term**2 + hue_term**2 + rotation * chroma_term * hue_term)
 
 
 def _chroma(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:

@@ -40,14 +40,14 @@ fresh process per file, files interleaved.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import tensorflow as tf
 import tf_keras as keras
 
-from pynet_tf.layers import SameConv2D, ScaledTanh
 from pynet_tf import shapes
+from pynet_tf.layers import SameConv2D, ScaledTanh
 
 DEFAULT_WIDTH = 12
 """Channels at full (packed) resolution; coarser stages multiply it (``Stage.channels``)."""
@@ -86,8 +86,14 @@ DOWNSAMPLING = 2 ** (len(STAGES) - 1)
 
 def validate_input_shape(height: int | None, width: int | None, channels: int | None = 4) -> None:
     """Raise ``InputShapeError`` unless a packed input of this size fits the strides (None: run time)."""
-    shapes.validate_input_shape(height, width, channels, downsampling=DOWNSAMPLING, network="the mobile ISP",
-                                why=f"the mobile ISP has {len(STAGES) - 1} stride-2 convolutions")
+    shapes.validate_input_shape(
+        height,
+        width,
+        channels,
+        downsampling=DOWNSAMPLING,
+        network="the mobile ISP",
+        why=f"the mobile ISP has {len(STAGES) - 1} stride-2 convolutions",
+    )
 
 
 @keras.saving.register_keras_serializable(package="pynet_tf")
@@ -114,7 +120,7 @@ class DepthToSpace(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
         batch, height, width, channels = input_shape
-        grow = lambda size: None if size is None else size * self.block_size  # noqa: E731
+        grow = lambda size: None if size is None else size * self.block_size
         return batch, grow(height), grow(width), channels // self.block_size**2
 
     def get_config(self) -> dict:
@@ -150,8 +156,15 @@ def build_mobile(
     for index, stage in enumerate(STAGES):
         channels = width * stage.channels
         if index:
-            x = keras.layers.Conv2D(channels, 3, strides=2, padding="same", activation="relu",
-                                    kernel_initializer=_INIT, name=f"s{index}_down")(x)  # fmt: skip
+            x = keras.layers.Conv2D(
+                channels,
+                3,
+                strides=2,
+                padding="same",
+                activation="relu",
+                kernel_initializer=_INIT,
+                name=f"s{index}_down",
+            )(x)
         for block in range(stage.encoder):
             x = _residual_block(x, f"s{index}_enc{block}")
         skips.append(x)
@@ -168,8 +181,9 @@ def build_mobile(
 
 def _conv(x: tf.Tensor, filters: int, kernel: int, name: str, relu: bool) -> tf.Tensor:
     """A stride-1 ``same`` convolution (``SameConv2D``: faster gradients), ReLU fused when asked."""
-    return SameConv2D(filters, kernel, activation="relu" if relu else None, kernel_initializer=_INIT,
-                      name=name)(x)  # fmt: skip
+    return SameConv2D(
+        filters, kernel, activation="relu" if relu else None, kernel_initializer=_INIT, name=name
+    )(x)
 
 
 def _channel_attention(x: tf.Tensor, name: str) -> tf.Tensor:
@@ -185,11 +199,13 @@ def _channel_attention(x: tf.Tensor, name: str) -> tf.Tensor:
     the map gets, it must span the map's whole range: with the mean and maximum alone its minimum was the
     smallest mean, the map was clipped there, and the tiny net's int8 file fell to 23.8 dB versus float.
     """
-    pooled = keras.layers.Concatenate(name=f"{name}_pool")([
-        keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_mean")(x),
-        keras.layers.GlobalMaxPooling2D(keepdims=True, name=f"{name}_max")(x),
-        GlobalMinPooling(name=f"{name}_min")(x),
-    ])  # fmt: skip
+    pooled = keras.layers.Concatenate(name=f"{name}_pool")(
+        [
+            keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_mean")(x),
+            keras.layers.GlobalMaxPooling2D(keepdims=True, name=f"{name}_max")(x),
+            GlobalMinPooling(name=f"{name}_min")(x),
+        ]
+    )
     channels = x.shape[-1]
     weights = _conv(pooled, max(1, channels // ATTENTION_REDUCTION), 1, f"{name}_squeeze", relu=False)
     weights = keras.layers.LeakyReLU(SQUEEZE_SLOPE, name=f"{name}_squeeze_act")(weights)

@@ -19,8 +19,8 @@ loop. At ``base_filters=32`` the six-output model has 47,548,170 trainable param
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import tensorflow as tf
 import tf_keras as keras
@@ -33,8 +33,10 @@ LEVEL0_FILTERS = 8
 LEAKY_SLOPE = 0.2
 
 _REFERENCE_KERNEL = {"class_name": "TruncatedNormal", "config": {"stddev": 0.01}}
-_HE_KERNEL = {"class_name": "VarianceScaling",  # He et al. 2015 for LeakyReLU(0.2): variance 2 / (1.04 fan_in)
-              "config": {"scale": 2.0 / (1.0 + LEAKY_SLOPE**2), "mode": "fan_in", "distribution": "truncated_normal"}}
+_HE_KERNEL = {
+    "class_name": "VarianceScaling",  # He et al. 2015 for LeakyReLU(0.2): variance 2 / (1.04 fan_in)
+    "config": {"scale": 2.0 / (1.0 + LEAKY_SLOPE**2), "mode": "fan_in", "distribution": "truncated_normal"},
+}
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,9 @@ class Initialization:
 
 INITIALIZATIONS: dict[str, Initialization] = {
     # The reference's: every kernel a truncated normal of stddev 0.01, every bias 0.01.
-    "reference": Initialization(_REFERENCE_KERNEL, {"class_name": "Constant", "config": {"value": 0.01}},
-                                _REFERENCE_KERNEL),
+    "reference": Initialization(
+        _REFERENCE_KERNEL, {"class_name": "Constant", "config": {"value": 0.01}}, _REFERENCE_KERNEL
+    ),
     # He's for the hidden layers, so that a signal crosses the unnormalised level-1 decoder at any width;
     # the reference's small kernels for the output heads, so that a new level starts from a mid-grey image
     # rather than saturated noise it must first unlearn.
@@ -82,7 +85,7 @@ class LevelSpec:
     decoder: tuple[Block, ...]
 
 
-_NO_NORM = dict(norm=False)
+_NO_NORM = {"norm": False}
 PYRAMID: dict[int, LevelSpec] = {
     5: LevelSpec(None, (Block(3), Block(3, residual=True), Block(3, residual=True), Block(3))),
     4: LevelSpec(

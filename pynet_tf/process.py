@@ -100,7 +100,14 @@ from pynet_tf.cli import settings_summary
 from pynet_tf.data.photoio import encode_photo
 from pynet_tf.data.rawio import RawImage, RawReadError, read_raw, read_zrr_raw
 from pynet_tf.shapes import DOWNSAMPLING, level_of_output
-from pynet_tf.tiling import as_model_function, check_tiling, default_guard, measure_scale, plan_tiles, run_tiled
+from pynet_tf.tiling import (
+    as_model_function,
+    check_tiling,
+    default_guard,
+    measure_scale,
+    plan_tiles,
+    run_tiled,
+)
 
 DEFAULT_TILE = 1024
 """Packed pixels; the largest side of a tile (see the module docstring for why)."""
@@ -176,7 +183,9 @@ def load_level0(path: str | Path) -> LoadedModel:
         raise ProcessError(f"--model {file}: cannot load it ({type(error).__name__}: {error})") from None
     shape = model.input_shape if isinstance(model.input_shape, tuple) else None
     if shape is None or len(shape) != 4 or shape[-1] != 4:
-        raise ProcessError(f"--model {file}: takes input of shape {model.input_shape}, not packed Bayer (H, W, 4)")
+        raise ProcessError(
+            f"--model {file}: takes input of shape {model.input_shape}, not packed Bayer (H, W, 4)"
+        )
     if shape[1] is not None or shape[2] is not None:
         raise ProcessError(
             f"--model {file}: built for {shape[1]}x{shape[2]} inputs only; tiles need a model built for any size "
@@ -241,7 +250,11 @@ def process_file(model: LoadedModel, path: Path, target: Path, options: ProcessO
     packed, raw = read_packed(path)
     grid = plan_tiles(packed.shape[0], packed.shape[1], options.tile, options.overlap)
     rgb = run_tiled(
-        model.function, packed, tile=options.tile, overlap=options.overlap, scale=2,
+        model.function,
+        packed,
+        tile=options.tile,
+        overlap=options.overlap,
+        scale=2,
         progress=path.name if options.progress else False,
     )
     atomic.write_bytes(target, encode_photo(rgb, options.format, options.bits, options.quality))
@@ -250,14 +263,22 @@ def process_file(model: LoadedModel, path: Path, target: Path, options: ProcessO
     if options.compare:
         classical_target = target.with_name(f"{target.stem}_classical{target.suffix}")
         image = classical(packed, raw)
-        atomic.write_bytes(classical_target, encode_photo(image, options.format, options.bits, options.quality))
+        atomic.write_bytes(
+            classical_target, encode_photo(image, options.format, options.bits, options.quality)
+        )
         result.outputs.append(str(classical_target))
     result.seconds = round(time.perf_counter() - started, 2)
     return result
 
 
-def process(model_path: str | Path, inputs: list[str | Path], out: str | Path, options: ProcessOptions,
-            report=print, error=None) -> list[FileResult]:
+def process(
+    model_path: str | Path,
+    inputs: list[str | Path],
+    out: str | Path,
+    options: ProcessOptions,
+    report=print,
+    error=None,
+) -> list[FileResult]:
     """Process every input; a bad input is recorded (and reported) and the others still run.
 
     ``report`` gets one summary line per processed file, ``error`` one line per failed one (default: stderr).
@@ -271,7 +292,9 @@ def process(model_path: str | Path, inputs: list[str | Path], out: str | Path, o
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as failure:
-        raise ProcessError(f"-o {out}: cannot create the output folder ({failure.strerror or failure})") from None
+        raise ProcessError(
+            f"-o {out}: cannot create the output folder ({failure.strerror or failure})"
+        ) from None
     inputs = [Path(path) for path in inputs]
     results = []
     for path, target in output_paths(inputs, out, options).items():
@@ -286,7 +309,9 @@ def process(model_path: str | Path, inputs: list[str | Path], out: str | Path, o
             error(str(failure))
             continue
         except (MemoryError, tf.errors.ResourceExhaustedError) as failure:
-            message = f"{path}: out of memory ({type(failure).__name__}); use a smaller --tile (now {options.tile})"
+            message = (
+                f"{path}: out of memory ({type(failure).__name__}); use a smaller --tile (now {options.tile})"
+            )
             results.append(FileResult(str(path), error=message))
             error(message)
             continue
@@ -315,18 +340,37 @@ def process(model_path: str | Path, inputs: list[str | Path], out: str | Path, o
 def build_parser() -> argparse.ArgumentParser:
     lines = __doc__.splitlines()
     parser = argparse.ArgumentParser(
-        prog="python -m pynet_tf.process", description=lines[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(lines[1:6]),
+        prog="python -m pynet_tf.process",
+        description=lines[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(lines[1:6]),
     )
     add = parser.add_argument
-    add("inputs", nargs="+", metavar="INPUT", help="camera RAW files (DNG, NEF, CR2, ARW, ...) or ZRR .png mosaics")
+    add(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="camera RAW files (DNG, NEF, CR2, ARW, ...) or ZRR .png mosaics",
+    )
     add("-o", "--out", required=True, help="output folder (created if needed)")
-    add("--model", required=True, help="a level-0 model: runs/NAME, runs/NAME/final, a level folder or a .keras file")
-    add("--tile", type=int, default=DEFAULT_TILE,
+    add(
+        "--model",
+        required=True,
+        help="a level-0 model: runs/NAME, runs/NAME/final, a level folder or a .keras file",
+    )
+    add(
+        "--tile",
+        type=int,
+        default=DEFAULT_TILE,
         help=f"largest tile side in packed pixels, a multiple of 16 (default {DEFAULT_TILE}); a frame that fits "
-        "in one tile is processed in one call: exactly the whole-image output")
-    add("--overlap", type=int, default=DEFAULT_OVERLAP,
-        help=f"packed pixels shared by neighbouring tiles (default {DEFAULT_OVERLAP})")
+        "in one tile is processed in one call: exactly the whole-image output",
+    )
+    add(
+        "--overlap",
+        type=int,
+        default=DEFAULT_OVERLAP,
+        help=f"packed pixels shared by neighbouring tiles (default {DEFAULT_OVERLAP})",
+    )
     add("--format", choices=list(FORMATS), default="png", help="png (default) or jpg")
     add("--bits", type=int, choices=(8, 16), default=8, help="PNG bits per channel (default 8)")
     add("--quality", type=int, default=95, help="JPEG quality, 1-100 (default 95)")
@@ -339,15 +383,21 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     model_path, inputs, out = args.pop("model"), args.pop("inputs"), args.pop("out")
     options = ProcessOptions(**args)
-    print(settings_summary("process", {"model": model_path, "out": out, "inputs": len(inputs), **asdict(options)}),
-          flush=True)
+    print(
+        settings_summary(
+            "process", {"model": model_path, "out": out, "inputs": len(inputs), **asdict(options)}
+        ),
+        flush=True,
+    )
     try:
         results = process(model_path, inputs, out, options)
     except ProcessError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: the files listed above are complete; nothing partial was written", file=sys.stderr)
+        print(
+            "interrupted: the files listed above are complete; nothing partial was written", file=sys.stderr
+        )
         return 130
     failed = [result for result in results if result.error]
     if failed:

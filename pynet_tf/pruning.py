@@ -35,8 +35,6 @@ prunes none of their weights) and ``pynet_tf.mobile``'s own layers are cloned un
 
 from __future__ import annotations
 
-import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow and tfmot load)
-
 import numpy as np
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
@@ -46,6 +44,7 @@ from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper im
     collect_prunable_layers,
 )
 
+import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow and tfmot load)
 from pynet_tf.layers import SameConv2D
 
 DEFAULT_FREQUENCY = 100
@@ -89,8 +88,10 @@ def schedule(
         )
     if begin_step == end_step:
         if begin_step < 1:
-            raise ValueError("one-shot pruning (begin_step == end_step) needs begin_step >= 1: the first "
-                             "training step is step 1")  # fmt: skip
+            raise ValueError(
+                "one-shot pruning (begin_step == end_step) needs begin_step >= 1: the first "
+                "training step is step 1"
+            )
         return tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step, end_step, frequency=frequency)
     return tfmot.sparsity.keras.PolynomialDecay(0.0, sparsity, begin_step, end_step, frequency=frequency)
 

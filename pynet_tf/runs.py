@@ -1,17 +1,17 @@
 """The layout of a training run's folder, and loading the models it holds.
 
-    runs/NAME/
-      config.json            the resolved configuration of the latest invocation (with VGG source, warnings)
-      metrics.jsonl          one JSON object per line: train losses every few steps, validation scores
-      tensorboard/level_K/   the same, for TensorBoard
-      level_K/
-        checkpoints/         tf.train.CheckpointManager: model, optimizer (and its step); resume point
-        model.keras          the trained level (float32, loads with ``load_model``)
-        saved_model/         the same as an export-ready SavedModel: signature serving_default, raw -> rgb
-        level.json           written last: the level is complete (network, steps, validation, the run
-                             ``--init`` started it from if any; or the official checkpoint it was imported
-                             from, ``pynet_tf.import_official``)
-      final -> level_K       the finest level trained so far
+runs/NAME/
+  config.json            the resolved configuration of the latest invocation (with VGG source, warnings)
+  metrics.jsonl          one JSON object per line: train losses every few steps, validation scores
+  tensorboard/level_K/   the same, for TensorBoard
+  level_K/
+    checkpoints/         tf.train.CheckpointManager: model, optimizer (and its step); resume point
+    model.keras          the trained level (float32, loads with ``load_model``)
+    saved_model/         the same as an export-ready SavedModel: signature serving_default, raw -> rgb
+    level.json           written last: the level is complete (network, steps, validation, the run
+                         ``--init`` started it from if any; or the official checkpoint it was imported
+                         from, ``pynet_tf.import_official``)
+  final -> level_K       the finest level trained so far
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import tensorflow as tf
 import tf_keras as keras
 
-import pynet_tf.layers  # noqa: F401  (registers the custom layers that .keras files name)
+import pynet_tf.layers
 import pynet_tf.mobile  # noqa: F401  (and the mobile ISP's)
 from pynet_tf.shapes import DOWNSAMPLING, level_of_output
 

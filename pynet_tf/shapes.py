@@ -68,7 +68,9 @@ def validate_input_shape(
             "Pack the RAW mosaic into its four CFA planes first."
         )
     if any(size is not None and (size <= 0 or size % downsampling) for size in (height, width)):
-        fix = "x".join(str(nearest_valid_size(s, downsampling)) if s is not None else "any" for s in (height, width))
+        fix = "x".join(
+            str(nearest_valid_size(s, downsampling)) if s is not None else "any" for s in (height, width)
+        )
         raise InputShapeError(
             f"packed input {height}x{width} is not a multiple of {downsampling} in height and width "
             f"({why}); the nearest valid size is {fix}: crop or pad the input to it."

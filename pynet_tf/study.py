@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import warnings
 from dataclasses import dataclass
@@ -26,21 +25,25 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tf_keras as keras  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import tf_keras as keras
 
-from pynet_tf import atomic, losses, runs, train, train_config, vgg  # noqa: E402
-from pynet_tf.cli import command_parser, image_size  # noqa: E402
-from pynet_tf.data.photoio import read_photo  # noqa: E402
-from pynet_tf.data.sources import DataSourceError  # noqa: E402
-from pynet_tf.evaluate import IMAGES_FOLDER, EvaluationError, EvaluationResult, evaluate  # noqa: E402
-from pynet_tf.train_config import ConfigError  # noqa: E402
-from pynet_tf.trainer import TrainingDivergedError, TrainingInterrupted  # noqa: E402
+from pynet_tf import atomic, losses, runs, train, train_config, vgg
+from pynet_tf.cli import command_parser, image_size
+from pynet_tf.data.photoio import read_photo
+from pynet_tf.data.sources import DataSourceError
+from pynet_tf.evaluate import IMAGES_FOLDER, EvaluationError, EvaluationResult, evaluate
+from pynet_tf.train_config import ConfigError
+from pynet_tf.trainer import TrainingDivergedError, TrainingInterrupted
 
 DEFAULT_LOSSES = ("pynet", "lab", "lab_vgg")
-METRICS = (("psnr", "PSNR (dB)", max), ("ssim", "SSIM", max), ("ms_ssim", "MS-SSIM", max),
-           ("delta_e2000", "ΔE2000", min))  # fmt: skip
+METRICS = (
+    ("psnr", "PSNR (dB)", max),
+    ("ssim", "SSIM", max),
+    ("ms_ssim", "MS-SSIM", max),
+    ("delta_e2000", "ΔE2000", min),
+)
 GRID_IMAGES = 3
 GRID_CROP = 128
 """Side of the crops in grid.png, in output pixels (the centre of each test image)."""
@@ -75,19 +78,26 @@ def run_study(
     """Train and evaluate every variant (resuming any already started), then write the table and the grid."""
     out = Path(out)
     configs = {
-        v.name: train_config.resolve(preset, loss=v.loss, lab_alpha=v.lab_alpha, out=str(out / _folder(v.name)),
-                                     **overrides)
+        v.name: train_config.resolve(
+            preset, loss=v.loss, lab_alpha=v.lab_alpha, out=str(out / _folder(v.name)), **overrides
+        )
         for v in study_variants
     }  # every flag checked before the first variant trains
     _check_vgg(configs)
     results: dict[str, EvaluationResult] = {}
     for variant in study_variants:
         config = configs[variant.name]
-        print(f"\n=== {variant.name}: --loss {variant.loss} --lab-alpha {variant.lab_alpha:g} -> {config.out}")
+        print(
+            f"\n=== {variant.name}: --loss {variant.loss} --lab-alpha {variant.lab_alpha:g} -> {config.out}"
+        )
         train.train(config)
         keras.backend.clear_session()
         results[variant.name] = evaluate(
-            config.out, config.data, out=Path(config.out) / "eval", max_size=max_size, seed=config.seed,
+            config.out,
+            config.data,
+            out=Path(config.out) / "eval",
+            max_size=max_size,
+            seed=config.seed,
             save_images=True,
         )
     record = _record(study_variants, configs, results)
@@ -121,8 +131,11 @@ def _record(study_variants, configs, results: dict[str, EvaluationResult]) -> di
         "level": first.level,
         "images": len(first.images),
         "baseline": first.baseline,
-        "config": {k: v for k, v in configs[study_variants[0].name].to_json().items() if k not in ("loss", "out",
-                                                                                                 "lab_alpha")},
+        "config": {
+            k: v
+            for k, v in configs[study_variants[0].name].to_json().items()
+            if k not in ("loss", "out", "lab_alpha")
+        },
         "variants": [
             {**dataclasses.asdict(v), "run": configs[v.name].out, "mean": results[v.name].mean["model"]}
             for v in study_variants
@@ -149,19 +162,24 @@ def _markdown(record: dict) -> str:
     lines = [
         f"# Loss study: {len(rows)} variants, preset `{config['preset']}`, data `{record['data']}`",
         "",
-        f"Same model (base width {config['base_filters']}, levels {config['levels'][0]}..{config['levels'][-1]}), "
-        f"same schedule and seed ({config['seed']}); scored at level {record['level']} on {record['images']} "
-        "test images. Best value per column in bold.",
+        (
+            f"Same model (base width {config['base_filters']}, levels {config['levels'][0]}..{config['levels'][-1]}), "
+            f"same schedule and seed ({config['seed']}); scored at level {record['level']} on {record['images']} "
+            "test images. Best value per column in bold."
+        ),
         "",
         "| variant | loss | α | " + " | ".join(label for _, label, _ in METRICS) + " |",
         "| --- | --- | ---: |" + " ---: |" * len(METRICS),
     ]
     for name, loss, alpha, mean in rows:
-        lines.append(f"| {name} | {loss} | {alpha} | " + " | ".join(cell(k, mean.get(k)) for k, _, _ in METRICS) + " |")
+        lines.append(
+            f"| {name} | {loss} | {alpha} | " + " | ".join(cell(k, mean.get(k)) for k, _, _ in METRICS) + " |"
+        )
     baseline = record["classical_isp"]
     lines.append(
         f"| classical ISP ({record['baseline']}) | | | "
-        + " | ".join("–" if baseline.get(k) is None else f"{baseline[k]:.4g}" for k, _, _ in METRICS) + " |"
+        + " | ".join("–" if baseline.get(k) is None else f"{baseline[k]:.4g}" for k, _, _ in METRICS)
+        + " |"
     )
     return "\n".join(lines) + "\n"
 
@@ -172,12 +190,15 @@ def _grid(results: dict[str, EvaluationResult], path: Path) -> None:
     names = [image.name for image in first.images[:GRID_IMAGES]]
     columns = [("target", first.out_dir, "target"), ("classical ISP", first.out_dir, "baseline")]
     columns += [(variant, result.out_dir, "model") for variant, result in results.items()]
-    figure, axes = plt.subplots(len(names), len(columns), figsize=(2.2 * len(columns), 2.3 * len(names)),
-                                squeeze=False)
+    figure, axes = plt.subplots(
+        len(names), len(columns), figsize=(2.2 * len(columns), 2.3 * len(names)), squeeze=False
+    )
     for row, name in enumerate(names):
         for column, (label, folder, kind) in enumerate(columns):
             axis = axes[row][column]
-            axis.imshow(_centre(read_photo(folder / IMAGES_FOLDER / f"{name}_{kind}.png")), interpolation="nearest")
+            axis.imshow(
+                _centre(read_photo(folder / IMAGES_FOLDER / f"{name}_{kind}.png")), interpolation="nearest"
+            )
             axis.set_xticks([])
             axis.set_yticks([])
             if row == 0:
@@ -198,9 +219,12 @@ def _centre(image: np.ndarray) -> np.ndarray:
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser("pynet_tf.study", __doc__)
     add = parser.add_argument
-    add("--losses", default=",".join(DEFAULT_LOSSES),
+    add(
+        "--losses",
+        default=",".join(DEFAULT_LOSSES),
         help="variants: loss presets or term=weight lists, separated by ';' if a list has commas "
-             f"(default {','.join(DEFAULT_LOSSES)})")
+        f"(default {','.join(DEFAULT_LOSSES)})",
+    )
     add("--alphas", default="0.5,0.95", help="the LAB loss's α grid, besides its default (empty for none)")
     add("--out", default="runs/study", help="study folder: one run per variant, the table and the grid")
     add("--max-size", type=image_size, help="cap on the packed evaluation input, HxW multiples of 16")
@@ -228,13 +252,21 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module="tf_keras")
     try:
         study_variants = variants(_split_losses(args.pop("losses")), _alphas(args.pop("alphas")))
-        record = run_study(args.pop("out"), study_variants, preset=args.pop("preset"),
-                           max_size=args.pop("max_size"), **args)
+        record = run_study(
+            args.pop("out"), study_variants, preset=args.pop("preset"), max_size=args.pop("max_size"), **args
+        )
     except TrainingInterrupted as stop:
         print(stop, file=sys.stderr)
         return 130
-    except (ConfigError, losses.LossSpecError, DataSourceError, vgg.VggWeightsError, runs.RunError,
-            EvaluationError, TrainingDivergedError) as error:
+    except (
+        ConfigError,
+        losses.LossSpecError,
+        DataSourceError,
+        vgg.VggWeightsError,
+        runs.RunError,
+        EvaluationError,
+        TrainingDivergedError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(_markdown(record))

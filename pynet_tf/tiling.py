@@ -35,6 +35,7 @@ how far tiled output is from whole-image output and what the project does about 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,7 +77,9 @@ def round_up(size: int, multiple: int) -> int:
     return -(-size // multiple) * multiple
 
 
-def axis_plan(length: int, tile: int, overlap: int, multiple: int = DEFAULT_MULTIPLE) -> tuple[int, tuple[int, ...]]:
+def axis_plan(
+    length: int, tile: int, overlap: int, multiple: int = DEFAULT_MULTIPLE
+) -> tuple[int, tuple[int, ...]]:
     """(tile size, tile starts) along one axis of ``length`` (a multiple of ``multiple``).
 
     As few tiles as give every pair of neighbours at least ``overlap`` pixels in common, each as small as
@@ -96,7 +99,7 @@ def axis_plan(length: int, tile: int, overlap: int, multiple: int = DEFAULT_MULT
         size = min(tile, round_up(math.ceil((length + (count - 1) * overlap) / count), multiple))
         span = (length - size) / multiple  # the last start, in units of `multiple`
         starts = sorted({round(i * span / (count - 1)) * multiple for i in range(count)})
-        if all(a + size - b >= overlap for a, b in zip(starts, starts[1:])):
+        if all(a + size - b >= overlap for a, b in itertools.pairwise(starts)):
             return size, tuple(starts)
         count += 1
 
@@ -116,7 +119,9 @@ def plan_tiles(
     padded = (round_up(height, multiple), round_up(width, multiple))
     size_y, starts_y = axis_plan(padded[0], tile, overlap, multiple)
     size_x, starts_x = axis_plan(padded[1], tile, overlap, multiple)
-    return TileGrid(size=(height, width), padded=padded, tile=(size_y, size_x), starts_y=starts_y, starts_x=starts_x)
+    return TileGrid(
+        size=(height, width), padded=padded, tile=(size_y, size_x), starts_y=starts_y, starts_x=starts_x
+    )
 
 
 def check_tiling(tile: int, overlap: int, guard: int | None = None, multiple: int = DEFAULT_MULTIPLE) -> None:
@@ -128,7 +133,9 @@ def check_tiling(tile: int, overlap: int, guard: int | None = None, multiple: in
             f"overlap must be between 0 and tile - {multiple} = {tile - multiple} packed pixels, got {overlap!r}"
         )
     if guard is not None and (guard < 0 or (overlap and 2 * guard >= overlap)):
-        raise ValueError(f"guard must be at least 0 and less than half the overlap ({overlap}), got {guard!r}")
+        raise ValueError(
+            f"guard must be at least 0 and less than half the overlap ({overlap}), got {guard!r}"
+        )
 
 
 def default_guard(overlap: int) -> int:
@@ -165,8 +172,13 @@ def axis_weights(
     for start, weight in zip(starts, raw):
         total[int(start * scale) : int(start * scale) + out_tile] += weight
     if not np.all(total > 0):  # cannot happen for grids from axis_starts; a guard against misuse
-        raise ValueError(f"tiles {starts} of {tile} with overlap {overlap}, guard {guard} leave pixels uncovered")
-    return [weight / total[int(start * scale) : int(start * scale) + out_tile] for start, weight in zip(starts, raw)]
+        raise ValueError(
+            f"tiles {starts} of {tile} with overlap {overlap}, guard {guard} leave pixels uncovered"
+        )
+    return [
+        weight / total[int(start * scale) : int(start * scale) + out_tile]
+        for start, weight in zip(starts, raw)
+    ]
 
 
 def _step_or_ramp(distance: np.ndarray, ramp: int) -> np.ndarray:
@@ -217,7 +229,7 @@ def run_tiled(
     tile: int | None = 512,
     overlap: int = 64,
     guard: int | None = None,
-    scale: Fraction | int | float | None = None,
+    scale: Fraction | float | None = None,
     multiple: int = DEFAULT_MULTIPLE,
     progress: bool | str = False,
 ) -> np.ndarray:
@@ -258,7 +270,7 @@ def run_tiled(
 
     label = progress if isinstance(progress, str) else None
     with tqdm(total=len(grid), desc=label, unit="tile", disable=not progress, leave=False) as bar:
-        for (y0, x0, y1, x1) in grid.boxes():
+        for y0, x0, y1, x1 in grid.boxes():
             result = np.asarray(function(source[np.newaxis, y0:y1, x0:x1]))[0]
             expected = (int(grid.tile[0] * scale), int(grid.tile[1] * scale))
             if result.shape[:2] != expected:

@@ -39,8 +39,14 @@ from pynet_tf.model import INITIALIZATIONS
 from pynet_tf.runs import RunDir
 from pynet_tf.shapes import InputShapeError, nearest_valid_size
 from pynet_tf.train_config import ConfigError, TrainConfig
-from pynet_tf.trainer import (TrainingDivergedError, TrainingInterrupted, checkpoint_to_resume, export_level,
-                              stop_requests, train_level)
+from pynet_tf.trainer import (
+    TrainingDivergedError,
+    TrainingInterrupted,
+    checkpoint_to_resume,
+    export_level,
+    stop_requests,
+    train_level,
+)
 from pynet_tf.vgg import VggWeightsError, load_vgg_features
 
 log = logging.getLogger("pynet_tf.train")
@@ -94,28 +100,49 @@ def train(config: TrainConfig) -> Path:
                     previous = _completed_model(run, level + 1)
                 previous_psnr = _validation_psnr(run, level + 1) if previous is not None else None
                 if previous is None and level + 1 in architecture(config.arch).levels:
-                    log.warning("level %d starts from random weights: level %d is not trained in %s", level,
-                                level + 1, run.root)
+                    log.warning(
+                        "level %d starts from random weights: level %d is not trained in %s",
+                        level,
+                        level + 1,
+                        run.root,
+                    )
             started = time.time()
-            result = train_level(config, level, placement, run, source, vgg, previous, stop_requested, teacher,
-                                 previous_psnr, from_init=from_init)
+            result = train_level(
+                config,
+                level,
+                placement,
+                run,
+                source,
+                vgg,
+                previous,
+                stop_requested,
+                teacher,
+                previous_psnr,
+                from_init=from_init,
+            )
             if placement.is_chief:
-                export_level(result.model, config, level, run, {
-                    "level": level,
-                    "arch": config.arch,
-                    "base_filters": config.base_filters,
-                    "instance_norm": config.instance_norm,
-                    "instance_norm_level_1": config.instance_norm_level_1,
-                    **({"init": initial} if initial is not None else {}),
-                    "steps": result.steps,
-                    "batch_size": config.schedule[level].batch_size,
-                    "patch": config.patch_at(level),
-                    "loss": losses.parse_loss(config.loss).weights(level),
-                    "validation": result.validation,
-                    "problem": result.problem,
-                    "seconds": round(time.time() - started, 1),
-                    "config": config.to_json(),
-                })
+                export_level(
+                    result.model,
+                    config,
+                    level,
+                    run,
+                    {
+                        "level": level,
+                        "arch": config.arch,
+                        "base_filters": config.base_filters,
+                        "instance_norm": config.instance_norm,
+                        "instance_norm_level_1": config.instance_norm_level_1,
+                        **({"init": initial} if initial is not None else {}),
+                        "steps": result.steps,
+                        "batch_size": config.schedule[level].batch_size,
+                        "patch": config.patch_at(level),
+                        "loss": losses.parse_loss(config.loss).weights(level),
+                        "validation": result.validation,
+                        "problem": result.problem,
+                        "seconds": round(time.time() - started, 1),
+                        "config": config.to_json(),
+                    },
+                )
                 if result.problem is not None:
                     raise health.TrainingCollapsedError(
                         f"level {level} is not a working ISP ({result.problem}). It is kept in "
@@ -124,7 +151,9 @@ def train(config: TrainConfig) -> Path:
                         "(or use another --out) to train the level again"
                     )
                 atomic.point_link(run.final, run.level_dir(level).name)
-                print(f"level {level}: done, validation {_scores(result.validation)} -> {run.level_dir(level)}")
+                print(
+                    f"level {level}: done, validation {_scores(result.validation)} -> {run.level_dir(level)}"
+                )
             previous = result.model
     return run.level_dir(config.levels[-1])
 
@@ -134,7 +163,9 @@ def _check_resumable(run: RunDir, config: TrainConfig) -> None:
         return
     before = json.loads(run.config.read_text())["config"]
     for name in _MODEL_FIELDS:
-        earlier = before.get(name, getattr(TrainConfig, name))  # runs from before a field existed: its default
+        earlier = before.get(
+            name, getattr(TrainConfig, name)
+        )  # runs from before a field existed: its default
         if earlier != getattr(config, name):
             raise ConfigError(
                 f"--out {run.root} holds a run with {name}={earlier}, not {getattr(config, name)}: "
@@ -150,8 +181,10 @@ def _teacher(config: TrainConfig) -> keras.Model | None:
     teacher = runs.load_model(config.teacher)
     level = runs.model_level(teacher)
     if any(trained != level for trained in config.levels):
-        raise ConfigError(f"--teacher {config.teacher} computes level {level}, but this run trains levels "
-                          f"{list(config.levels)}: distil one level at a time (--levels {level})")
+        raise ConfigError(
+            f"--teacher {config.teacher} computes level {level}, but this run trains levels "
+            f"{list(config.levels)}: distil one level at a time (--levels {level})"
+        )
     network = of_model(config.teacher, teacher)
     patch = config.patch_at(level)
     try:
@@ -176,11 +209,15 @@ def _vgg(config: TrainConfig):
 def _summary(config: TrainConfig, record: dict) -> str:
     """The run's settings for the console (``config.json`` holds them all): the schedule of the levels this
     run trains, as steps x batch @ crop side."""
-    schedule = {level: f"{config.schedule[level].steps}x{config.schedule[level].batch_size}"
-                f"@{config.patch_at(level)}" for level in config.levels}
+    schedule = {
+        level: f"{config.schedule[level].steps}x{config.schedule[level].batch_size}@{config.patch_at(level)}"
+        for level in config.levels
+    }
     settings = {key: value for key, value in record["config"].items() if key != "schedule"}
     settings["schedule (steps x batch @ crop)"] = schedule
-    extras = {key: value for key, value in record.items() if key not in ("config", "warnings") and value is not None}
+    extras = {
+        key: value for key, value in record.items() if key not in ("config", "warnings") and value is not None
+    }
     if "init" in extras:  # the record's init is the run started from; the config's, the kernel initialisation
         extras["started from"] = extras.pop("init")
     return settings_summary("train", settings | extras)
@@ -189,7 +226,9 @@ def _summary(config: TrainConfig, record: dict) -> str:
 def _warnings(config: TrainConfig, vgg) -> list[str]:
     found = []
     if vgg is not None and getattr(vgg, "source", None) == "random":
-        found.append("VGG-19 has RANDOM weights (--allow-random-vgg): the vgg term is meaningless; smoke tests only")
+        found.append(
+            "VGG-19 has RANDOM weights (--allow-random-vgg): the vgg term is meaningless; smoke tests only"
+        )
     return found
 
 
@@ -224,52 +263,146 @@ def add_training_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...
     """The training flags (all but those in ``skip``), shared with ``pynet_tf.study``. Defaults are None: an
     unset flag keeps the preset's value (``train_config.resolve``)."""
     flags: list[tuple[str, dict]] = [
-        ("--data", dict(default="samples", help="samples (default) | zrr:DIR | pairs:DIR | photos:DIR")),
-        ("--levels", dict(type=_levels, help="a range such as 5-0 (default) or one level")),
-        ("--preset", dict(default="reference", choices=list(train_config.PRESETS),
-                          help="reference: the paper's schedule; quick: minutes on a CPU; cpu: an hour on a "
-                               "CPU (default: reference)")),
-        ("--arch", dict(choices=list(ARCHITECTURES), help="network: pynet (default) | mobile (pynet_tf/mobile.py)")),
-        ("--base-filters", dict(type=int, help="width: PyNET's level 1 (paper: 32); the mobile ISP's full "
-                                               f"resolution (default {mobile.DEFAULT_WIDTH})")),
-        ("--kernel-init", dict(dest="init", choices=list(INITIALIZATIONS),
-                               help="PyNET's kernel initialisation: reference (std 0.01, the paper's) or he "
-                                    "(scaled to each layer's fan-in)")),
-        ("--instance-norm", dict(action=argparse.BooleanOptionalAction, default=None,
-                                 help="PyNET's instance norms in levels 2-5 (the paper's; off in the quick preset)")),
-        ("--instance-norm-level-1", dict(action=argparse.BooleanOptionalAction, default=None,
-                                         help="instance norms in level 1's 9x9 blocks too (an option of the "
-                                              "official code; off by default)")),
-        ("--init", dict(dest="init_from", metavar="RUN",
-                        help="fine-tune: the first level trained starts from RUN's weights of that level (a run "
-                             "of the same network, e.g. one pynet_tf.import_official wrote); width and norms "
-                             "default to RUN's")),
-        ("--loss", dict(help=f"a preset ({', '.join(losses.PRESETS)}) or term=weight,... ({', '.join(losses.TERMS)})")),
-        ("--lab-alpha", dict(type=float, help=f"weight of MS-SSIM in the LAB loss (default {losses.LAB_ALPHA})")),
-        ("--vgg-weights", dict(help="VGG-19 weights: Keras' *_notop.h5 or MatConvNet's imagenet-vgg-verydeep-19.mat")),
-        ("--vgg-layer", dict(help="VGG-19 layer of the content loss (default relu5_4)")),
-        ("--allow-random-vgg", dict(action="store_true", default=None, help="random VGG weights (smoke tests only)")),
-        ("--batch-size", dict(type=int, help="global batch size at every level (default: the preset's per level)")),
-        ("--steps", dict(type=int, help="steps at every level (default: the preset's per level)")),
-        ("--patch", dict(type=int, help=f"packed training crop side at every level (default: the preset's per "
-                                        f"level), {size_rules()} as --arch and --teacher's network are")),
-        ("--lr", dict(type=float, help="Adam learning rate")),
-        ("--lr-schedule", dict(choices=train_config.LR_SCHEDULES, help="constant (reference) or cosine: decayed "
-                                                                      "to 0 over each level's steps")),
-        ("--new-layers-first", dict(type=float, help="share of each level's steps in which only its new layers "
-                                                     "learn (0: none, the reference's; quick: 0.25)")),
-        ("--out", dict(help="run folder (default runs/PRESET); an existing run is continued")),
-        ("--strategy", dict(choices=train_config.STRATEGIES, help="tf.distribute strategy (default auto)")),
-        ("--mixed-precision", dict(action="store_true", default=None, help="float16 compute (GPUs)")),
-        ("--jit", dict(action=argparse.BooleanOptionalAction, default=None, help="XLA-compile the training step")),
-        ("--seed", dict(type=int)),
-        ("--checkpoint-every", dict(type=int, help="steps between checkpoints")),
-        ("--validate-every", dict(type=int, help="steps between validations")),
-        ("--teacher", dict(help="distillation: a trained model (run, level folder, .keras) of the level trained, "
-                                "whose outputs the loss also fits")),
-        ("--teacher-weight", dict(type=float, help="weight of the teacher term (default 1)")),
-        ("--prune", dict(type=float, help="magnitude pruning (tfmot) to this sparsity per kernel, e.g. 0.5: "
-                                          "ramped over 80%% of each level's steps, stripped before saving")),
+        ("--data", {"default": "samples", "help": "samples (default) | zrr:DIR | pairs:DIR | photos:DIR"}),
+        ("--levels", {"type": _levels, "help": "a range such as 5-0 (default) or one level"}),
+        (
+            "--preset",
+            {
+                "default": "reference",
+                "choices": list(train_config.PRESETS),
+                "help": "reference: the paper's schedule; quick: minutes on a CPU; cpu: an hour on a "
+                "CPU (default: reference)",
+            },
+        ),
+        (
+            "--arch",
+            {
+                "choices": list(ARCHITECTURES),
+                "help": "network: pynet (default) | mobile (pynet_tf/mobile.py)",
+            },
+        ),
+        (
+            "--base-filters",
+            {
+                "type": int,
+                "help": "width: PyNET's level 1 (paper: 32); the mobile ISP's full "
+                f"resolution (default {mobile.DEFAULT_WIDTH})",
+            },
+        ),
+        (
+            "--kernel-init",
+            {
+                "dest": "init",
+                "choices": list(INITIALIZATIONS),
+                "help": "PyNET's kernel initialisation: reference (std 0.01, the paper's) or he "
+                "(scaled to each layer's fan-in)",
+            },
+        ),
+        (
+            "--instance-norm",
+            {
+                "action": argparse.BooleanOptionalAction,
+                "default": None,
+                "help": "PyNET's instance norms in levels 2-5 (the paper's; off in the quick preset)",
+            },
+        ),
+        (
+            "--instance-norm-level-1",
+            {
+                "action": argparse.BooleanOptionalAction,
+                "default": None,
+                "help": "instance norms in level 1's 9x9 blocks too (an option of the "
+                "official code; off by default)",
+            },
+        ),
+        (
+            "--init",
+            {
+                "dest": "init_from",
+                "metavar": "RUN",
+                "help": "fine-tune: the first level trained starts from RUN's weights of that level (a run "
+                "of the same network, e.g. one pynet_tf.import_official wrote); width and norms "
+                "default to RUN's",
+            },
+        ),
+        (
+            "--loss",
+            {
+                "help": f"a preset ({', '.join(losses.PRESETS)}) or term=weight,... ({', '.join(losses.TERMS)})"
+            },
+        ),
+        (
+            "--lab-alpha",
+            {"type": float, "help": f"weight of MS-SSIM in the LAB loss (default {losses.LAB_ALPHA})"},
+        ),
+        (
+            "--vgg-weights",
+            {"help": "VGG-19 weights: Keras' *_notop.h5 or MatConvNet's imagenet-vgg-verydeep-19.mat"},
+        ),
+        ("--vgg-layer", {"help": "VGG-19 layer of the content loss (default relu5_4)"}),
+        (
+            "--allow-random-vgg",
+            {"action": "store_true", "default": None, "help": "random VGG weights (smoke tests only)"},
+        ),
+        (
+            "--batch-size",
+            {"type": int, "help": "global batch size at every level (default: the preset's per level)"},
+        ),
+        ("--steps", {"type": int, "help": "steps at every level (default: the preset's per level)"}),
+        (
+            "--patch",
+            {
+                "type": int,
+                "help": f"packed training crop side at every level (default: the preset's per "
+                f"level), {size_rules()} as --arch and --teacher's network are",
+            },
+        ),
+        ("--lr", {"type": float, "help": "Adam learning rate"}),
+        (
+            "--lr-schedule",
+            {
+                "choices": train_config.LR_SCHEDULES,
+                "help": "constant (reference) or cosine: decayed to 0 over each level's steps",
+            },
+        ),
+        (
+            "--new-layers-first",
+            {
+                "type": float,
+                "help": "share of each level's steps in which only its new layers "
+                "learn (0: none, the reference's; quick: 0.25)",
+            },
+        ),
+        ("--out", {"help": "run folder (default runs/PRESET); an existing run is continued"}),
+        ("--strategy", {"choices": train_config.STRATEGIES, "help": "tf.distribute strategy (default auto)"}),
+        ("--mixed-precision", {"action": "store_true", "default": None, "help": "float16 compute (GPUs)"}),
+        (
+            "--jit",
+            {
+                "action": argparse.BooleanOptionalAction,
+                "default": None,
+                "help": "XLA-compile the training step",
+            },
+        ),
+        ("--seed", {"type": int}),
+        ("--checkpoint-every", {"type": int, "help": "steps between checkpoints"}),
+        ("--validate-every", {"type": int, "help": "steps between validations"}),
+        (
+            "--teacher",
+            {
+                "help": "distillation: a trained model (run, level folder, .keras) of the level trained, "
+                "whose outputs the loss also fits"
+            },
+        ),
+        ("--teacher-weight", {"type": float, "help": "weight of the teacher term (default 1)"}),
+        (
+            "--prune",
+            {
+                "type": float,
+                "help": "magnitude pruning (tfmot) to this sparsity per kernel, e.g. 0.5: "
+                "ramped over 80%% of each level's steps, stripped before saving",
+            },
+        ),
     ]
     for flag, options in flags:
         if flag not in skip:
@@ -299,8 +432,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {bad_example.group(1)}", file=sys.stderr)
         return 2
-    except (ConfigError, losses.LossSpecError, DataSourceError, StrategyError, VggWeightsError, runs.RunError,
-            TrainingDivergedError, health.TrainingCollapsedError) as error:
+    except (
+        ConfigError,
+        losses.LossSpecError,
+        DataSourceError,
+        StrategyError,
+        VggWeightsError,
+        runs.RunError,
+        TrainingDivergedError,
+        health.TrainingCollapsedError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1 if isinstance(error, (TrainingDivergedError, health.TrainingCollapsedError)) else 2
     print(f"trained: {final} (final -> {Path(config.out) / 'final'})")

@@ -45,7 +45,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr": 5e-5,
         "loss": "pynet",
         # level: (steps, batch size)
-        "schedule": {5: (5000, 50), 4: (5000, 50), 3: (20000, 48), 2: (20000, 18), 1: (35000, 12), 0: (100000, 10)},
+        "schedule": {
+            5: (5000, 50),
+            4: (5000, 50),
+            3: (20000, 48),
+            2: (20000, 18),
+            1: (35000, 12),
+            0: (100000, 10),
+        },
         "checkpoint_every": 1000,
         "validate_every": 1000,
         # A full-width level-0 step (batch 1) on a 2-core CPU with SameConv2D's gradients: 32.5 s without XLA,
@@ -73,7 +80,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         # ended 2.9 dB under level 5, at 2400 1.2 dB. Levels 2-0 learn detail on the colour they warm-start
         # from, from 32x32 crops, four times as many in the same time: levels 1 and 0 at 64x64 (200 x 4,
         # 600 x 2) gave 21.93 dB held out, at 32x32 (400 x 16, 1200 x 8) 23.44 dB in less time (README).
-        "schedule": {5: (2000, 8), 4: (2400, 8), 3: (800, 8), 2: (300, 16, 32), 1: (400, 16, 32), 0: (1200, 8, 32)},
+        "schedule": {
+            5: (2000, 8),
+            4: (2400, 8),
+            3: (800, 8),
+            2: (300, 16, 32),
+            1: (400, 16, 32),
+            0: (1200, 8, 32),
+        },
         "checkpoint_every": 100,
         "validate_every": 100,
         # At small widths XLA was slower per step here (width 8: 22.5 against 17.7 s), and a few hundred
@@ -165,14 +179,14 @@ class TrainConfig:
         return record
 
     @classmethod
-    def from_json(cls, record: dict[str, Any]) -> "TrainConfig":
+    def from_json(cls, record: dict[str, Any]) -> TrainConfig:
         record = dict(record)
         record["levels"] = tuple(record["levels"])
         record["schedule"] = {int(level): LevelSchedule(**s) for level, s in record["schedule"].items()}
         return cls(**record)
 
     @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
+    def load(cls, path: str | Path) -> TrainConfig:
         return cls.from_json(json.loads(Path(path).read_text()))
 
 
@@ -190,8 +204,12 @@ def parse_levels(text: str) -> tuple[int, ...]:
     return tuple(range(high, low - 1, -1))
 
 
-NETWORK_FIELDS = {"arch": "--arch", "base_filters": "--base-filters", "instance_norm": "--instance-norm",
-                  "instance_norm_level_1": "--instance-norm-level-1"}
+NETWORK_FIELDS = {
+    "arch": "--arch",
+    "base_filters": "--base-filters",
+    "instance_norm": "--instance-norm",
+    "instance_norm_level_1": "--instance-norm-level-1",
+}
 """The fields that say which network a run is, and their flags: ``--init RUN`` takes them from RUN where no
 flag sets them, and refuses a flag that asks for another value."""
 
@@ -209,29 +227,43 @@ class InitRun:
         """``NETWORK_FIELDS``' values of ``level`` (default: its finest), as recorded: the record's own (an
         imported level's), its training config's, or for runs from before a field existed, its default."""
         record = self.records[min(self.records) if level is None else level]
-        return {name: record.get(name, record.get("config", {}).get(name, getattr(TrainConfig, name)))
-                for name in NETWORK_FIELDS}
+        return {
+            name: record.get(name, record.get("config", {}).get(name, getattr(TrainConfig, name)))
+            for name in NETWORK_FIELDS
+        }
 
     def provenance(self, level: int) -> dict[str, Any]:
         """What a run started from it records (``init`` in config.json and level.json): the run, the level,
         and where that level came from (an official checkpoint, or another ``--init``) if it says."""
         record = self.records[level]
-        return {"run": str(self.path), "level": level, **{key: record[key] for key in ("imported", "init")
-                                                          if record.get(key) is not None}}
+        return {
+            "run": str(self.path),
+            "level": level,
+            **{key: record[key] for key in ("imported", "init") if record.get(key) is not None},
+        }
 
 
 def init_run(path: str | Path) -> InitRun:
     """The run folder ``--init`` names, with its completed levels; ``ConfigError`` if it holds none."""
     run = RunDir(Path(path).expanduser().resolve())
     if not run.root.is_dir():
-        raise ConfigError(f"--init {path}: no such run folder; pass a run written by pynet_tf.train or "
-                          "pynet_tf.import_official (runs/NAME)")
-    records = {level: json.loads(run.level_record(level).read_text()) for level in LEVELS if run.completed(level)}
+        raise ConfigError(
+            f"--init {path}: no such run folder; pass a run written by pynet_tf.train or "
+            "pynet_tf.import_official (runs/NAME)"
+        )
+    records = {
+        level: json.loads(run.level_record(level).read_text()) for level in LEVELS if run.completed(level)
+    }
     if not records:
-        hint = (f" ({path} is a level folder: pass its run, {run.root.parent})"
-                if (run.root / "level.json").is_file() else "")
-        raise ConfigError(f"--init {path}: holds no trained level{hint}; pass a run folder written by "
-                          "pynet_tf.train or pynet_tf.import_official (runs/NAME)")
+        hint = (
+            f" ({path} is a level folder: pass its run, {run.root.parent})"
+            if (run.root / "level.json").is_file()
+            else ""
+        )
+        raise ConfigError(
+            f"--init {path}: holds no trained level{hint}; pass a run folder written by "
+            "pynet_tf.train or pynet_tf.import_official (runs/NAME)"
+        )
     return InitRun(run.root, records)
 
 
@@ -260,7 +292,9 @@ def resolve(preset: str = "reference", **overrides: Any) -> TrainConfig:
     schedule = {level: LevelSchedule(*pair) for level, pair in settings["schedule"].items()}
     steps, batch_size, patch = (overrides.pop(key, None) for key in ("steps", "batch_size", "patch"))
     schedule = {
-        level: LevelSchedule(steps or s.steps, batch_size or s.batch_size, None if patch is not None else s.patch)
+        level: LevelSchedule(
+            steps or s.steps, batch_size or s.batch_size, None if patch is not None else s.patch
+        )
         for level, s in schedule.items()
     }
     if patch is not None:
@@ -277,8 +311,10 @@ def validate(config: TrainConfig) -> None:
     arch = architecture(config.arch)
     missing = [level for level in config.levels if level not in arch.levels]
     if missing:
-        raise ConfigError(f"--levels: the {arch.name} network has levels {arch.levels}, not {missing} (--arch "
-                          f"{arch.name}: {arch.description})")
+        raise ConfigError(
+            f"--levels: the {arch.name} network has levels {arch.levels}, not {missing} (--arch "
+            f"{arch.name}: {arch.description})"
+        )
     positive = {
         "--base-filters": config.base_filters,
         "--checkpoint-every": config.checkpoint_every,
@@ -345,8 +381,9 @@ def check_init(config: TrainConfig) -> InitRun:
             f"run with level {first}"
         )
     if Path(config.out).expanduser().resolve() == init.path:
-        raise ConfigError(f"--init {config.init_from} and --out {config.out} are the same run: fine-tune into "
-                          "another --out")
+        raise ConfigError(
+            f"--init {config.init_from} and --out {config.out} are the same run: fine-tune into another --out"
+        )
     return init
 
 

@@ -26,11 +26,11 @@ import tf_keras as keras
 from tqdm import tqdm
 
 from pynet_tf import atomic, health, metrics, pruning
+from pynet_tf.architectures import architecture
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.sources import Source
 from pynet_tf.distribute import Placement
 from pynet_tf.losses import Loss, parse_loss
-from pynet_tf.architectures import architecture
 from pynet_tf.model import shared_layers, transfer_weights
 from pynet_tf.runs import RunDir
 from pynet_tf.shapes import output_size
@@ -153,8 +153,11 @@ def train_level(
         hold_until = int(config.new_layers_first * schedule.steps) if held and new else 0
         frozen = [v for v in model.trainable_variables if v.ref() in held] if hold_until else []
         optimizer = _adam(config, schedule.steps)
-        optimizer.build([v for v in model.trainable_variables if v.ref() not in held] if frozen else
-                        model.trainable_variables)
+        optimizer.build(
+            [v for v in model.trainable_variables if v.ref() not in held]
+            if frozen
+            else model.trainable_variables
+        )
         # The grown-from layers get an Adam of their own that starts counting when they are released: with one
         # Adam, their moments would start from zero at step hold_until while its bias correction assumes
         # hold_until steps of history, so their first hundreds of updates would be up to 6.5x the rate (a
@@ -162,32 +165,60 @@ def train_level(
         released = _adam(config, schedule.steps, offset=hold_until) if frozen else None
         if released is not None:
             released.build(frozen)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **({"released": released} if released else {}))
+    checkpoint = tf.train.Checkpoint(
+        model=model, optimizer=optimizer, **({"released": released} if released else {})
+    )
     manager = tf.train.CheckpointManager(
-        checkpoint, str(_checkpoint_dir(run, level, placement)), max_to_keep=2, step_counter=optimizer.iterations
+        checkpoint,
+        str(_checkpoint_dir(run, level, placement)),
+        max_to_keep=2,
+        step_counter=optimizer.iterations,
     )
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log.info("level %d: resumed from %s at step %d", level, manager.latest_checkpoint, int(optimizer.iterations.numpy()))
+        log.info(
+            "level %d: resumed from %s at step %d",
+            level,
+            manager.latest_checkpoint,
+            int(optimizer.iterations.numpy()),
+        )
     start = int(optimizer.iterations.numpy())
     pruning_step = pruning.PruningStep(model) if config.prune is not None else None
 
     loss = Loss(parse_loss(config.loss).weights(level), vgg=vgg, lab_alpha=config.lab_alpha)
     if hold_until > start:
-        log.info("level %d: only the layers new at this level learn for its first %d steps", level, hold_until)
-    make_step = functools.partial(_make_step, model, optimizer, loss, strategy, config.jit,
-                                  config.mixed_precision, teacher=teacher, teacher_weight=config.teacher_weight)
+        log.info(
+            "level %d: only the layers new at this level learn for its first %d steps", level, hold_until
+        )
+    make_step = functools.partial(
+        _make_step,
+        model,
+        optimizer,
+        loss,
+        strategy,
+        config.jit,
+        config.mixed_precision,
+        teacher=teacher,
+        teacher_weight=config.teacher_weight,
+    )
     holding = make_step(frozen=frozen) if hold_until > start else None
     training = make_step(frozen=frozen, released=released)
-    batches = iter(strategy.experimental_distribute_dataset(_train_data(config, level, source, placement, start)))
+    batches = iter(
+        strategy.experimental_distribute_dataset(_train_data(config, level, source, placement, start))
+    )
     validation = _Validation(config, level, source, model)
     metrics_log = MetricsLog(run, level, placement.is_chief)
     scores: dict[str, float | None] = {}
     problem: str | None = None  # health.problem of the latest validation
     sums: dict[str, float] = {}
     progress = tqdm(
-        total=schedule.steps, initial=start, desc=f"level {level}", unit="step", disable=not placement.is_chief,
-        dynamic_ncols=True, mininterval=1.0,
+        total=schedule.steps,
+        initial=start,
+        desc=f"level {level}",
+        unit="step",
+        disable=not placement.is_chief,
+        dynamic_ncols=True,
+        mininterval=1.0,
     )
     try:
         step = start
@@ -217,7 +248,9 @@ def train_level(
             if step % config.checkpoint_every == 0 or step == schedule.steps:
                 manager.save(checkpoint_number=step)
             progress.update(step - progress.n)
-            progress.set_postfix_str(_format(values | {f"val_{k}": v for k, v in scores.items()}), refresh=False)
+            progress.set_postfix_str(
+                _format(values | {f"val_{k}": v for k, v in scores.items()}), refresh=False
+            )
             if stop_requested() and step < schedule.steps:
                 manager.save(checkpoint_number=step)
                 raise TrainingInterrupted(
@@ -233,8 +266,11 @@ def train_level(
         problem = _check_health(level, schedule.steps, scores, warm_start_psnr, problem, metrics_log=None)
     if pruning_step is not None:
         model = pruning.strip(model)
-        log.info("level %d: pruned, %.1f%% of the prunable weights are zero", level,
-                 100 * pruning.sparsity_report(model)["sparsity"])
+        log.info(
+            "level %d: pruned, %.1f%% of the prunable weights are zero",
+            level,
+            100 * pruning.sparsity_report(model)["sparsity"],
+        )
     return LevelResult(model, scores, schedule.steps, problem)
 
 
@@ -266,11 +302,21 @@ def _grown_from(warm_start: keras.Model | None, model: keras.Model) -> set:
     pruning wraps the layers (their variables stay)."""
     if warm_start is None:
         return set()
-    return {v.ref() for name in shared_layers(warm_start, model) for v in model.get_layer(name).trainable_variables}
+    return {
+        v.ref()
+        for name in shared_layers(warm_start, model)
+        for v in model.get_layer(name).trainable_variables
+    }
 
 
-def _check_health(level: int, step: int, scores: dict[str, float | None], warm_start_psnr: float | None,
-                  before: str | None, metrics_log: MetricsLog | None) -> str | None:
+def _check_health(
+    level: int,
+    step: int,
+    scores: dict[str, float | None],
+    warm_start_psnr: float | None,
+    before: str | None,
+    metrics_log: MetricsLog | None,
+) -> str | None:
     """``health.problem`` of ``scores``; one that differs from the previous validation's (``before``) is logged
     in one line (and noted in ``metrics_log``, kind ``health``), as is a recovery from one."""
     found = health.problem(scores, warm_start_psnr)
@@ -285,7 +331,10 @@ def _check_health(level: int, step: int, scores: dict[str, float | None], warm_s
 def build_network(config: TrainConfig, level: int) -> keras.Model:
     """The run's network at ``level``, as the config describes it (architecture, width, init, norms)."""
     return architecture(config.arch).build(
-        level, config.base_filters, init=config.init, instance_norm=config.instance_norm,
+        level,
+        config.base_filters,
+        init=config.init,
+        instance_norm=config.instance_norm,
         instance_norm_level_1=config.instance_norm_level_1,
     )
 
@@ -332,7 +381,11 @@ def prune_schedule(steps: int) -> dict[str, int]:
     """``pruning.prunable``'s step arguments for a level of ``steps`` steps."""
     ramp = max(1, int(0.8 * steps))
     frequency = max(1, ramp // PRUNE_UPDATES)
-    return {"begin_step": 0, "end_step": frequency * min(PRUNE_UPDATES, ramp // frequency), "frequency": frequency}
+    return {
+        "begin_step": 0,
+        "end_step": frequency * min(PRUNE_UPDATES, ramp // frequency),
+        "frequency": frequency,
+    }
 
 
 @contextmanager
@@ -398,7 +451,7 @@ def _make_step(
         grads, total, terms = gradients(raw, target)
         optimizer.apply_gradients(zip(grads[: len(own)], own))
         if others:
-            released.apply_gradients(zip(grads[len(own):], others))
+            released.apply_gradients(zip(grads[len(own) :], others))
         return total, terms
 
     @tf.function
@@ -413,7 +466,9 @@ def _make_step(
     return step
 
 
-def _train_data(config: TrainConfig, level: int, source: Source, placement: Placement, start: int) -> tf.data.Dataset:
+def _train_data(
+    config: TrainConfig, level: int, source: Source, placement: Placement, start: int
+) -> tf.data.Dataset:
     """The level's training stream. Its random crops follow (seed, level, worker, first step): a resumed level
     draws a fresh but reproducible stream, and workers of a cluster draw different crops."""
     seed = config.seed * 1_000_003 + level * 10_007 + placement.worker_index * 101 + start
@@ -439,8 +494,13 @@ class _Validation:
     def __init__(self, config: TrainConfig, level: int, source: Source, model: keras.Model) -> None:
         patch = config.patch_at(level)
         options = PipelineOptions(
-            level=level, patch=patch, batch_size=config.schedule[level].batch_size, seed=config.seed,
-            augment=False, training=True, skip_bad=True,
+            level=level,
+            patch=patch,
+            batch_size=config.schedule[level].batch_size,
+            seed=config.seed,
+            augment=False,
+            training=True,
+            skip_bad=True,
         )
         # test images smaller than the patch are left out (with a logged warning) rather than stopping training
         self.batches = list(make_dataset(source, "test", options).take(config.validation_batches))
@@ -471,7 +531,12 @@ def _checkpoint_dir(run: RunDir, level: int, placement: Placement) -> Path:
     """The chief checkpoints into the run; other workers take part in the save into a scratch folder."""
     if placement.is_chief:
         return run.checkpoints(level)
-    return Path(tempfile.gettempdir()) / f"pynet_tf_worker{placement.worker_index}" / run.root.name / f"level_{level}"
+    return (
+        Path(tempfile.gettempdir())
+        / f"pynet_tf_worker{placement.worker_index}"
+        / run.root.name
+        / f"level_{level}"
+    )
 
 
 def _remove_scratch(run: RunDir, level: int, placement: Placement) -> None:

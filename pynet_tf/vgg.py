@@ -130,8 +130,9 @@ class VggFeatures:
         return self.model(preprocess(images), training=False)
 
 
-def load_vgg_features(layer: str = DEFAULT_LAYER, weights: str | Path | None = None, *,
-                      allow_random: bool = False) -> VggFeatures:
+def load_vgg_features(
+    layer: str = DEFAULT_LAYER, weights: str | Path | None = None, *, allow_random: bool = False
+) -> VggFeatures:
     """VGG-19 up to ``layer`` with the weights of ``weights`` (.h5 Keras, .mat MatConvNet).
 
     ``weights=None`` takes Keras' file from its cache (``keras_cache_path()``); without it, random weights
@@ -198,8 +199,10 @@ def _read_weights(path: Path, convs: list[_Layer]) -> list[tuple[str, np.ndarray
     reader = _read_matconvnet if path.suffix.lower() == ".mat" else _read_keras_h5
     checked = []
     for spec, (name_in_file, kernel, bias) in zip(convs, reader(path, convs)):
-        for what, array, expected in (("kernel", kernel, spec.kernel_shape),
-                                      ("bias", bias, (spec.channels_out,))):
+        for what, array, expected in (
+            ("kernel", kernel, spec.kernel_shape),
+            ("bias", bias, (spec.channels_out,)),
+        ):
             if array.shape != expected:
                 raise VggWeightsError(
                     f"{path}: layer {name_in_file!r} has a {what} of shape {array.shape}, expected {expected}"

@@ -4,9 +4,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import pynet_tf  # noqa: E402,F401
-import pytest  # noqa: E402
-import tf_keras as keras  # noqa: E402
+import pytest
+import tf_keras as keras
+
+import pynet_tf  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

@@ -91,13 +91,19 @@ def official_fill(index: int, shape: tuple[int, ...], kind: str) -> np.ndarray:
 def save_checkpoint(prefix: Path, values: dict[str, np.ndarray]) -> Path:
     """A TF1-style name-based checkpoint (``prefix.index`` + data), as ``tf.compat.v1.train.Saver`` writes."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=list(values), shape_and_slices=[""] * len(values),
-                      tensors=list(values.values()))
+    tf.raw_ops.SaveV2(
+        prefix=str(prefix),
+        tensor_names=list(values),
+        shape_and_slices=[""] * len(values),
+        tensors=list(values.values()),
+    )
     return prefix
 
 
 def official_checkpoint(folder: Path, table: list[dict] | None = None) -> Path:
     """The fixture's checkpoint (47.5M values, seconds), alone in ``folder``: ``folder/pynet_level_0.ckpt``."""
-    values = {row["name"]: official_fill(int(row["index"]), tuple(map(int, row["shape"].split("x"))), row["kind"])
-              for row in table or official_table()}
+    values = {
+        row["name"]: official_fill(int(row["index"]), tuple(map(int, row["shape"].split("x"))), row["kind"])
+        for row in table or official_table()
+    }
     return save_checkpoint(folder / "pynet_level_0.ckpt", values)

@@ -232,9 +232,18 @@ def test_a_delegates_own_extra_args_go_to_its_rows_only(phone, models):
     vendor = ["--external_delegate_path=/vendor/lib64/libfake.so", "--external_delegate_options=a:b"]
     gpu, shared = ["--gpu_precision_loss_allowed=false"], ["--enable_op_profiling=false"]
     code, doc = device_run(
-        phone, "--models", str(models["pynet"]), "--delegates", "cpu,gpu,external", "--threads", "1",
-        "--runs", "1", "--extra-args", " ".join([*vendor, *gpu, *shared]),
-    )  # fmt: skip
+        phone,
+        "--models",
+        str(models["pynet"]),
+        "--delegates",
+        "cpu,gpu,external",
+        "--threads",
+        "1",
+        "--runs",
+        "1",
+        "--extra-args",
+        " ".join([*vendor, *gpu, *shared]),
+    )
     assert code == 0
     assert doc["run"]["settings"]["extra_args"] == [*vendor, *gpu, *shared]
     expected = {"cpu": shared, "gpu": [*gpu, *shared], "external": [*vendor, *shared]}
@@ -276,19 +285,31 @@ def test_cooldown_pauses_between_rows(phone, models, monkeypatch):
 
     monkeypatch.setattr(run.time, "sleep", recorded)
     code, doc = device_run(
-        phone, "--models", str(models["pynet"]), "--delegates", "cpu,xnnpack", "--threads", "1,2",
-        "--runs", "1", "--cooldown", "7.5",
-    )  # fmt: skip
+        phone,
+        "--models",
+        str(models["pynet"]),
+        "--delegates",
+        "cpu,xnnpack",
+        "--threads",
+        "1,2",
+        "--runs",
+        "1",
+        "--cooldown",
+        "7.5",
+    )
     assert code == 0 and doc["run"]["settings"]["cooldown_s"] == 7.5
     assert pauses == [1, 2, 3]  # before every row but the first
 
 
-@pytest.mark.parametrize("mode, expected", [
-    ("unauthorized", "FAKE0001 is unauthorized: unlock the phone and accept"),
-    ("offline", "FAKE0001 is offline: reconnect"),
-    ("none", "no device: connect a phone"),
-    ("two", "2 devices attached: FAKE0001 (device), FAKE0002 (device); pass --serial SERIAL"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        ("unauthorized", "FAKE0001 is unauthorized: unlock the phone and accept"),
+        ("offline", "FAKE0001 is offline: reconnect"),
+        ("none", "no device: connect a phone"),
+        ("two", "2 devices attached: FAKE0001 (device), FAKE0002 (device); pass --serial SERIAL"),
+    ],
+)
 def test_device_states_are_one_line_errors(phone, models, monkeypatch, capsys, mode, expected):
     monkeypatch.setenv("FAKE_ADB_MODE", mode)
     code, doc = device_run(phone, "--models", str(models["pynet"]), "--delegates", "xnnpack")
@@ -370,9 +391,20 @@ def test_inference_diff_per_model_and_delegate(phone, models, monkeypatch, form)
         monkeypatch.setenv("FAKE_DIFF_FORMAT", "textproto")
     monkeypatch.setenv("FAKE_BENCHMARK_FAIL_DELEGATE", "gpu")
     code, doc = device_run(
-        phone, "--models", str(models["pynet"]), "--delegates", "cpu,xnnpack,gpu", "--threads", "1,2",
-        "--runs", "1", "--inference-diff-binary", str(FAKES / "inference_diff"), "--inference-diff-runs", "3",
-    )  # fmt: skip
+        phone,
+        "--models",
+        str(models["pynet"]),
+        "--delegates",
+        "cpu,xnnpack,gpu",
+        "--threads",
+        "1,2",
+        "--runs",
+        "1",
+        "--inference-diff-binary",
+        str(FAKES / "inference_diff"),
+        "--inference-diff-runs",
+        "3",
+    )
     assert code == 1  # the GPU rows
     shells = [" ".join(call[3:]) for call in adb_calls(phone) if call[2:3] == ["shell"]]
     diff_calls = [line for line in shells if "inference_diff --model_file" in line]
@@ -406,12 +438,15 @@ def test_inference_diff_per_model_and_delegate(phone, models, monkeypatch, form)
     assert [cells[row["id"]] for row in made.rows] == ["0", "0", on_xnnpack, on_xnnpack, "–", "–"]
 
 
-@pytest.mark.parametrize("env, flags, expected", [
-    ({"FAKE_BENCHMARK_SLEEP": "20"}, ["--timeout", "1"], "timed out: killed after 3 s (--timeout 1)"),
-    ({"FAKE_BENCHMARK_CRASH": "SEGV"}, [], "benchmark_model exit status 139 (SIGSEGV): "),
-    # a SIGKILL long before the kill timer (Android's low-memory killer) is no timeout
-    ({"FAKE_BENCHMARK_CRASH": "KILL"}, ["--timeout", "60"], "killed by SIGKILL (exit status 137) after "),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "env, flags, expected",
+    [
+        ({"FAKE_BENCHMARK_SLEEP": "20"}, ["--timeout", "1"], "timed out: killed after 3 s (--timeout 1)"),
+        ({"FAKE_BENCHMARK_CRASH": "SEGV"}, [], "benchmark_model exit status 139 (SIGSEGV): "),
+        # a SIGKILL long before the kill timer (Android's low-memory killer) is no timeout
+        ({"FAKE_BENCHMARK_CRASH": "KILL"}, ["--timeout", "60"], "killed by SIGKILL (exit status 137) after "),
+    ],
+)
 def test_hang_and_crash_are_row_errors(phone, models, monkeypatch, env, flags, expected):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -439,9 +474,13 @@ def test_the_kill_timer_leaves_both_max_secs_phases_and_init(timeout, kill):
 def test_a_failed_prepare_removes_what_it_pushed(phone, models, monkeypatch, capsys):
     monkeypatch.setenv("FAKE_ADB_PUSH_FAIL", "inference_diff")  # after benchmark_model is on the device
     code, doc = device_run(
-        phone, "--models", str(models["pynet"]), *ONE_XNNPACK_RUN,
-        "--inference-diff-binary", str(FAKES / "inference_diff"),
-    )  # fmt: skip
+        phone,
+        "--models",
+        str(models["pynet"]),
+        *ONE_XNNPACK_RUN,
+        "--inference-diff-binary",
+        str(FAKES / "inference_diff"),
+    )
     assert code == 2 and doc is None
     assert "remote No space left on device" in capsys.readouterr().err
     pushes = [call[-1] for call in adb_calls(phone) if call[2:3] == ["push"]]
@@ -478,24 +517,29 @@ DEVICE = ["--models", "{pynet}", "--benchmark-binary", "{binary}"]
 HOST = ["--host", "--models", "{pynet}"]
 
 
-@pytest.mark.parametrize("flags, expected", [
-    (["--models", "nope.tflite", "--benchmark-binary", "{binary}"], "--models nope.tflite: no such file"),
-    ([*DEVICE, "--threads", "0"], "--threads '0': thread counts must be at least 1"),
-    ([*DEVICE, "--threads", "one"], "--threads 'one': give whole numbers"),
-    ([*DEVICE, "--delegates", "tpu"], "--delegates tpu: not available"),
-    ([*DEVICE, "--delegates", "gpu,gpu"], "without repeats"),
-    ([*DEVICE, "--runs", "0"], "--runs 0: must be at least 1"),
-    ([*DEVICE, "--cpu-mask", "zz"], "--cpu-mask 'zz'"),
-    ([*DEVICE, "--extra-args", "'unclosed"], "--extra-args"),
-    ([*DEVICE, "--delegates", "external"], "--delegates external needs --extra-args"),
-    ([*DEVICE, "--delegates", "cpu", "--extra-args", "--gpu_precision_loss_allowed=false"],
-     "--extra-args --gpu_precision_loss_allowed=false: a gpu delegate flag, given only to gpu rows"),
-    (["--models", "{pynet}"], "--benchmark-binary : give the path of"),
-    ([*HOST, "--delegates", "gpu"], "--delegates gpu: not available (--host runs LiteRT on this machine"),
-    ([*HOST, "--serial", "X"], "--serial: only for a phone run"),
-    ([*DEVICE, "--inference-diff-binary", "run_eval"], "--inference-diff-binary run_eval: no such file"),
-    ([*DEVICE, "--inference-diff-runs", "0"], "--inference-diff-runs 0: must be at least 1"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (["--models", "nope.tflite", "--benchmark-binary", "{binary}"], "--models nope.tflite: no such file"),
+        ([*DEVICE, "--threads", "0"], "--threads '0': thread counts must be at least 1"),
+        ([*DEVICE, "--threads", "one"], "--threads 'one': give whole numbers"),
+        ([*DEVICE, "--delegates", "tpu"], "--delegates tpu: not available"),
+        ([*DEVICE, "--delegates", "gpu,gpu"], "without repeats"),
+        ([*DEVICE, "--runs", "0"], "--runs 0: must be at least 1"),
+        ([*DEVICE, "--cpu-mask", "zz"], "--cpu-mask 'zz'"),
+        ([*DEVICE, "--extra-args", "'unclosed"], "--extra-args"),
+        ([*DEVICE, "--delegates", "external"], "--delegates external needs --extra-args"),
+        (
+            [*DEVICE, "--delegates", "cpu", "--extra-args", "--gpu_precision_loss_allowed=false"],
+            "--extra-args --gpu_precision_loss_allowed=false: a gpu delegate flag, given only to gpu rows",
+        ),
+        (["--models", "{pynet}"], "--benchmark-binary : give the path of"),
+        ([*HOST, "--delegates", "gpu"], "--delegates gpu: not available (--host runs LiteRT on this machine"),
+        ([*HOST, "--serial", "X"], "--serial: only for a phone run"),
+        ([*DEVICE, "--inference-diff-binary", "run_eval"], "--inference-diff-binary run_eval: no such file"),
+        ([*DEVICE, "--inference-diff-runs", "0"], "--inference-diff-runs 0: must be at least 1"),
+    ],
+)
 def test_bad_flags_are_one_line_errors(models, tmp_path, capsys, flags, expected):
     names = {"pynet": models["pynet"], "binary": FAKES / "benchmark_model"}
     assert run.main([flag.format(**names) for flag in flags] + ["--out", str(tmp_path)]) == 2
@@ -622,11 +666,13 @@ def test_host_runs_the_third_party_microisp(tmp_path):
 
 def test_parse_devices_and_choose():
     # the format `adb devices -l` prints (developer.android.com/tools/adb), plus the states users meet
-    listing = ("List of devices attached\n"
-               "emulator-5556 device product:sdk_google_phone_x86_64 model:Android_SDK_built_for_x86_64 "
-               "device:generic_x86_64 transport_id:1\n"
-               "0a388e93      no permissions (user in plugdev group; are your udev rules wrong?); see "
-               "[http://developer.android.com/tools/device.html] usb:1-1\n\n")  # fmt: skip
+    listing = (
+        "List of devices attached\n"
+        "emulator-5556 device product:sdk_google_phone_x86_64 model:Android_SDK_built_for_x86_64 "
+        "device:generic_x86_64 transport_id:1\n"
+        "0a388e93      no permissions (user in plugdev group; are your udev rules wrong?); see "
+        "[http://developer.android.com/tools/device.html] usb:1-1\n\n"
+    )
     entries = parse_devices(listing)
     assert [(e.serial, e.state) for e in entries] == [
         ("emulator-5556", "device"),
@@ -640,11 +686,14 @@ def test_parse_devices_and_choose():
         choose_device(entries, "nope")
 
 
-@pytest.mark.parametrize("stdout, output, code", [
-    ('{\n  "a": 1\n}__PYNET_BENCH_EXIT__=0\n', '{\n  "a": 1\n}', 0),  # no final newline before the marker
-    ("x\r\n__PYNET_BENCH_EXIT__=3\r\n", "x", 3),  # a pty shell (no shell v2) ends lines in CR LF
-    ("__PYNET_BENCH_EXIT__=0\n", "", 0),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "stdout, output, code",
+    [
+        ('{\n  "a": 1\n}__PYNET_BENCH_EXIT__=0\n', '{\n  "a": 1\n}', 0),  # no final newline before the marker
+        ("x\r\n__PYNET_BENCH_EXIT__=3\r\n", "x", 3),  # a pty shell (no shell v2) ends lines in CR LF
+        ("__PYNET_BENCH_EXIT__=0\n", "", 0),
+    ],
+)
 def test_shell_reads_the_exit_marker_at_the_end(monkeypatch, stdout, output, code):
     adb = Adb("adb", "FAKE0001")
     monkeypatch.setattr(adb, "call", lambda *args, **kw: subprocess.CompletedProcess(args, 0, stdout, ""))

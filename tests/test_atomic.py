@@ -10,10 +10,9 @@ from pynet_tf import atomic
 
 def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     target = atomic.write_text(tmp_path / "a.json", "old")
-    with pytest.raises(RuntimeError):
-        with atomic.atomic_path(target) as temporary:
-            temporary.write_text("half")
-            raise RuntimeError("crash")
+    with pytest.raises(RuntimeError), atomic.atomic_path(target) as temporary:
+        temporary.write_text("half")
+        raise RuntimeError("crash")
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["a.json"]
 
 
@@ -21,7 +20,9 @@ def test_directory_replaces_the_old_one_with_the_umask_mode(tmp_path):
     umask = os.umask(0o022)
     try:
         (tmp_path / "model" / "stale").mkdir(parents=True)
-        atomic.write_with(tmp_path / "model", lambda folder: (folder / "weights").write_text("new"), directory=True)
+        atomic.write_with(
+            tmp_path / "model", lambda folder: (folder / "weights").write_text("new"), directory=True
+        )
     finally:
         os.umask(umask)
     assert sorted(os.listdir(tmp_path / "model")) == ["weights"] and os.listdir(tmp_path) == ["model"]

@@ -73,6 +73,12 @@ def test_level_targets_match_pil_bicubic():
         ours = target_for_level(tf.constant(smooth, tf.float32), level).numpy()
         size = ours.shape[1], ours.shape[0]
         pil = np.stack(
-            [np.asarray(Image.fromarray(smooth[..., c].astype(np.float32), "F").resize(size, Image.BICUBIC))
-             for c in range(3)], axis=-1)
+            [
+                np.asarray(
+                    Image.fromarray(smooth[..., c].astype(np.float32), "F").resize(size, Image.BICUBIC)
+                )
+                for c in range(3)
+            ],
+            axis=-1,
+        )
         np.testing.assert_allclose(ours, np.clip(pil, 0, 1), atol=1e-6, rtol=0)

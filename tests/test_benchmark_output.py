@@ -104,13 +104,20 @@ def test_prefixes_are_removed():
     )
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("tf2.4.0_nnapi_failed_yolov5s.txt",
-     ("NN API returned error ANEURALNETWORKS_OP_FAILED at line 3779 while completing NNAPI compilation. | "
-      "Node number 248 (TfLiteNnapiDelegate) failed to prepare. | Restored original execution plan after "
-      "delegate application failure. | Failed to apply NNAPI delegate. | Benchmarking failed.")),
-    ("tf2.8_xnnpack_failed.txt", "Failed to apply XNNPACK delegate. | Benchmarking failed."),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        (
+            "tf2.4.0_nnapi_failed_yolov5s.txt",
+            (
+                "NN API returned error ANEURALNETWORKS_OP_FAILED at line 3779 while completing NNAPI compilation. | "
+                "Node number 248 (TfLiteNnapiDelegate) failed to prepare. | Restored original execution plan after "
+                "delegate application failure. | Failed to apply NNAPI delegate. | Benchmarking failed."
+            ),
+        ),
+        ("tf2.8_xnnpack_failed.txt", "Failed to apply XNNPACK delegate. | Benchmarking failed."),
+    ],
+)
 def test_failures_carry_the_tools_message(name, expected):
     out = parse(load(name))
     assert not out.ok and out.benchmark_failed
@@ -179,10 +186,12 @@ def test_percentiles_as_litert_prints_them():
     # OutputToStream appends " p5=.. median=.. p95=.." to Stat's line
     # (tensorflow/core/util/stats_calculator.h).
     # No published log of it was found, so this line is built to that source's format.
-    text = ("INFO: Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding "
-            "150 seconds.\nINFO: count=50 first=2531 curr=2793 min=1171 max=9925 avg=1885.74 std=870 p5=1180 "
-            "median=1802 p95=2950\n\nINFO: Inference timings in us: Init: 66002, First inference: 2600, "
-            "Warmup (avg): 2600, Inference (avg): 1885.74\n")  # fmt: skip
+    text = (
+        "INFO: Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding "
+        "150 seconds.\nINFO: count=50 first=2531 curr=2793 min=1171 max=9925 avg=1885.74 std=870 p5=1180 "
+        "median=1802 p95=2950\n\nINFO: Inference timings in us: Init: 66002, First inference: 2600, "
+        "Warmup (avg): 2600, Inference (avg): 1885.74\n"
+    )
     out = parse(text)
     assert out.inference.percentiles_us == {"p5": 1180, "p50": 1802, "p95": 2950}
     timings = timings_from_output(out)

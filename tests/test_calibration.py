@@ -286,8 +286,10 @@ def test_load_errors_name_the_file_and_the_fix(saved, tmp_path):
     _check_error(only_inputs, "missing features, sources, metadata")
     wrong = {**good, "inputs": np.zeros((NUM, *SHAPE, 3), np.float32)}
     _check_error(_write_npz(tmp_path / "shape.npz", **wrong), r"\(N, H, W, 4\).*got \(6, 64, 64, 3\)")
-    _check_error(_write_npz(tmp_path / "dtype.npz", **{**good, "inputs": good["inputs"].astype(np.float64)}),
-                 "must be float32, got float64")
+    _check_error(
+        _write_npz(tmp_path / "dtype.npz", **{**good, "inputs": good["inputs"].astype(np.float64)}),
+        "must be float32, got float64",
+    )
     doubled = {**good, "inputs": good["inputs"] * 2}
     _check_error(_write_npz(tmp_path / "range.npz", **doubled), r"lie in \[0, 1\]")
     odd = {**good, "inputs": good["inputs"][:, :60]}

@@ -99,7 +99,9 @@ def test_srgb_curve_matches_scikit_image():
 def test_lab_to_rgb_matches_scikit_image():
     lab = reference_lab(colours())
     ours = color.lab_to_rgb(lab).numpy().astype(np.float64)
-    assert delta_e(skimage.color.rgb2lab(ours), skimage.color.rgb2lab(reference_rgb(lab))).max() < LAB_TOLERANCE
+    assert (
+        delta_e(skimage.color.rgb2lab(ours), skimage.color.rgb2lab(reference_rgb(lab))).max() < LAB_TOLERANCE
+    )
 
 
 def test_lab_to_rgb_clips_out_of_gamut_colours_like_scikit_image():

@@ -34,8 +34,15 @@ def quiet_env(**extra: str) -> dict[str, str]:
 
 
 def run(env: dict[str, str]) -> str:
-    done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert done.stdout == "2\n"
     return done.stderr
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 import tf_keras as keras
+from model_fixtures import informative
 
 from calibration.build import build_calibration
 from export import delegates
@@ -25,7 +26,6 @@ from export.formats import (
 )
 from pynet_tf.layers import InstanceNorm
 from pynet_tf.model import build_pynet
-from model_fixtures import informative
 
 MICRO_ISP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "third_party" / "MicroISP.tflite"
 SHAPE = (64, 64)
@@ -36,8 +36,12 @@ def pynet() -> dict:
     keras.utils.set_random_seed(0)
     model = informative(build_pynet(5, base_filters=2))
     settings = ExportSettings(SHAPE, calibration=build_calibration("samples", 4, SHAPE, candidates=8))
-    converters = {"float32": convert_float32, "fp16": convert_fp16, "int8": convert_int8,
-                  "int16x8": convert_int16x8}
+    converters = {
+        "float32": convert_float32,
+        "fp16": convert_fp16,
+        "int8": convert_int8,
+        "int16x8": convert_int16x8,
+    }
     files = {name: as_conversion(convert(model, settings)).content for name, convert in converters.items()}
     norms = sum(isinstance(layer, InstanceNorm) for layer in model.layers)
     return {"files": files, "norms": norms}
@@ -99,8 +103,14 @@ def test_fp16_weights_are_folded_for_nnapi(pynet):
 
 
 def test_ops_outside_the_tables_are_counted_per_delegate():
-    content = _graph(lambda x: tf.reverse(x, axis=[1]) * tf.math.top_k(tf.reshape(x, [-1]), 3).values[0]
-                     + tf.math.ceil(x) + tf.math.round(x) + tf.math.reduce_std(x))
+    content = _graph(
+        lambda x: (
+            tf.reverse(x, axis=[1]) * tf.math.top_k(tf.reshape(x, [-1]), 3).values[0]
+            + tf.math.ceil(x)
+            + tf.math.round(x)
+            + tf.math.reduce_std(x)
+        )
+    )
     report = delegate_report(content)
     # gpu_compatibility.cc has no case for these three; NNAPI's Validate maps TOPK_V2 but not CEIL (only
     # FLOOR), REVERSE_V2, ROUND or the SQUARED_DIFFERENCE of reduce_std

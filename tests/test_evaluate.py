@@ -83,7 +83,10 @@ def test_samples_numbers_match_an_independent_recomputation(samples_result, tiny
     # ihc is 512x512: packed 256x256, capped at 64x64 and centred at packed (96, 96)
     ihc = result.images[1]
     assert (ihc.source_size, ihc.crop_offset, ihc.input_size, ihc.output_size) == (
-        (256, 256), (96, 96), (64, 64), (128, 128)
+        (256, 256),
+        (96, 96),
+        (64, 64),
+        (128, 128),
     )
     photo = skimage.io.imread(Path(skimage.data.__file__).parent / "ihc.png")
     target = (photo[192:320, 192:320] / 255.0).astype(np.float32)
@@ -95,9 +98,14 @@ def test_samples_numbers_match_an_independent_recomputation(samples_result, tiny
         expected_psnr = skimage.metrics.peak_signal_noise_ratio(target, image, data_range=1)
         assert scores["psnr"] == pytest.approx(expected_psnr, abs=PSNR_TOLERANCE)
         expected_ssim = skimage.metrics.structural_similarity(
-            target.astype(np.float64), image, gaussian_weights=True, sigma=1.5,
-            use_sample_covariance=False, data_range=1.0, channel_axis=-1,
-        )  # fmt: skip
+            target.astype(np.float64),
+            image,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=1.0,
+            channel_axis=-1,
+        )
         assert scores["ssim"] == pytest.approx(expected_ssim, abs=SSIM_TOLERANCE)
         expected_delta_e = deltaE_ciede2000(rgb2lab(target), rgb2lab(image)).mean()
         assert scores["delta_e2000"] == pytest.approx(expected_delta_e, abs=DELTA_E_TOLERANCE)

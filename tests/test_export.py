@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
+from model_fixtures import informative
 from skimage.metrics import peak_signal_noise_ratio
 
 from calibration.build import build_calibration
@@ -25,7 +26,6 @@ from export.to_tflite import STATUS_BELOW, STATUS_OK, export_model, main
 from pynet_tf import metrics
 from pynet_tf.mobile import build_mobile
 from pynet_tf.model import build_pynet
-from model_fixtures import informative
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPE = (64, 64)
@@ -65,15 +65,26 @@ def int8_io(workdir) -> dict:
     """Level 5 to int8 with each io type."""
     out = {}
     for io in ("float32", "uint8", "int8"):
-        (out[io],) = export_model(workdir / "level5.keras", ["int8"], out=workdir / "io", input_shape=SHAPE,
-                                  io=io, calibration=workdir / "calibration.npz")
+        (out[io],) = export_model(
+            workdir / "level5.keras",
+            ["int8"],
+            out=workdir / "io",
+            input_shape=SHAPE,
+            io=io,
+            calibration=workdir / "calibration.npz",
+        )
     return out
 
 
 @pytest.fixture(scope="module")
 def exported(workdir) -> dict:
-    results = export_model(workdir / "model.keras", PTQ_FORMATS, out=workdir / "out", input_shape=SHAPE,
-                           calibration=workdir / "calibration.npz")
+    results = export_model(
+        workdir / "model.keras",
+        PTQ_FORMATS,
+        out=workdir / "out",
+        input_shape=SHAPE,
+        calibration=workdir / "calibration.npz",
+    )
     return {result.format: result for result in results}
 
 
@@ -111,8 +122,13 @@ def test_every_format_converts_runs_and_matches_keras(exported, workdir):
 def test_int8_path_is_sound_without_instance_norm(workdir, tmp_path):
     keras.utils.set_random_seed(0)
     informative(build_pynet(3, base_filters=2, instance_norm=False)).save(tmp_path / "plain.keras")
-    (result,) = export_model(tmp_path / "plain.keras", ["int8"], out=tmp_path, input_shape=SHAPE,
-                             calibration=workdir / "calibration.npz")
+    (result,) = export_model(
+        tmp_path / "plain.keras",
+        ["int8"],
+        out=tmp_path,
+        input_shape=SHAPE,
+        calibration=workdir / "calibration.npz",
+    )
     assert result.status == STATUS_OK and result.psnr_vs_float > INT8_NO_NORM_MIN_PSNR
 
 
@@ -157,9 +173,12 @@ def test_sidecar_contents(exported, workdir):
     for name, result in exported.items():
         side = sidecar_of(result)
         content = result.path.read_bytes()
-        assert side["file"] == {"name": result.path.name, "bytes": len(content),
-                                "mb": round(len(content) / 2**20, 6),
-                                "sha256": hashlib.sha256(content).hexdigest()}
+        assert side["file"] == {
+            "name": result.path.name,
+            "bytes": len(content),
+            "mb": round(len(content) / 2**20, 6),
+            "sha256": hashlib.sha256(content).hexdigest(),
+        }
         assert side["source"]["sha256"] == model_sha and side["source"]["level"] == 3
         assert side["export_format"]["name"] == name
         assert side["settings"]["input_shape"] == "64x64"
@@ -174,8 +193,10 @@ def test_sidecar_contents(exported, workdir):
             assert side["calibration"]["file_sha256"] == calibration_sha
             assert side["calibration"]["path"] == str(workdir / "calibration.npz")
             # float io: the only float tensors are the model's input and output, around QUANTIZE/DEQUANTIZE
-            assert {t["name"] for t in side["float_tensors"]} == {side["inputs"][0]["name"],
-                                                                  side["outputs"][0]["name"]}
+            assert {t["name"] for t in side["float_tensors"]} == {
+                side["inputs"][0]["name"],
+                side["outputs"][0]["name"],
+            }
             assert {op["op"] for op in side["unquantized_ops"]} == {"QUANTIZE", "DEQUANTIZE"}
         else:
             assert side["calibration"] is None and side["float_tensors"] is None
@@ -216,8 +237,17 @@ def test_invalid_arguments_are_one_line_errors(argv, message, workdir, capsys):
 
 
 def test_calibration_shape_mismatch_is_an_error(workdir, capsys):
-    argv = ["--model", str(workdir / "model.keras"), "--int8", "--input-shape", "32x32",
-            "--calibration", str(workdir / "calibration.npz"), "--out", str(workdir / "bad")]
+    argv = [
+        "--model",
+        str(workdir / "model.keras"),
+        "--int8",
+        "--input-shape",
+        "32x32",
+        "--calibration",
+        str(workdir / "calibration.npz"),
+        "--out",
+        str(workdir / "bad"),
+    ]
     assert main(argv) == 2
     assert "holds 64x64 packed crops" in capsys.readouterr().err
 
@@ -228,8 +258,18 @@ def test_validate_accepts_dynamic_for_float_formats():
 
 
 def test_min_psnr_skips_only_the_formats_below(workdir, tmp_path, capsys):
-    argv = ["--model", str(workdir / "level5.keras"), "--float32", "--dynamic", "--input-shape", "64x64",
-            "--min-psnr", "60", "--out", str(tmp_path)]
+    argv = [
+        "--model",
+        str(workdir / "level5.keras"),
+        "--float32",
+        "--dynamic",
+        "--input-shape",
+        "64x64",
+        "--min-psnr",
+        "60",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 1
     captured = capsys.readouterr()
     written = sorted(path.name for path in tmp_path.iterdir())
@@ -238,8 +278,17 @@ def test_min_psnr_skips_only_the_formats_below(workdir, tmp_path, capsys):
 
 
 def test_min_psnr_200_writes_nothing_dynamic_shape(workdir, tmp_path, capsys):
-    argv = ["--model", str(workdir / "level5.keras"), "--fp16", "--input-shape", "dynamic",
-            "--min-psnr", "200", "--out", str(tmp_path)]
+    argv = [
+        "--model",
+        str(workdir / "level5.keras"),
+        "--fp16",
+        "--input-shape",
+        "dynamic",
+        "--min-psnr",
+        "200",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 1
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
     assert "fp16: below --min-psnr: not written: PSNR vs float" in capsys.readouterr().err
@@ -247,9 +296,21 @@ def test_min_psnr_200_writes_nothing_dynamic_shape(workdir, tmp_path, capsys):
 
 def test_runs_as_a_script_from_the_repo_root(workdir):
     process = subprocess.run(
-        [sys.executable, "export/to_tflite.py", "--model", str(workdir / "model.keras"), "--int8",
-         "--float32", "--input-shape", "dynamic"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "export/to_tflite.py",
+            "--model",
+            str(workdir / "model.keras"),
+            "--int8",
+            "--float32",
+            "--input-shape",
+            "dynamic",
+        ],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert process.returncode == 2
     assert process.stderr.strip().splitlines()[-1].startswith("error: --input-shape dynamic is not possible")
@@ -287,21 +348,24 @@ def test_fidelity_scores_match_independent_references(workdir):
         truth = row["vs_ground_truth"]["file"]
         for reference, scores in ((item.reference, row["vs_float"]), (item.target, truth)):
             assert scores["psnr"] == pytest.approx(
-                peak_signal_noise_ratio(reference, output, data_range=1.0), abs=1e-4)
-            expected = tf.image.ssim_multiscale(output, reference, 1.0,
-                                                power_factors=metrics.ms_ssim_power_factors(2))
+                peak_signal_noise_ratio(reference, output, data_range=1.0), abs=1e-4
+            )
+            expected = tf.image.ssim_multiscale(
+                output, reference, 1.0, power_factors=metrics.ms_ssim_power_factors(2)
+            )
             assert scores["ms_ssim"] == pytest.approx(float(expected), abs=2e-5)
     assert measured["vs_float"]["ms_ssim"] == pytest.approx(
-        np.mean([row["vs_float"]["ms_ssim"] for row in measured["per_image"]]), abs=1e-9)
+        np.mean([row["vs_float"]["ms_ssim"] for row in measured["per_image"]]), abs=1e-9
+    )
 
 
 def test_sidecars_score_the_classical_isp_on_the_same_inputs_as_evaluate(exported, workdir, tmp_path):
     """Every file's sidecar (version 5) holds the classical ISP on its held-out inputs: the numbers
     pynet_tf.evaluate gives its baseline on the same crops (samples, 64x64 packed, seed 0: the same inputs),
     and, independently, skimage's PSNR of evaluate's render against the target at level 3's 16x16."""
-    from pynet_tf import evaluate  # noqa: PLC0415
-    from pynet_tf.data.augment import target_for_level  # noqa: PLC0415
-    from pynet_tf.data.sources import parse_source  # noqa: PLC0415
+    from pynet_tf import evaluate
+    from pynet_tf.data.augment import target_for_level
+    from pynet_tf.data.sources import parse_source
 
     sidecars = {name: sidecar_of(result) for name, result in exported.items()}
     first = sidecars["float32"]["fidelity"]
@@ -334,16 +398,35 @@ def test_int8_default_calibration_is_built_on_the_fly_and_recorded(workdir, tmp_
     (result,) = export_model(workdir / "level5.keras", ["int8"], out=tmp_path, input_shape=SHAPE)
     assert result.status == STATUS_OK
     record = sidecar_of(result)["calibration"]
-    assert record["path"] is None and record["file_sha256"] is None and record["built"].startswith("on the fly")
+    assert (
+        record["path"] is None and record["file_sha256"] is None and record["built"].startswith("on the fly")
+    )
     assert record["num"] == 16 and record["shape"] == list(SHAPE) and record["data"] == "samples"
     assert len(record["inputs_sha256"]) == 64
 
 
 def test_ptq_and_qat_side_by_side(workdir, tmp_path, capsys):
     """--int8 --qat: both files, the QAT fine-tuning in its sidecar, one line comparing the two."""
-    argv = ["--model", str(workdir / "level5.keras"), "--int8", "--qat", "--io", "uint8", "--input-shape",
-            "64x64", "--qat-steps", str(QAT_STEPS), "--qat-batch", "2", "--qat-loss", "mse=1",
-            "--calibration", str(workdir / "calibration.npz"), "--out", str(tmp_path)]
+    argv = [
+        "--model",
+        str(workdir / "level5.keras"),
+        "--int8",
+        "--qat",
+        "--io",
+        "uint8",
+        "--input-shape",
+        "64x64",
+        "--qat-steps",
+        str(QAT_STEPS),
+        "--qat-batch",
+        "2",
+        "--qat-loss",
+        "mse=1",
+        "--calibration",
+        str(workdir / "calibration.npz"),
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     comparison = next(line for line in out.splitlines() if line.startswith("int8 PSNR vs float: PTQ"))
@@ -385,17 +468,32 @@ def test_a_mobile_isp_run_makes_int8_and_qat_files_at_its_own_sizes(mobile_run, 
     """At 36x52 (a multiple of 4, not of 16) the default calibration, a set built with --arch mobile and QAT's
     crops all follow the mobile ISP's rule; a set of another size names --arch mobile in its fix."""
     shape = (36, 52)
-    results = export_model(mobile_run, ["int8", "qat"], out=tmp_path / "out", input_shape=shape,
-                           qat_options={"qat_steps": 1, "qat_batch": 1, "qat_loss": "mse=1"})
+    results = export_model(
+        mobile_run,
+        ["int8", "qat"],
+        out=tmp_path / "out",
+        input_shape=shape,
+        qat_options={"qat_steps": 1, "qat_batch": 1, "qat_loss": "mse=1"},
+    )
     assert [result.status for result in results] == [STATUS_OK] * 2, [result.message for result in results]
     assert sidecar_of(results[0])["calibration"]["shape"] == list(shape)
     assert sidecar_of(results[1])["qat"]["patch"] == min(shape)
     built = build_calibration("samples", 2, shape, candidates=4, arch="mobile").save(tmp_path / "mobile.npz")
-    (result,) = export_model(mobile_run, ["int8"], out=tmp_path / "loaded", input_shape=shape,
-                             calibration=built.path)
+    (result,) = export_model(
+        mobile_run, ["int8"], out=tmp_path / "loaded", input_shape=shape, calibration=built.path
+    )
     assert result.status == STATUS_OK and sidecar_of(result)["calibration"]["path"] == str(built.path)
-    argv = ["--model", str(mobile_run), "--int8", "--input-shape", "36x36", "--calibration", str(built.path),
-            "--out", str(tmp_path / "bad")]
+    argv = [
+        "--model",
+        str(mobile_run),
+        "--int8",
+        "--input-shape",
+        "36x36",
+        "--calibration",
+        str(built.path),
+        "--out",
+        str(tmp_path / "bad"),
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "holds 36x52 packed crops" in err and "--shape 36x36 --arch mobile --out" in err
@@ -424,6 +522,8 @@ def test_a_bare_mobile_keras_file_is_read_as_the_mobile_isp(tmp_path):
 def test_error_summary_names_the_type_and_the_first_line_that_says_something():
     """An int8 conversion of the width-32 PyNET at 224x224 was reported as only "RuntimeError:": the
     message's first line was empty."""
-    assert error_summary(RuntimeError("\n  Calibration failed\ndetails")) == "RuntimeError: Calibration failed"
+    assert (
+        error_summary(RuntimeError("\n  Calibration failed\ndetails")) == "RuntimeError: Calibration failed"
+    )
     assert error_summary(ValueError("bad shape")) == "ValueError: bad shape"
     assert error_summary(RuntimeError("\n")) == "RuntimeError"

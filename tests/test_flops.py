@@ -12,9 +12,13 @@ def profiler_flops(model) -> int:
     """tf.compat.v1.profiler's float-operation count of the frozen forward graph (an independent count)."""
     spec = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32)
     graph = convert_variables_to_constants_v2(tf.function(model).get_concrete_function(spec)).graph
-    options = tf.compat.v1.profiler.ProfileOptionBuilder(
-        tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    ).with_empty_output().build()
+    options = (
+        tf.compat.v1.profiler.ProfileOptionBuilder(
+            tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+        )
+        .with_empty_output()
+        .build()
+    )
     return tf.compat.v1.profiler.profile(graph=graph, cmd="op", options=options).total_float_ops
 
 
@@ -35,4 +39,6 @@ def test_dynamic_sizes_are_refused_unless_a_size_is_given():
     dynamic = build_pynet(3, base_filters=2)
     with pytest.raises(ValueError, match="fixed input size"):
         forward_flops(dynamic)
-    assert forward_flops(dynamic, (64, 48)) == forward_flops(build_pynet(3, base_filters=2, input_shape=(64, 48, 4)))
+    assert forward_flops(dynamic, (64, 48)) == forward_flops(
+        build_pynet(3, base_filters=2, input_shape=(64, 48, 4))
+    )

@@ -7,11 +7,11 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_train import records, tiny_config
 
 from pynet_tf import health, runs, train
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.sources import parse_source
-from test_train import records, tiny_config
 
 
 def test_contrast_is_0_for_a_constant_image_and_1_for_the_target_itself():
@@ -30,8 +30,11 @@ def test_contrast_is_0_for_a_constant_image_and_1_for_the_target_itself():
         ({"psnr": 20.0, "contrast": 0.8, "saturated": 0.01}, None, None),
         ({"psnr": 20.0, "contrast": 0.09, "saturated": 0.0}, None, r"^flat output: spatial contrast 0.090"),
         ({"psnr": 9.0, "contrast": 5.3, "saturated": 0.51}, None, r"^saturated output: 51% of its values"),
-        ({"psnr": 14.9, "contrast": 0.5, "saturated": 0.0}, 21.0,
-         r"^collapsed: PSNR 14.90 dB, more than 6 dB below the 21.00"),
+        (
+            {"psnr": 14.9, "contrast": 0.5, "saturated": 0.0},
+            21.0,
+            r"^collapsed: PSNR 14.90 dB, more than 6 dB below the 21.00",
+        ),
         ({"psnr": 15.1, "contrast": 0.5, "saturated": 0.0}, 21.0, None),  # 5.9 dB below: hard, not collapsed
         ({"psnr": 5.5, "contrast": 0.0, "saturated": 1.0}, 16.3, r"flat output.*; saturated.*; collapsed"),
     ],
@@ -47,10 +50,15 @@ def test_an_absurd_learning_rate_collapses_and_the_run_stops_before_it_is_final(
     the same way)."""
     run = tmp_path / "run"
     config = tiny_config(run, levels=(2,), patch=32, steps=6, validate_every=3, lr=10.0)
-    with pytest.raises(health.TrainingCollapsedError, match=r"level 2 is not a working ISP \(saturated output"):
+    with pytest.raises(
+        health.TrainingCollapsedError, match=r"level 2 is not a working ISP \(saturated output"
+    ):
         train.train(config)
     record = json.loads((run / "level_2" / "level.json").read_text())
-    assert record["problem"].startswith("saturated") and record["validation"]["saturated"] > health.SATURATED_SHARE
+    assert (
+        record["problem"].startswith("saturated")
+        and record["validation"]["saturated"] > health.SATURATED_SHARE
+    )
     notes = records(run, "health", 2)
     assert notes and notes[0]["text"].startswith("saturated output")
     assert not os.path.lexists(run / "final") and not runs.RunDir(run).completed(2)
@@ -62,14 +70,32 @@ def test_a_tiny_pynet_learns_a_non_flat_image_and_passes_the_guard(tmp_path):
     """A few dozen steps at width 2 must lower the loss and give an output with the target's structure: the
     test that would have caught the flat grey quick model."""
     run = tmp_path / "run"
-    train.train(tiny_config(run, levels=(2,), patch=32, steps=40, validate_every=20, lr=2e-3, batch_size=4,
-                            loss="mse=1", validation_batches=2))
+    train.train(
+        tiny_config(
+            run,
+            levels=(2,),
+            patch=32,
+            steps=40,
+            validate_every=20,
+            lr=2e-3,
+            batch_size=4,
+            loss="mse=1",
+            validation_batches=2,
+        )
+    )
     losses = [r["loss"] for r in records(run, "train", 2)]
     assert losses[-1] < 0.7 * losses[0], losses
     record = json.loads((run / "level_2" / "level.json").read_text())
     assert record["problem"] is None and not records(run, "health", 2)
     assert record["validation"]["contrast"] > 2 * health.FLAT_CONTRAST
     model = runs.load_model(run)
-    raw, target = next(iter(make_dataset(parse_source("samples"), "test",
-                                         PipelineOptions(level=2, patch=32, batch_size=2, augment=False))))
+    raw, target = next(
+        iter(
+            make_dataset(
+                parse_source("samples"),
+                "test",
+                PipelineOptions(level=2, patch=32, batch_size=2, augment=False),
+            )
+        )
+    )
     assert health.contrast(tf.clip_by_value(model(raw), 0, 1), target) > 2 * health.FLAT_CONTRAST

@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
-
 from model_fixtures import OFFICIAL as FIXTURE
 from model_fixtures import official_checkpoint, official_table, save_checkpoint
 from model_fixtures import official_fill as fill
+
 from pynet_tf import import_official as importer
 from pynet_tf import runs
-from pynet_tf.data import bayer
 from pynet_tf.architectures import of_model
+from pynet_tf.data import bayer
 from pynet_tf.import_official import OfficialCheckpointError, official_key, official_variables
 from pynet_tf.model import build_pynet
 from pynet_tf.shapes import LEVELS
@@ -48,8 +48,12 @@ def kinds(network: keras.Model, instance_norm_level_1: bool) -> list[tuple[tuple
     for layer_name, weight in official_variables(instance_norm_level_1):
         layer = network.get_layer(layer_name)
         transposed = isinstance(layer, keras.layers.Conv2DTranspose)
-        kind = {"kernel": "tconv_kernel" if transposed else "conv_kernel", "bias": "conv_bias",
-                "shift": "inorm_shift", "scale": "inorm_scale"}[weight]
+        kind = {
+            "kernel": "tconv_kernel" if transposed else "conv_kernel",
+            "bias": "conv_bias",
+            "shift": "inorm_shift",
+            "scale": "inorm_scale",
+        }[weight]
         rows.append((tuple(getattr(layer, weight).shape), kind))
     return rows
 
@@ -106,10 +110,16 @@ def test_the_official_order_derived_from_the_pyramid_matches_the_fixture(table, 
         created = row["created_by"]
         if block := re.fullmatch(r"multi_block\(max=(\d),maps=(\d+),norm=(True|False)\):(\d)x\d", created):
             prefix = conv.name.rsplit("_", 1)[0] + "_"
-            largest = max(layers[name].kernel_size[0] for name in layers
-                          if name.startswith(prefix) and isinstance(layers[name], keras.layers.Conv2D))
+            largest = max(
+                layers[name].kernel_size[0]
+                for name in layers
+                if name.startswith(prefix) and isinstance(layers[name], keras.layers.Conv2D)
+            )
             found = (largest, conv.filters, f"{conv.name}_norm" in layers, conv.kernel_size[0])
-            assert found == (int(block[1]), int(block[2]), block[3] == "True", int(block[4])), (row, layer_name)
+            assert found == (int(block[1]), int(block[2]), block[3] == "True", int(block[4])), (
+                row,
+                layer_name,
+            )
         elif up := re.fullmatch(r"conv_tranpose_layer\((\d+),3,s2\)", created):
             assert isinstance(conv, keras.layers.Conv2DTranspose) and conv.filters == int(up[1]), row
         else:
@@ -130,8 +140,12 @@ def test_every_imported_weight_is_the_checkpoint_value_by_name(imported, table):
     order = official_variables(False)
     index = {position: i for i, position in enumerate(order)}
     for level, model in imported.items():
-        used = [index[layer.name, weight] for layer in model.layers for weight in WEIGHTS
-                if isinstance(getattr(layer, weight, None), tf.Variable)]
+        used = [
+            index[layer.name, weight]
+            for layer in model.layers
+            for weight in WEIGHTS
+            if isinstance(getattr(layer, weight, None), tf.Variable)
+        ]
         assert len(used) == len(set(used)) == len(model.weights), level
         for i in used:
             layer_name, weight = order[i]
@@ -140,8 +154,11 @@ def test_every_imported_weight_is_the_checkpoint_value_by_name(imported, table):
                 canonical = np.empty_like(expected)
                 canonical[:, :, list(bayer.channel_permutation(importer.OFFICIAL_INPUT_ORDER))] = expected
                 expected = canonical
-            np.testing.assert_array_equal(getattr(model.get_layer(layer_name), weight).numpy(), expected,
-                                          f"level {level}: {layer_name}.{weight}")
+            np.testing.assert_array_equal(
+                getattr(model.get_layer(layer_name), weight).numpy(),
+                expected,
+                f"level {level}: {layer_name}.{weight}",
+            )
         if level in USED:
             assert len(used) == USED[level]
 
@@ -153,8 +170,9 @@ def test_the_instance_norm_level_1_variant_is_detected_from_its_501_variables(tm
     assert checkpoint.instance_norm_level_1 and len(checkpoint.values) == 501
     model = importer.level_model(importer.load_network(checkpoint), 1, checkpoint)
     position = official_variables(True).index(("l1_dec3_9x9b_norm", "scale"))
-    np.testing.assert_array_equal(model.get_layer("l1_dec3_9x9b_norm").scale.numpy(),
-                                  values[official_key(position)])
+    np.testing.assert_array_equal(
+        model.get_layer("l1_dec3_9x9b_norm").scale.numpy(), values[official_key(position)]
+    )
 
 
 def test_the_cli_writes_a_run_the_project_loads(official, golden, tmp_path, capsys):
@@ -162,23 +180,42 @@ def test_the_cli_writes_a_run_the_project_loads(official, golden, tmp_path, caps
     run = tmp_path / "runs" / "official"
     assert importer.main([str(official.parent), "--out", str(run), "--level", "5"]) == 0  # CKPT as its folder
     assert os.readlink(run / "final") == "level_5" and sorted(p.name for p in run.iterdir()) == [
-        "config.json", "final", "level_5"]
+        "config.json",
+        "final",
+        "level_5",
+    ]
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["official"]  # no temporary left
     record = runs.level_record(run)
-    expected = {"level": 5, "arch": "pynet", "base_filters": 32, "instance_norm": True, "instance_norm_level_1": False}
+    expected = {
+        "level": 5,
+        "arch": "pynet",
+        "base_filters": 32,
+        "instance_norm": True,
+        "instance_norm_level_1": False,
+    }
     assert {key: record[key] for key in expected} == expected
     files = [Path(f"{official}.index"), Path(f"{official}.data-00000-of-00001")]
     assert record["imported"]["checkpoint"] == str(official) and record["imported"]["sha256"] == {
-        file.name: hashlib.sha256(file.read_bytes()).hexdigest() for file in files}
+        file.name: hashlib.sha256(file.read_bytes()).hexdigest() for file in files
+    }
     config = json.loads((run / "config.json").read_text())["config"]
-    assert (config["base_filters"], config["instance_norm"], config["instance_norm_level_1"]) == (32, True, False)
+    assert (config["base_filters"], config["instance_norm"], config["instance_norm_level_1"]) == (
+        32,
+        True,
+        False,
+    )
 
     model = runs.load_model(run)  # final -> level_5/model.keras
-    assert runs.RunDir(run).completed(5) and runs.model_level(model) == 5 and of_model(run, model).name == "pynet"
+    assert (
+        runs.RunDir(run).completed(5)
+        and runs.model_level(model) == 5
+        and of_model(run, model).name == "pynet"
+    )
     np.testing.assert_allclose(model(golden["canonical"]).numpy(), golden["out_level_5"], atol=GOLDEN_ATOL)
     serve = tf.saved_model.load(str(run / "level_5" / "saved_model")).signatures["serving_default"]
-    np.testing.assert_allclose(serve(raw=tf.constant(golden["canonical"]))["rgb"].numpy(), golden["out_level_5"],
-                               atol=GOLDEN_ATOL)
+    np.testing.assert_allclose(
+        serve(raw=tf.constant(golden["canonical"]))["rgb"].numpy(), golden["out_level_5"], atol=GOLDEN_ATOL
+    )
 
     capsys.readouterr()
     assert importer.main([str(official), "--out", str(run)]) == 2
@@ -238,14 +275,18 @@ def _corrupt(official, folder):
 
 def _holding(name: str, keys) -> Callable[[Path, Path], Path]:
     """A maker of a checkpoint ``name`` holding ``keys`` (a zero each): enough for the checks of its keys."""
-    return lambda official, folder: save_checkpoint(folder / name, {key: np.zeros(1, np.float32) for key in keys})
+    return lambda official, folder: save_checkpoint(
+        folder / name, {key: np.zeros(1, np.float32) for key in keys}
+    )
 
 
 def _other_width(official, folder):
     """A checkpoint of the official graph at width 4: every key there, the shapes of another network."""
     network = build_pynet(0, base_filters=4, all_outputs=True)
-    return save_checkpoint(folder / "w4.ckpt", {official_key(i): np.zeros(shape, np.float32)
-                                                for i, (shape, _) in enumerate(kinds(network, False))})
+    return save_checkpoint(
+        folder / "w4.ckpt",
+        {official_key(i): np.zeros(shape, np.float32) for i, (shape, _) in enumerate(kinds(network, False))},
+    )
 
 
 def _two_checkpoints(official, folder):
@@ -273,16 +314,29 @@ BAD_INPUT = {
     "two checkpoints": (_two_checkpoints, r"found a\.ckpt\.index, b\.ckpt\.index"),
     "truncated data file": (_truncated, DATA),
     "corrupt data file": (_corrupt, DATA + r".*(?i:checksum)"),
-    "missing key": (_holding("m.ckpt", [official_key(i) for i in range(437) if i != 17]),
-                    r"m\.ckpt\.index: key generator/Variable_17 is missing"),
-    "more variables": (_holding("m.ckpt", [official_key(i) for i in range(502)]),
-                       r"m\.ckpt\.index: has generator/Variable_501, but the official PyNET has 437 or 501"),
-    "another width": (_other_width, r"w4\.ckpt\.index: generator/Variable has shape \[3, 3, 4, 4\], but the "
-                                    r"official PyNET \(width 32\) has \[3, 3, 4, 32\] there \(l1_enc_3x3a/kernel"),
-    "another network": (_holding("vgg.ckpt", ["conv1/weights", "conv1/biases"]),
-                        r"vgg\.ckpt\.index: not a checkpoint of the official PyNET.*has conv1/biases, conv1/"),
-    "Adam slots only": (_holding("adam.ckpt", ["generator/Variable/Adam", "generator/Variable/Adam_1", "beta1"]),
-                        r"adam\.ckpt\.index: holds only Adam optimizer slots \(e\.g\. generator/Variable/Adam\)"),
+    "missing key": (
+        _holding("m.ckpt", [official_key(i) for i in range(437) if i != 17]),
+        r"m\.ckpt\.index: key generator/Variable_17 is missing",
+    ),
+    "more variables": (
+        _holding("m.ckpt", [official_key(i) for i in range(502)]),
+        r"m\.ckpt\.index: has generator/Variable_501, but the official PyNET has 437 or 501",
+    ),
+    "another width": (
+        _other_width,
+        (
+            r"w4\.ckpt\.index: generator/Variable has shape \[3, 3, 4, 4\], but the "
+            r"official PyNET \(width 32\) has \[3, 3, 4, 32\] there \(l1_enc_3x3a/kernel"
+        ),
+    ),
+    "another network": (
+        _holding("vgg.ckpt", ["conv1/weights", "conv1/biases"]),
+        r"vgg\.ckpt\.index: not a checkpoint of the official PyNET.*has conv1/biases, conv1/",
+    ),
+    "Adam slots only": (
+        _holding("adam.ckpt", ["generator/Variable/Adam", "generator/Variable/Adam_1", "beta1"]),
+        r"adam\.ckpt\.index: holds only Adam optimizer slots \(e\.g\. generator/Variable/Adam\)",
+    ),
 }
 
 

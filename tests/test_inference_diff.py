@@ -57,10 +57,14 @@ def test_text_proto_of_the_readme_example():
         "test_avg_ms": 35.2413,
         "test_std_ms": None,
         "outputs": [
-            {"index": 0, "mean_abs": 1.9980019424110651e-05, "std_over_runs": 0.00013986013,
-             "worst_run_mean_abs": 0.000999001},
+            {
+                "index": 0,
+                "mean_abs": 1.9980019424110651e-05,
+                "std_over_runs": 0.00013986013,
+                "worst_run_mean_abs": 0.000999001,
+            },
         ],
-    }  # fmt: skip
+    }
     assert inference_diff.parse_log(README_EXAMPLE) is None
 
 
@@ -89,11 +93,14 @@ def test_a_failed_run_has_no_metrics_and_says_why():
     assert inference_diff.failure_message("", 0) == "inference_diff no metrics in its output"
 
 
-@pytest.mark.parametrize("delegate, expected", [
-    ("cpu", []),
-    ("gpu", ["--delegate=gpu", "--gpu_precision_loss_allowed=false"]),
-    ("external", ["--external_delegate_path=/v.so", "--external_delegate_options=a:b"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "delegate, expected",
+    [
+        ("cpu", []),
+        ("gpu", ["--delegate=gpu", "--gpu_precision_loss_allowed=false"]),
+        ("external", ["--external_delegate_path=/v.so", "--external_delegate_options=a:b"]),
+    ],
+)
 def test_argv_per_delegate(delegate, expected):
     """The tool gets the delegate's own --extra-args flags only: benchmark_model's others are not its own."""
     extra = [
@@ -105,6 +112,10 @@ def test_argv_per_delegate(delegate, expected):
     own = extra_args_for(delegate, extra, shared=False)
     argv = inference_diff.argv("/d/inference_diff", "/d/m.tflite", delegate, 4, 7, "/d/out.pb", own)
     assert argv == [
-        "/d/inference_diff", "--model_file=/d/m.tflite", "--output_file_path=/d/out.pb", "--num_runs=7",
-        "--num_interpreter_threads=4", *expected,
-    ]  # fmt: skip
+        "/d/inference_diff",
+        "--model_file=/d/m.tflite",
+        "--output_file_path=/d/out.pb",
+        "--num_runs=7",
+        "--num_interpreter_threads=4",
+        *expected,
+    ]

@@ -22,7 +22,9 @@ def test_smoothstep_and_its_inverse_undo_each_other():
     np.testing.assert_allclose(isp.smoothstep(isp.inverse_smoothstep(x)), x, atol=CURVE_TOLERANCE)
     # smoothstep is flat at 0 and 1, so its inverse multiplies rounding errors there: check it inside
     inside = x[(x > 0.01) & (x < 0.99)]
-    np.testing.assert_allclose(isp.inverse_smoothstep(isp.smoothstep(inside)), inside, atol=10 * CURVE_TOLERANCE)
+    np.testing.assert_allclose(
+        isp.inverse_smoothstep(isp.smoothstep(inside)), inside, atol=10 * CURVE_TOLERANCE
+    )
     np.testing.assert_allclose(isp.smoothstep(x), 3 * x**2 - 2 * x**3, atol=CURVE_TOLERANCE)
 
 

@@ -62,7 +62,9 @@ GRADIENT_RTOL = 2e-5
 def _reference_and_fast_gradients(shape, kernel_size, channels_out, jit):
     rng = np.random.default_rng(kernel_size)
     x = tf.constant(rng.normal(size=shape).astype(np.float32))
-    kernel = tf.constant(rng.normal(size=(kernel_size, kernel_size, shape[-1], channels_out)).astype(np.float32))
+    kernel = tf.constant(
+        rng.normal(size=(kernel_size, kernel_size, shape[-1], channels_out)).astype(np.float32)
+    )
     weights = tf.constant(rng.normal(size=(*shape[:3], channels_out)).astype(np.float32))
 
     def gradients(conv):
@@ -105,8 +107,15 @@ def test_same_conv2d_layer_is_keras_conv2d_forward_and_round_trips(tmp_path):
     np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
 
 
-@pytest.mark.parametrize("arguments", [dict(kernel_size=4), dict(kernel_size=3, strides=2),
-                                       dict(kernel_size=3, padding="valid"), dict(kernel_size=(3, 5))])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"kernel_size": 4},
+        {"kernel_size": 3, "strides": 2},
+        {"kernel_size": 3, "padding": "valid"},
+        {"kernel_size": (3, 5)},
+    ],
+)
 def test_same_conv2d_refuses_what_its_gradient_does_not_cover(arguments):
     with pytest.raises(ValueError, match="SameConv2D .*odd square kernel"):
         SameConv2D(4, **arguments)

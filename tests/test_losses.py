@@ -80,16 +80,23 @@ def test_mse_and_lab_l1_match_numpy_and_scikit_image():
     np.testing.assert_allclose(
         terms["mse"], np.mean((prediction.astype(np.float64) - target) ** 2), rtol=FLOAT32_RTOL
     )
-    lab_l1 = np.mean(np.abs(skimage.color.rgb2lab(prediction) - skimage.color.rgb2lab(target))) / losses.LAB_SCALE
+    lab_l1 = (
+        np.mean(np.abs(skimage.color.rgb2lab(prediction) - skimage.color.rgb2lab(target))) / losses.LAB_SCALE
+    )
     np.testing.assert_allclose(terms["lab_l1"], lab_l1, atol=LAB_L1_TOLERANCE)
 
 
 def test_ssim_terms_are_one_minus_the_metrics():
     target, prediction = correlated_pair()
     _, terms = losses.Loss({"ssim": 1.0, "ms_ssim": 1.0})(target, prediction)
-    np.testing.assert_allclose(terms["ssim"], 1 - np.mean(metrics.ssim(target, prediction)), atol=ONE_MINUS_ATOL)
+    np.testing.assert_allclose(
+        terms["ssim"], 1 - np.mean(metrics.ssim(target, prediction)), atol=ONE_MINUS_ATOL
+    )
     reference = tf.image.ssim_multiscale(
-        target, prediction, 1.0, power_factors=metrics.ms_ssim_power_factors(metrics.ms_ssim_scales(SIDE, SIDE))
+        target,
+        prediction,
+        1.0,
+        power_factors=metrics.ms_ssim_power_factors(metrics.ms_ssim_scales(SIDE, SIDE)),
     )
     np.testing.assert_allclose(terms["ms_ssim"], 1 - np.mean(reference), atol=ONE_MINUS_ATOL)
 

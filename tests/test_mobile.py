@@ -107,8 +107,15 @@ def _fitted(width: int, steps: int) -> keras.Model:
     activation ranges (random or informative weights drive tanh deep into saturation, which int8 cannot
     follow: informative width 4 measured 25.4 dB versus float)."""
     keras.utils.set_random_seed(1234)
-    return fit(build_mobile(width), lambda target, output: tf.reduce_mean(tf.abs(output - target)), level=0,
-               patch=SHAPE[0], batch_size=FIT_BATCH, steps=steps, lr=FIT_LR)
+    return fit(
+        build_mobile(width),
+        lambda target, output: tf.reduce_mean(tf.abs(output - target)),
+        level=0,
+        patch=SHAPE[0],
+        batch_size=FIT_BATCH,
+        steps=steps,
+        lr=FIT_LR,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +124,12 @@ def converted():
     model = _fitted(FIT_WIDTH, FIT_STEPS)
     calibration = default_calibration(SHAPE, num=8)
     settings = ExportSettings(input_shape=SHAPE, calibration=calibration)
-    return {"model": model, "float32": convert_float32(model, settings),
-            "int8": convert_int8(model, settings), "held_out": fidelity.held_out(model, SHAPE)}
+    return {
+        "model": model,
+        "float32": convert_float32(model, settings),
+        "int8": convert_int8(model, settings),
+        "held_out": fidelity.held_out(model, SHAPE),
+    }
 
 
 def test_int8_is_full_integer_and_close_to_the_float_model(converted):

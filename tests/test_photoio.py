@@ -35,7 +35,9 @@ def test_8_bit_files_scale_to_the_same_values(tmp_path, suffix):
 
 def test_grey_becomes_rgb_and_alpha_is_dropped(tmp_path):
     Image.fromarray(RGB8[..., 0]).save(tmp_path / "grey.png")
-    np.testing.assert_allclose(read_photo(tmp_path / "grey.png"), np.repeat(RGB8[..., :1] / 255, 3, -1), atol=1e-7)
+    np.testing.assert_allclose(
+        read_photo(tmp_path / "grey.png"), np.repeat(RGB8[..., :1] / 255, 3, -1), atol=1e-7
+    )
     rgba = np.concatenate([RGB8, np.zeros_like(RGB8[..., :1])], axis=-1)
     Image.fromarray(rgba).save(tmp_path / "rgba.png")
     np.testing.assert_allclose(read_photo(tmp_path / "rgba.png"), RGB8 / 255, atol=1e-7)

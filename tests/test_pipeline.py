@@ -86,7 +86,9 @@ def test_bad_pair_stops_with_its_name_or_is_skipped(zrr_root, tmp_path, caplog):
 
 def test_patch_larger_than_the_photos_is_named(zrr_root):
     options = PipelineOptions(level=0, patch=32, batch_size=1, seed=0)  # augmenting needs 33 packed pixels
-    with pytest.raises(tf.errors.OpError, match=r"example .0. .* smaller than --patch 32 needs \(33 packed pixels\)"):
+    with pytest.raises(
+        tf.errors.OpError, match=r"example .0. .* smaller than --patch 32 needs \(33 packed pixels\)"
+    ):
         _first(make_dataset(parse_source(f"zrr:{zrr_root}"), "train", options))
 
 

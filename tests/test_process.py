@@ -98,7 +98,9 @@ def _expected(model_file, packed, **tiling) -> np.ndarray:
     return run_tiled(loaded.function, packed, scale=2, **tiling)
 
 
-def test_processes_a_camera_raw_and_a_zrr_png_at_twice_the_packed_size(model_file, kdc, zrr_png, tmp_path, capsys):
+def test_processes_a_camera_raw_and_a_zrr_png_at_twice_the_packed_size(
+    model_file, kdc, zrr_png, tmp_path, capsys
+):
     out = tmp_path / "out"
     code, stdout, _ = _run(capsys, kdc, zrr_png, "-o", out, "--model", model_file, *TILING, "--no-progress")
     assert code == 0
@@ -142,15 +144,28 @@ def test_sixteen_bit_png_round_trips(model_file, zrr_png, tmp_path, capsys):
     code, _, _ = _run(capsys, zrr_png, "-o", out, "--model", model_file, "--bits", "16", "--no-progress")
     assert code == 0
     decoded = tf.io.decode_png(tf.io.read_file(str(out / "1234.png")), dtype=tf.uint16).numpy()
-    expected = _expected(model_file, read_zrr_raw(zrr_png), tile=proc.DEFAULT_TILE, overlap=proc.DEFAULT_OVERLAP)
+    expected = _expected(
+        model_file, read_zrr_raw(zrr_png), tile=proc.DEFAULT_TILE, overlap=proc.DEFAULT_OVERLAP
+    )
     np.testing.assert_array_equal(decoded, np.rint(np.clip(expected, 0, 1) * 65535).astype(np.uint16))
     assert len(np.unique(decoded)) > 256  # more levels than 8 bits hold
 
 
 def test_jpeg_output(model_file, zrr_png, tmp_path, capsys):
     out = tmp_path / "out"
-    code, _, _ = _run(capsys, zrr_png, "-o", out, "--model", model_file, "--format", "jpg", "--quality", "90",
-                      "--no-progress")
+    code, _, _ = _run(
+        capsys,
+        zrr_png,
+        "-o",
+        out,
+        "--model",
+        model_file,
+        "--format",
+        "jpg",
+        "--quality",
+        "90",
+        "--no-progress",
+    )
     assert code == 0
     with Image.open(out / "1234.jpg") as image:
         assert (image.format, image.size) == ("JPEG", (112, 80))
@@ -185,8 +200,9 @@ def test_missing_and_corrupt_inputs_are_one_line_each_and_the_others_are_written
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(eight_bit)
     out = tmp_path / "out"
     missing = tmp_path / "nope.NEF"
-    code, stdout, err = _run(capsys, missing, zrr_png, corrupt, eight_bit, "-o", out, "--model", model_file,
-                             "--no-progress")
+    code, stdout, err = _run(
+        capsys, missing, zrr_png, corrupt, eight_bit, "-o", out, "--model", model_file, "--no-progress"
+    )
     assert code == 2
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 3
@@ -239,9 +255,21 @@ def test_an_interrupt_leaves_only_whole_files(model_file, kdc, zrr_png, tmp_path
 def test_command_line_errors_exit_2_without_a_traceback(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(
-        [sys.executable, "-m", "pynet_tf.process", str(tmp_path / "x.dng"), "-o", str(tmp_path / "out"),
-         "--model", str(tmp_path / "missing.keras")],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pynet_tf.process",
+            str(tmp_path / "x.dng"),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            str(tmp_path / "missing.keras"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: --model ")

@@ -86,8 +86,11 @@ def test_custom_loop_reaches_the_target_at_end_step():
         grads = tape.gradient(loss, pruned.trainable_variables)
         optimizer.apply_gradients(zip(grads, pruned.trainable_variables))
 
-    norms = {layer.name: [w.numpy() for w in layer.weights]
-             for layer in pruned.layers if isinstance(layer, InstanceNorm)}  # fmt: skip
+    norms = {
+        layer.name: [w.numpy() for w in layer.weights]
+        for layer in pruned.layers
+        if isinstance(layer, InstanceNorm)
+    }
     overall = []
     for index in range(END_STEP + 2):
         step(int(optimizer.iterations.numpy()))
@@ -127,8 +130,9 @@ def test_one_shot_pruning_and_schedule_errors(dense):
         pruning.prunable(dense, sparsity=0.5, begin_step=0, end_step=0, frequency=1)
     inputs = keras.Input((8, 8, 4))
     with pytest.raises(ValueError, match="no layer that can be pruned"):
-        pruning.prunable(keras.Model(inputs, InstanceNorm()(inputs)), sparsity=0.5, begin_step=0, end_step=2,
-                         frequency=1)  # fmt: skip
+        pruning.prunable(
+            keras.Model(inputs, InstanceNorm()(inputs)), sparsity=0.5, begin_step=0, end_step=2, frequency=1
+        )
     with pytest.raises(ValueError, match="wrap it with prunable"):
         pruning.PruningStep(dense)
 

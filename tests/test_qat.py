@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
+from model_fixtures import fit
 
 from calibration.build import default_calibration
 from export import fidelity, qat
@@ -29,7 +30,6 @@ from pynet_tf.layers import InputShapeCheck, InstanceNorm, SameConv2D, ScaledTan
 from pynet_tf.losses import Loss
 from pynet_tf.mobile import build_mobile
 from pynet_tf.model import build_pynet
-from model_fixtures import fit
 
 SHAPE = (64, 64)
 FIT_STEPS = 60
@@ -68,8 +68,9 @@ def mini_model() -> keras.Model:
     x = keras.layers.Conv2D(3, 3, padding="same", name="conv_b")(x)
     model = keras.Model(inputs, ScaledTanh(name="out")(x))
     rng = np.random.default_rng(3)  # a scale and shift other than 1 and 0, which the converter would fold
-    model.get_layer("norm").set_weights([rng.uniform(0.5, 1.5, 4).astype(np.float32),
-                                         rng.uniform(-0.3, 0.3, 4).astype(np.float32)])
+    model.get_layer("norm").set_weights(
+        [rng.uniform(0.5, 1.5, 4).astype(np.float32), rng.uniform(-0.3, 0.3, 4).astype(np.float32)]
+    )
     return model
 
 
@@ -101,8 +102,10 @@ def test_qat_layers_compute_the_float_layers():
 
 def test_every_activation_range_is_the_float_tensors_min_max(mini):
     model, qat_model, inputs, count = mini
-    ranges = {(r.layer, r.tensor): (float(r.min_var.numpy()), float(r.max_var.numpy()))
-              for r in qat._activation_ranges(qat_model)}
+    ranges = {
+        (r.layer, r.tensor): (float(r.min_var.numpy()), float(r.max_var.numpy()))
+        for r in qat._activation_ranges(qat_model)
+    }
     hooks = {("norm", hook) for hook in qat.QATInstanceNorm.HOOKS}
     outputs = {(name, "output") for name in ("conv_a", "norm", "act", "conv_b", "out")}
     assert set(ranges) == hooks | outputs | {("out", "scaled")}
@@ -112,8 +115,9 @@ def test_every_activation_range_is_the_float_tensors_min_max(mini):
     variance = conv_a.var(axis=(1, 2)) + model.get_layer("norm").epsilon
     np.testing.assert_allclose(ranges[("norm", "variance_eps")], (0.0, variance.max()), rtol=1e-5)
     conv_b = keras.Model(model.input, model.get_layer("conv_b").output)(inputs).numpy()
-    np.testing.assert_allclose(ranges[("conv_b", "output")], (min(conv_b.min(), 0), max(conv_b.max(), 0)),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        ranges[("conv_b", "output")], (min(conv_b.min(), 0), max(conv_b.max(), 0)), rtol=1e-6
+    )
 
 
 def test_concatenate_keeps_its_inputs_in_order():
@@ -129,9 +133,11 @@ def test_concatenate_keeps_its_inputs_in_order():
     config = {layer["name"]: layer for layer in qat.quantize_model(model).get_config()["layers"]}
     assert [node[0] for node in config["quant_join"]["inbound_nodes"][0]] == ["quant_inner", "quant_up_act"]
     # tfmot alone swaps them (tensorflow/model-optimization#1179), and quantize_model says so
-    with mock.patch.object(qat, "_inputs_kept_in_order", contextlib.nullcontext):
-        with pytest.raises(qat.QATError, match="wired differently from the float model at join"):
-            qat.quantize_model(model)
+    with (
+        mock.patch.object(qat, "_inputs_kept_in_order", contextlib.nullcontext),
+        pytest.raises(qat.QATError, match="wired differently from the float model at join"),
+    ):
+        qat.quantize_model(model)
 
 
 def test_int8_file_is_the_fake_quant_model(mini):
@@ -140,18 +146,30 @@ def test_int8_file_is_the_fake_quant_model(mini):
     info = describe(content, quantized=True)
     assert info["float_tensors"] == [] and info["unquantized_ops"] == []
     assert {"CONV_2D", "MEAN", "SUB", "ADD", "RSQRT", "MUL", "LEAKY_RELU", "TANH"} <= set(info["ops"])
-    assert "SQUARED_DIFFERENCE" not in info["ops"]  # the norm squares with MUL (NNAPI has no SQUARED_DIFFERENCE)
+    assert (
+        "SQUARED_DIFFERENCE" not in info["ops"]
+    )  # the norm squares with MUL (NNAPI has no SQUARED_DIFFERENCE)
     output = info["outputs"][0]
     assert output["dtype"] == "uint8"
     # the ranges reach the file: the output's is the calibrated one, TANH's is TFLite's fixed 1/128
-    low, high = next((r.min_var.numpy(), r.max_var.numpy()) for r in qat._activation_ranges(qat_model)
-                     if (r.layer, r.tensor) == ("out", "output"))
+    low, high = next(
+        (r.min_var.numpy(), r.max_var.numpy())
+        for r in qat._activation_ranges(qat_model)
+        if (r.layer, r.tensor) == ("out", "output")
+    )
     assert output["quantization"]["scale"] == pytest.approx((high - low) / 255, rel=1e-5)
     tanh = [t for t in Interpreter(model_content=content).get_tensor_details() if t["name"].endswith("/Tanh")]
     assert [t["quantization"] for t in tanh] == [(1 / 128, 0)]
     runner = fidelity.TFLiteRunner(content)
-    lsb = np.stack([np.abs(runner(image) - qat_model(image[np.newaxis], training=False)[0].numpy())
-                    for image in inputs]) / output["quantization"]["scale"]
+    lsb = (
+        np.stack(
+            [
+                np.abs(runner(image) - qat_model(image[np.newaxis], training=False)[0].numpy())
+                for image in inputs
+            ]
+        )
+        / output["quantization"]["scale"]
+    )
     assert lsb.max() <= MINI_MAX_LSB + 1e-3 and lsb.mean() <= MINI_MEAN_LSB
 
 
@@ -178,11 +196,14 @@ def test_fine_tuning_takes_the_runs_loss_and_checks_its_flags(tmp_path):
     tuning = qat.fine_tuning(folder, 5, patch=64, steps=7, targets="ground-truth")
     assert (tuning.loss, tuning.lab_alpha, tuning.steps, tuning.distill) == (LOSS, 0.7, 7, False)
     assert tuning.record()["targets"] == "ground-truth" and tuning.record()["vgg"] is None
-    for flags, message in [({"steps": -1}, "--qat-steps must be >= 0"), ({"lr": 0.0}, "--qat-lr must be > 0"),
-                           ({"batch": 0}, "--qat-batch must be >= 1"),
-                           ({"targets": "distil"}, "did you mean 'distill'"),
-                           ({"loss": "mse=x"}, "--qat-loss"),
-                           ({"patch": 16, "loss": "ssim=1"}, "level 5 at --qat-patch 16 gives 1x1")]:
+    for flags, message in [
+        ({"steps": -1}, "--qat-steps must be >= 0"),
+        ({"lr": 0.0}, "--qat-lr must be > 0"),
+        ({"batch": 0}, "--qat-batch must be >= 1"),
+        ({"targets": "distil"}, "did you mean 'distill'"),
+        ({"loss": "mse=x"}, "--qat-loss"),
+        ({"patch": 16, "loss": "ssim=1"}, "level 5 at --qat-patch 16 gives 1x1"),
+    ]:
         with pytest.raises(qat.QATError, match=message):
             qat.fine_tuning(folder, 5, **({"patch": 64} | flags))
     (folder / "level.json").write_text(json.dumps({"loss": {"vgg": 1.0}, "config": {}}))
@@ -192,8 +213,11 @@ def test_fine_tuning_takes_the_runs_loss_and_checks_its_flags(tmp_path):
 
 def test_a_patch_larger_than_the_data_is_one_clear_error():
     model = build_pynet(5, base_filters=2)
-    with pytest.raises(qat.QATError, match=r"--qat-patch 1024: no training crops from 'samples': example .* "
-                                           r"is smaller than --patch 1024 needs"):
+    with pytest.raises(
+        qat.QATError,
+        match=r"--qat-patch 1024: no training crops from 'samples': example .* "
+        r"is smaller than --patch 1024 needs",
+    ):
         qat.finetune(model, qat.FineTuning({"mse": 1.0}, steps=1, patch=1024), progress=False)
 
 
@@ -209,7 +233,9 @@ def test_the_mobile_isp_quantizes_for_qat_as_ptq_does():
     qat_model, losses = qat.finetune(model, tuning, progress=False)
     content = qat.convert_qat(qat_model, (1, *SHAPE, 4))
     assert losses == [] and {op["op"] for op in describe(content, quantized=True)["unquantized_ops"]} == {
-        "QUANTIZE", "DEQUANTIZE"}
+        "QUANTIZE",
+        "DEQUANTIZE",
+    }
     items = fidelity.held_out(model, SHAPE)
     ptq = as_conversion(convert_int8(model, ExportSettings(SHAPE, calibration=default_calibration(SHAPE))))
     qat_psnr = fidelity.measure(content, items)["vs_float"]["psnr"]
@@ -227,8 +253,15 @@ def fitted() -> keras.Model:
     keras.utils.set_random_seed(0)
     model = build_pynet(5, base_filters=2)
     objective = Loss(LOSS)
-    return fit(model, lambda target, output: objective(target, output)[0], level=5, patch=SHAPE[0],
-               batch_size=8, steps=FIT_STEPS, seed=1)
+    return fit(
+        model,
+        lambda target, output: objective(target, output)[0],
+        level=5,
+        patch=SHAPE[0],
+        batch_size=8,
+        steps=FIT_STEPS,
+        seed=1,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -239,8 +272,13 @@ def pipeline(fitted) -> dict:
     content = qat.convert_qat(qat_model, (1, *SHAPE, 4))
     settings = ExportSettings(input_shape=SHAPE, calibration=default_calibration(SHAPE))
     ptq = as_conversion(convert_int8(fitted, settings))
-    return {"qat_model": qat_model, "items": items, "content": content,
-            "qat": fidelity.measure(content, items), "ptq": fidelity.measure(ptq.content, items)}
+    return {
+        "qat_model": qat_model,
+        "items": items,
+        "content": content,
+        "qat": fidelity.measure(content, items),
+        "ptq": fidelity.measure(ptq.content, items),
+    }
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -275,9 +313,11 @@ def test_qat_file_is_full_integer_and_runs_in_litert(pipeline):
 
 def test_qat_int8_is_as_near_the_float_model_as_ptq_int8(pipeline):
     qat_psnr, ptq_psnr = pipeline["qat"]["vs_float"]["psnr"], pipeline["ptq"]["vs_float"]["psnr"]
-    print(f"int8 vs float: QAT {qat_psnr:.2f} dB, PTQ {ptq_psnr:.2f} dB; vs ground truth: QAT "
-          f"{pipeline['qat']['vs_ground_truth']['delta_psnr']:+.3f} dB, PTQ "
-          f"{pipeline['ptq']['vs_ground_truth']['delta_psnr']:+.3f} dB (file - float)")
+    print(
+        f"int8 vs float: QAT {qat_psnr:.2f} dB, PTQ {ptq_psnr:.2f} dB; vs ground truth: QAT "
+        f"{pipeline['qat']['vs_ground_truth']['delta_psnr']:+.3f} dB, PTQ "
+        f"{pipeline['ptq']['vs_ground_truth']['delta_psnr']:+.3f} dB (file - float)"
+    )
     assert qat_psnr >= ptq_psnr - QAT_BELOW_PTQ_MAX_DB
 
 
@@ -288,8 +328,9 @@ def test_qat_steps_lower_the_loss_they_train_on(fitted, pipeline):
     raw, target = next(iter(make_dataset(parse_source("samples"), "train", options)))
     objective = Loss(LOSS)
     before = float(objective(target, qat_model(raw, training=False))[0])
-    losses = qat.train(qat_model, fitted, [(raw, target)] * STEPS, objective=objective, lr=1e-4,
-                       progress=False)
+    losses = qat.train(
+        qat_model, fitted, [(raw, target)] * STEPS, objective=objective, lr=1e-4, progress=False
+    )
     after = float(objective(target, qat_model(raw, training=False))[0])
     print(f"QAT loss on the batch it trains on: {before:.3f} -> {after:.3f} (steps: {losses})")
     assert len(losses) == STEPS and after <= STEP_LOSS_RATIO * before

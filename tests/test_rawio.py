@@ -113,8 +113,13 @@ def test_non_bayer_dng_is_refused(tmp_path, name, cfa, repeat):
 
 def test_linear_dng_is_refused(tmp_path):
     path = tmp_path / "linear.dng"
-    tifffile.imwrite(path, np.zeros((64, 96, 3), np.uint16), photometric=34892, subfiletype=0,
-                     extratags=[(50706, 1, 4, (1, 4, 0, 0), True), (50708, 2, 0, "pynet-tf test", True)])
+    tifffile.imwrite(
+        path,
+        np.zeros((64, 96, 3), np.uint16),
+        photometric=34892,
+        subfiletype=0,
+        extratags=[(50706, 1, 4, (1, 4, 0, 0), True), (50708, 2, 0, "pynet-tf test", True)],
+    )
     with pytest.raises(RawReadError, match=r"not a 2x2 Bayer sensor \(CFA pattern none"):
         read_raw(path)
 

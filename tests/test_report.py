@@ -44,8 +44,13 @@ def bench(tmp_path_factory) -> dict:
     keras.utils.set_random_seed(0)
     informative(build_pynet(4, base_filters=2)).save(folder / "model.keras")
     build_calibration("samples", 8, SHAPE, candidates=16).save(folder / "calibration.npz")
-    exported = export_model(folder / "model.keras", FORMATS, out=folder / "exported", input_shape=SHAPE,
-                            calibration=folder / "calibration.npz")  # fmt: skip
+    exported = export_model(
+        folder / "model.keras",
+        FORMATS,
+        out=folder / "exported",
+        input_shape=SHAPE,
+        calibration=folder / "calibration.npz",
+    )
     assert [result.status for result in exported] == [STATUS_OK] * len(FORMATS), [r.message for r in exported]
     flags = ["--delegates", "cpu,xnnpack", "--threads", "1", "--warmup", "1", "--runs", "5"]
     results = folder / "results"
@@ -68,8 +73,12 @@ def made(bench, microisp, tmp_path_factory) -> dict:
     """The report of both, through the CLI (crops included)."""
     out = tmp_path_factory.mktemp("made") / "report"
     assert report.main([str(bench["results"]), str(microisp), "-o", str(out)]) == 0
-    return {"out": out, "json": json.loads((out / "report.json").read_text()),
-            "md": (out / "report.md").read_text(), "html": (out / "report.html").read_text()}  # fmt: skip
+    return {
+        "out": out,
+        "json": json.loads((out / "report.json").read_text()),
+        "md": (out / "report.md").read_text(),
+        "html": (out / "report.html").read_text(),
+    }
 
 
 def results_rows(folder: Path) -> list[dict]:
@@ -101,15 +110,27 @@ def test_rows_match_the_results_and_the_sidecars(made, bench, microisp):
         source = by_key[(row["path"], row["delegate"], row["threads"])]
         timings, memory = source["timings"], source["memory"]
         percentiles = timings["percentiles_ms"]
-        expected = {"init_ms": timings["init_ms"], "mean_ms": timings["inference_avg_ms"],
-                    "median_ms": percentiles["p50"], "p95_ms": percentiles["p95"],
-                    "std_ms": timings["inference_std_ms"], "peak_mb": memory["peak_mb"],
-                    "growth_mb": memory["overall_mb"],
-                    "size_mb": source["model"]["size_mb"], "status": source["status"]}  # fmt: skip
+        expected = {
+            "init_ms": timings["init_ms"],
+            "mean_ms": timings["inference_avg_ms"],
+            "median_ms": percentiles["p50"],
+            "p95_ms": percentiles["p95"],
+            "std_ms": timings["inference_std_ms"],
+            "peak_mb": memory["peak_mb"],
+            "growth_mb": memory["overall_mb"],
+            "size_mb": source["model"]["size_mb"],
+            "status": source["status"],
+        }
         assert {key: row[key] for key in expected} == expected
         cells = dict(zip(headers, md_row(made["md"], row["id"])))
-        for header, key in (("init ms", "init_ms"), ("mean ms", "mean_ms"), ("median ms", "median_ms"),
-                            ("p95 ms", "p95_ms"), ("peak MB", "peak_mb"), ("MB", "size_mb")):  # fmt: skip
+        for header, key in (
+            ("init ms", "init_ms"),
+            ("mean ms", "mean_ms"),
+            ("median ms", "median_ms"),
+            ("p95 ms", "p95_ms"),
+            ("peak MB", "peak_mb"),
+            ("MB", "size_mb"),
+        ):
             assert shown(cells[header], expected[key]), (header, cells[header], expected[key])
         assert cells["file"] == row["file"] and cells["threads"] == str(row["threads"])
         side = bench["sidecars"].get(row["file"])
@@ -117,11 +138,24 @@ def test_rows_match_the_results_and_the_sidecars(made, bench, microisp):
             assert row["file"] == MICROISP.name
             assert (row["precision"], row["precision_from"]) == ("float32", "tensor types")
             assert (row["input_shape"], row["output_shape"]) == ("1500x2000", "3000x4000")
-            accuracy = ("psnr_vs_float", "ssim_vs_float", "ms_ssim_vs_float", "psnr_vs_gt", "ssim_vs_gt",
-                        "ms_ssim_vs_gt", "speedup_vs_fp32")
+            accuracy = (
+                "psnr_vs_float",
+                "ssim_vs_float",
+                "ms_ssim_vs_float",
+                "psnr_vs_gt",
+                "ssim_vs_gt",
+                "ms_ssim_vs_gt",
+                "speedup_vs_fp32",
+            )
             assert all(row[key] is None for key in accuracy) and "no sidecar" in row["accuracy_note"]
-            scores = ("PSNR vs float", "SSIM vs float", "MS-SSIM vs float", "PSNR vs GT", "SSIM vs GT",
-                      "MS-SSIM vs GT")
+            scores = (
+                "PSNR vs float",
+                "SSIM vs float",
+                "MS-SSIM vs float",
+                "PSNR vs GT",
+                "SSIM vs GT",
+                "MS-SSIM vs GT",
+            )
             assert [cells[h] for h in scores] == ["–"] * len(scores)
             assert cells["precision"] == "float32 †"
             continue
@@ -138,8 +172,13 @@ def test_rows_match_the_results_and_the_sidecars(made, bench, microisp):
         assert shown(cells["MS-SSIM vs float"], versus_float["ms_ssim"])
         assert shown(cells["MS-SSIM vs GT"], truth["file"]["ms_ssim"])
         # speed-up: the float32 file's mean over this row's, same delegate and threads
-        (fp32,) = [r for r in rows if r["precision"] == "float32" and r["delegate"] == row["delegate"]
-                   and r["source"] == str(bench["model"])]  # fmt: skip
+        (fp32,) = [
+            r
+            for r in rows
+            if r["precision"] == "float32"
+            and r["delegate"] == row["delegate"]
+            and r["source"] == str(bench["model"])
+        ]
         assert row["speedup_vs_fp32"] == fp32["mean_ms"] / row["mean_ms"]
         assert shown(cells["speed-up vs fp32"].removesuffix("x"), fp32["mean_ms"] / row["mean_ms"])
     # two sections: the PyNET files (96x96 -> 12x12) and MicroISP; nothing is compared across them
@@ -176,8 +215,16 @@ def test_which_file_to_ship(made, bench):
 
 
 def test_pareto_front_by_hand():
-    points = {"a": (1.0, 10.0), "b": (2.0, 20.0), "c": (2.0, 15.0), "d": (3.0, 20.0), "e": (4.0, 30.0),
-              "f": (4.0, 30.0), "g": (0.5, math.inf), "h": (5.0, 1.0)}  # fmt: skip
+    points = {
+        "a": (1.0, 10.0),
+        "b": (2.0, 20.0),
+        "c": (2.0, 15.0),
+        "d": (3.0, 20.0),
+        "e": (4.0, 30.0),
+        "f": (4.0, 30.0),
+        "g": (0.5, math.inf),
+        "h": (5.0, 1.0),
+    }
     # g is fastest and identical to the float model: it dominates everything slower that is not better
     assert pareto_front(points) == {"g"}
     del points["g"]
@@ -188,8 +235,12 @@ def test_pareto_front_by_hand():
 @pytest.mark.parametrize(
     ("file", "source", "third_party", "expected"),
     [
-        ("d_level0_64x64_int8.tflite", {"model": "runs/demo_mobile/level_0/model.keras", "arch": "mobile"},
-         False, "demo_mobile (mobile)"),
+        (
+            "d_level0_64x64_int8.tflite",
+            {"model": "runs/demo_mobile/level_0/model.keras", "arch": "mobile"},
+            False,
+            "demo_mobile (mobile)",
+        ),
         ("x.tflite", {"model": "runs/demo/final/model.keras", "arch": "pynet"}, False, "demo (pynet)"),
         ("x.tflite", {"model": "/tmp/net.keras", "arch": "pynet"}, False, "net (pynet)"),
         ("MicroISP_96x96.tflite", {"model": None, "third_party": "/data/MicroISP.tflite"}, True, "MicroISP"),
@@ -278,7 +329,11 @@ def test_missing_source_model_skips_crops_with_the_reason(bench, tmp_path):
 
 def test_html_is_self_contained(made):
     assert sorted(path.name for path in made["out"].iterdir()) == [
-        "figures", "report.html", "report.json", "report.md"]  # fmt: skip (no temporary file left)
+        "figures",
+        "report.html",
+        "report.json",
+        "report.md",
+    ]  # no temporary file left
     page = made["html"]
     assert "http://" not in page and "https://" not in page and "<script" not in page and "<link" not in page
     sources = re.findall(r'src="([^"]*)"', page)
@@ -300,15 +355,20 @@ def test_html_renders_in_headless_chromium(made, tmp_path):
     page = (made["out"] / "report.html").resolve().as_uri()
     flags = ["--headless", "--disable-gpu", "--no-sandbox", f"--user-data-dir={tmp_path / 'profile'}"]
     shot = tmp_path / "shot.png"
-    subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1400,1800", page], check=True,
-                   capture_output=True, timeout=120)  # fmt: skip
+    subprocess.run(
+        [CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1400,1800", page],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     with Image.open(shot) as image:
         pixels = np.asarray(image.convert("L"), np.float32)
     assert pixels.shape == (1800, 1400)
     # a blank page is one grey level; text, table borders and plots spread them (measured std ~60)
     assert pixels.std() > 10 and (pixels < 128).mean() > 0.01
-    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page], check=True, capture_output=True, text=True,
-                         timeout=120).stdout  # fmt: skip
+    dom = subprocess.run(
+        [CHROMIUM, *flags, "--dump-dom", page], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
     references = sum(len(entries) for entries in made["json"]["classical_isp"].values())
     assert dom.count("<table>") == 2 and dom.count("<tr class=") == len(made["json"]["rows"]) + references
     assert dom.count("data:image/png;base64,") == sum(len(v) for v in made["json"]["figures"].values())
@@ -328,8 +388,9 @@ def _tiny_converted(kind: str) -> bytes:
     if kind in ("int8", "int16x8"):
         rng = np.random.default_rng(0)
         converter.representative_dataset = lambda: ([rng.random((1, 8, 8, 4), np.float32)] for _ in range(4))
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if kind == "int8" else
-                                               INT16X8_OPS]
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if kind == "int8" else INT16X8_OPS
+        ]
     return converter.convert()
 
 
@@ -436,14 +497,25 @@ def test_the_classical_isp_is_each_sections_reference_row(made, bench):
     (section,) = {row["section"] for row in rows}
     truth = bench["sidecars"][rows[0]["file"]]["fidelity"]["vs_ground_truth"]["classical_isp"]
     (reference,) = made["json"]["classical_isp"][section]
-    assert reference == {"label": CLASSICAL, "held_out_data": "samples", "held_out_seed": 0, "images": 2,
-                         "psnr_vs_gt": truth["psnr"], "ssim_vs_gt": truth["ssim"],
-                         "ms_ssim_vs_gt": truth["ms_ssim"], "rows": [row["id"] for row in rows]}  # fmt: skip
+    assert reference == {
+        "label": CLASSICAL,
+        "held_out_data": "samples",
+        "held_out_seed": 0,
+        "images": 2,
+        "psnr_vs_gt": truth["psnr"],
+        "ssim_vs_gt": truth["ssim"],
+        "ms_ssim_vs_gt": truth["ms_ssim"],
+        "rows": [row["id"] for row in rows],
+    }
     (micro,) = {row["section"] for row in made["json"]["rows"]} - {section}
     assert made["json"]["classical_isp"][micro] == []  # MicroISP as shipped: no sidecar, no reference
     cells = dict(zip([name for name, _ in report.COLUMNS], md_row(made["md"], "ref")))
     assert (cells["file"], cells["precision"], cells["mean ms"], cells["PSNR vs float"]) == (
-        CLASSICAL, "reference", "–", "–")  # fmt: skip
+        CLASSICAL,
+        "reference",
+        "–",
+        "–",
+    )
     for header, key in (("PSNR vs GT", "psnr"), ("SSIM vs GT", "ssim"), ("MS-SSIM vs GT", "ms_ssim")):
         assert shown(cells[header], truth[key]), header
     status = "reference, not benchmarked: on the 2 held-out images of samples (seed 0) that #"
@@ -472,8 +544,14 @@ def test_the_pareto_chart_draws_the_classical_isp_as_a_line(bench, monkeypatch):
 
 
 def _point(row_id: str, mean_ms: float, psnr: float, precision: str = "float32") -> dict:
-    return {"id": row_id, "mean_ms": mean_ms, "psnr_vs_gt": psnr, "precision": precision, "network": "demo",
-            "delegate": "xnnpack"}  # fmt: skip
+    return {
+        "id": row_id,
+        "mean_ms": mean_ms,
+        "psnr_vs_gt": psnr,
+        "precision": precision,
+        "network": "demo",
+        "delegate": "xnnpack",
+    }
 
 
 def test_the_accuracy_axis_never_magnifies_noise():
@@ -492,12 +570,15 @@ def test_the_accuracy_axis_never_magnifies_noise():
     assert plots.accuracy_limits([30.0, 30.5, 30.2]) == pytest.approx((29.25, 31.25))
 
 
-@pytest.mark.parametrize(("below", "flagged"), [(6.0, True), (14.97, True), (5.9, False), (1.0, False),
-                                                (-3.0, False)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("below", "flagged"), [(6.0, True), (14.97, True), (5.9, False), (1.0, False), (-3.0, False)]
+)
 def test_not_a_working_isp_from_6_db_below_the_classical_isp(below, flagged):
     classical = {"psnr": 20.0 + below, "ssim": 0.7, "ms_ssim": 0.9}
-    fidelity = {"classical_isp": {"label": "classical ISP (grey-world)"},
-                "vs_ground_truth": {"file": {"psnr": 20.0}, "classical_isp": classical}}
+    fidelity = {
+        "classical_isp": {"label": "classical ISP (grey-world)"},
+        "vs_ground_truth": {"file": {"psnr": 20.0}, "classical_isp": classical},
+    }
     facts = report_rows._classical_isp(fidelity)
     assert report_rows.NOT_WORKING_ISP_DB == 6.0
     assert facts["not_working_isp"] is flagged and facts["psnr_vs_classical_isp"] == pytest.approx(-below)
@@ -549,7 +630,8 @@ def test_a_ship_choice_that_is_no_working_isp_says_so_first(bench, tmp_path, cap
     assert f"- **{first}" in report.to_markdown(made)
     assert f'<li class="warning">{first}' in report.to_html(made)
     assert f"7.00 dB below the {CLASSICAL} at {classical:.2f} dB on the same 2 held-out images" in (
-        report._ship_line(overall))  # fmt: skip
+        report._ship_line(overall)
+    )
     assert report.main([str(tmp_path), "-o", str(tmp_path / "report"), "--no-crops"]) == 0
     assert f"ship {first}" in capsys.readouterr().out
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
+from model_fixtures import informative
 
 from calibration.build import build_calibration
 from calibration.calibration_set import CalibrationSet
@@ -22,7 +23,6 @@ from export.to_tflite import STATUS_BELOW, STATUS_OK, export_model, main
 from pynet_tf import runs
 from pynet_tf.layers import InstanceNorm
 from pynet_tf.model import build_pynet
-from model_fixtures import informative
 
 SHAPE = (64, 64)
 # --float-fallback auto's bar for this net: measured 12.9 dB in int8, 17.0 dB with every norm in float,
@@ -50,8 +50,9 @@ def model(workdir) -> keras.Model:
 
 @pytest.fixture(scope="module")
 def analysis(workdir, model) -> sensitivity.Analysis:
-    return sensitivity.analyse(model, (1, *SHAPE, 4), CalibrationSet.load(workdir / "calibration.npz"),
-                               float_ops=True)
+    return sensitivity.analyse(
+        model, (1, *SHAPE, 4), CalibrationSet.load(workdir / "calibration.npz"), float_ops=True
+    )
 
 
 def sidecar_of(path: Path) -> dict:
@@ -94,8 +95,11 @@ def test_float_statistics_in_passes_are_the_whole_models(analysis, workdir):
 
     content = analysis.debugger.calibrated_model
     crops = CalibrationSet.load(workdir / "calibration.npz")
-    interpreter = Interpreter(model_content=content, experimental_preserve_all_tensors=True,
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter = Interpreter(
+        model_content=content,
+        experimental_preserve_all_tensors=True,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
     interpreter.allocate_tensors()
     source = interpreter.get_input_details()[0]["index"]
     (tensors,) = sensitivity._output_groups(content, sensitivity.STATISTICS_PASS_BYTES)  # {name: index}
@@ -146,8 +150,14 @@ def test_passthrough_layers_follow_their_float_neighbours(analysis):
 
 
 def test_fallback_by_name_keeps_the_norms_in_float(workdir, model, analysis):
-    (result,) = export_model(workdir / "model.keras", ["int8"], out=workdir / "names", input_shape=SHAPE,
-                             calibration=workdir / "calibration.npz", float_fallback=("*_norm",))
+    (result,) = export_model(
+        workdir / "model.keras",
+        ["int8"],
+        out=workdir / "names",
+        input_shape=SHAPE,
+        calibration=workdir / "calibration.npz",
+        float_fallback=("*_norm",),
+    )
     assert result.status == STATUS_OK and result.path.name.endswith("_int8_fallback.tflite")
     side = sidecar_of(result.path)
     norms = {layer.name for layer in model.layers if isinstance(layer, InstanceNorm)}
@@ -180,9 +190,21 @@ def test_file_names_say_fallback_and_io():
 
 def test_auto_reaches_min_psnr_and_prints_why(workdir, capsys):
     out = workdir / "auto"
-    argv = ["--model", str(workdir / "model.keras"), "--int8", "--input-shape", "64x64", "--calibration",
-            str(workdir / "calibration.npz"), "--float-fallback", "auto", "--min-psnr", str(AUTO_MIN_PSNR),
-            "--out", str(out)]
+    argv = [
+        "--model",
+        str(workdir / "model.keras"),
+        "--int8",
+        "--input-shape",
+        "64x64",
+        "--calibration",
+        str(workdir / "calibration.npz"),
+        "--float-fallback",
+        "auto",
+        "--min-psnr",
+        str(AUTO_MIN_PSNR),
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     (path,) = out.glob("*_int8_fallback.tflite")
@@ -205,9 +227,21 @@ def test_auto_reaches_min_psnr_and_prints_why(workdir, capsys):
 
 def test_auto_says_when_it_cannot(workdir, capsys):
     out = workdir / "cannot"
-    argv = ["--model", str(workdir / "model.keras"), "--int8", "--input-shape", "64x64", "--calibration",
-            str(workdir / "calibration.npz"), "--float-fallback", "auto", "--min-psnr", "200",
-            "--out", str(out)]
+    argv = [
+        "--model",
+        str(workdir / "model.keras"),
+        "--int8",
+        "--input-shape",
+        "64x64",
+        "--calibration",
+        str(workdir / "calibration.npz"),
+        "--float-fallback",
+        "auto",
+        "--min-psnr",
+        "200",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 1
     captured = capsys.readouterr()
     assert STATUS_BELOW in captured.out and not out.exists()

@@ -45,7 +45,9 @@ def test_zrr_mismatch_names_the_files(tmp_path):
     _touch(tmp_path / "train" / "huawei_raw" / "7.png")
     _touch(tmp_path / "train" / "canon" / "0.jpg")
     _touch(tmp_path / "train" / "canon" / "9.jpg")
-    with pytest.raises(DataSourceError, match=r"\(train\).*huawei_raw without canon: 7; canon without huawei_raw: 9"):
+    with pytest.raises(
+        DataSourceError, match=r"\(train\).*huawei_raw without canon: 7; canon without huawei_raw: 9"
+    ):
         parse_source(f"zrr:{tmp_path}")
 
 
@@ -67,7 +69,7 @@ def test_photos_without_split_folders_are_split_by_a_stable_hash(tmp_path):
     first = parse_source(f"photos:{tmp_path}")
     again = parse_source(f"photos:{tmp_path}")
     assert first.splits == again.splits
-    train, test = (set(ex.name for ex in first.examples(s)) for s in ("train", "test"))
+    train, test = ({ex.name for ex in first.examples(s)} for s in ("train", "test"))
     assert train | test == {f"img{i:02d}" for i in range(40)} and not train & test
     assert 1 <= len(test) <= 12  # ~10% held out
 

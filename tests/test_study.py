@@ -10,8 +10,16 @@ from pynet_tf.losses import LAB_ALPHA
 from pynet_tf.train_config import ConfigError
 
 # Level 5 traces fastest; a 176-pixel patch gives it 11x11 outputs, room for the LAB loss's SSIM window.
-TINY = dict(levels=(5,), base_filters=2, steps=2, batch_size=2, patch=176, checkpoint_every=2, validate_every=2,
-            validation_batches=1)
+TINY = {
+    "levels": (5,),
+    "base_filters": 2,
+    "steps": 2,
+    "batch_size": 2,
+    "patch": 176,
+    "checkpoint_every": 2,
+    "validate_every": 2,
+    "validation_batches": 1,
+}
 
 
 def test_variants_are_the_losses_then_the_alpha_grid():
@@ -28,8 +36,11 @@ def test_variants_are_the_losses_then_the_alpha_grid():
 
 @pytest.mark.parametrize(
     "text, specs",
-    [("pynet,lab,lab_vgg", ["pynet", "lab", "lab_vgg"]), ("mse=20,vgg=1", ["mse=20,vgg=1"]),
-     ("mse=20,vgg=1;lab", ["mse=20,vgg=1", "lab"])],
+    [
+        ("pynet,lab,lab_vgg", ["pynet", "lab", "lab_vgg"]),
+        ("mse=20,vgg=1", ["mse=20,vgg=1"]),
+        ("mse=20,vgg=1;lab", ["mse=20,vgg=1", "lab"]),
+    ],
 )
 def test_losses_flag_splits_presets_and_keeps_term_lists_whole(text, specs):
     assert study._split_losses(text) == specs
@@ -66,5 +77,7 @@ def test_study_trains_each_variant_under_the_same_flags_and_compares_them(tmp_pa
 def test_variants_with_a_vgg_term_need_weights_before_anything_trains(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     with pytest.raises(vgg.VggWeightsError, match="variants pynet, lab_vgg have a VGG-19 term"):
-        study.run_study(tmp_path / "study", study.variants(["lab", "pynet", "lab_vgg"], []), preset="quick", **TINY)
+        study.run_study(
+            tmp_path / "study", study.variants(["lab", "pynet", "lab_vgg"], []), preset="quick", **TINY
+        )
     assert not (tmp_path / "study").exists()

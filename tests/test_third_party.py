@@ -42,8 +42,10 @@ def test_the_copy_has_the_shape_and_computes_what_the_resized_original_does(impo
     fixed.allocate_tensors()
     assert list(fixed.get_input_details()[0]["shape"]) == [1, *SHAPE, 4]
     assert list(fixed.get_output_details()[0]["shape"]) == [1, 2 * SHAPE[0], 2 * SHAPE[1], 3]
-    original = Interpreter(model_path=str(MICROISP),
-                           experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)  # fmt: skip
+    original = Interpreter(
+        model_path=str(MICROISP),
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
     assert list(original.get_input_details()[0]["shape"]) == [1, 1500, 2000, 4]  # the file as shipped
     original.resize_tensor_input(original.get_input_details()[0]["index"], [1, *SHAPE, 4])
     original.allocate_tensors()
@@ -70,8 +72,10 @@ def test_sidecar_records_the_source_the_order_and_accuracy_versus_ground_truth_o
     assert side["delegates"]["gpu"]["supported"] in ("full", "partial", "none")
     # Independently: the original file (resized, reference kernels) on the held-out inputs in its channel
     # order, scored by scikit-image
-    original = Interpreter(model_path=str(MICROISP),
-                           experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)  # fmt: skip
+    original = Interpreter(
+        model_path=str(MICROISP),
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
     original.resize_tensor_input(original.get_input_details()[0]["index"], [1, *SHAPE, 4])
     original.allocate_tensors()
     items = fidelity.held_out_targets(SHAPE, "samples")
@@ -79,13 +83,17 @@ def test_sidecar_records_the_source_the_order_and_accuracy_versus_ground_truth_o
     assert sorted(per_image) == sorted(item.name for item in items) and len(items) == 2
     for item in items:
         # our canonical (R, Gr, Gb, B) reordered by hand into the reference loaders' (B, Gr, R, Gb)
-        packed = np.stack([item.packed[..., 3], item.packed[..., 1], item.packed[..., 0], item.packed[..., 2]], -1)
+        packed = np.stack(
+            [item.packed[..., 3], item.packed[..., 1], item.packed[..., 0], item.packed[..., 2]], -1
+        )
         original.set_tensor(original.get_input_details()[0]["index"], packed[np.newaxis])
         original.invoke()
         output = np.clip(original.get_tensor(original.get_output_details()[0]["index"])[0], 0.0, 1.0)
         output = output[: item.target.shape[0], : item.target.shape[1]].astype(np.float64)
         expected = peak_signal_noise_ratio(item.target.astype(np.float64), output, data_range=1.0)
-        assert per_image[item.name]["vs_ground_truth"]["file"]["psnr"] == pytest.approx(expected, abs=PSNR_TOL_DB)
+        assert per_image[item.name]["vs_ground_truth"]["file"]["psnr"] == pytest.approx(
+            expected, abs=PSNR_TOL_DB
+        )
         assert per_image[item.name]["vs_float"] is None
         # the classical ISP on the same input, scored alike (its render: evaluate's baseline, at level 0)
         render = item.classical_isp.image.astype(np.float64)
@@ -96,8 +104,11 @@ def test_sidecar_records_the_source_the_order_and_accuracy_versus_ground_truth_o
 
 
 def test_an_input_too_small_for_the_network_is_one_clear_error_and_writes_nothing(tmp_path):
-    with pytest.raises(third_party.ThirdPartyError, match=r"MicroISP.tflite: at 64x64 its output is not finite.*"
-                                                          r"larger --input-shape"):  # fmt: skip
+    with pytest.raises(
+        third_party.ThirdPartyError,
+        match=r"MicroISP.tflite: at 64x64 its output is not finite.*"
+        r"larger --input-shape",
+    ):
         third_party.import_file(MICROISP, input_shape=(64, 64), out=tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -116,8 +127,11 @@ def _same_size_model(path: Path) -> Path:
 
 def test_files_that_are_no_packed_isp_are_refused_with_the_reason(tmp_path):
     same = _same_size_model(tmp_path / "same.tflite")
-    with pytest.raises(third_party.ThirdPartyError, match=r"same.tflite: .* output is \[1, 32, 32, 3\], not "
-                                                          r"\[1, 64, 64, 3\]"):  # fmt: skip
+    with pytest.raises(
+        third_party.ThirdPartyError,
+        match=r"same.tflite: .* output is \[1, 32, 32, 3\], not "
+        r"\[1, 64, 64, 3\]",
+    ):
         third_party.import_file(same, out=tmp_path / "out")
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(b"not a flatbuffer")
@@ -152,8 +166,9 @@ def compared(imported, tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("compared")
     keras.utils.set_random_seed(0)
     informative(build_mobile(4)).save(folder / "mobile.keras")
-    exported = export_model(folder / "mobile.keras", ("float32", "int8"), out=folder / "exported",
-                            input_shape=SHAPE)  # fmt: skip
+    exported = export_model(
+        folder / "mobile.keras", ("float32", "int8"), out=folder / "exported", input_shape=SHAPE
+    )
     assert [result.status for result in exported] == [STATUS_OK] * 2, [r.message for r in exported]
     flags = ["--delegates", "xnnpack", "--threads", "1", "--warmup", "1", "--runs", "3"]
     results = folder / "results"
@@ -173,7 +188,9 @@ def test_the_third_party_file_shares_the_section_and_the_pareto_chart(compared, 
     assert (micro["psnr_vs_gt"], micro["ssim_vs_gt"]) == (truth["psnr"], truth["ssim"])
     assert micro["psnr_vs_float"] is None and micro["speedup_vs_fp32"] is None
     assert (micro["precision"], micro["precision_from"], micro["precision_note"]) == (
-        "float32", "tensor types", "third-party"
+        "float32",
+        "tensor types",
+        "third-party",
     )
     front = document["pareto"][section]
     assert front["metric"] == "psnr_vs_gt" and set(front["points"]) == {row["id"] for row in document["rows"]}
@@ -183,8 +200,10 @@ def test_the_third_party_file_shares_the_section_and_the_pareto_chart(compared, 
     assert len(set(networks.values())) == 1 and next(iter(networks.values())).startswith("mobile (")
     assert plots._groups(document["rows"]) == [row["network"] for row in document["rows"]]
     assert document["figures"][section][0].startswith("figures/pareto_")
-    assert any(note.startswith(f"{micro['file']}: a third-party file: scored against the ground truth only")
-               for note in document["notes"])  # fmt: skip
+    assert any(
+        note.startswith(f"{micro['file']}: a third-party file: scored against the ground truth only")
+        for note in document["notes"]
+    )
     # it cannot be shipped at a bar versus the float model (it has none); our files can
     (overall,) = [choice for choice in document["ship"] if choice["delegate"] is None]
     assert overall["file"] != micro["file"]
@@ -197,11 +216,17 @@ def test_the_third_party_file_shares_the_section_and_the_pareto_chart(compared, 
 def test_the_third_party_file_gets_crops_against_the_ground_truth(compared, imported):
     (crop,) = [c for c in compared["json"]["crops"] if c["source"] == str(MICROISP)]
     first = imported["sidecar"]["fidelity"]["per_image"][0]
-    assert crop["files"] == [imported["path"].name] and crop["reason"] is None and crop["example"] == first["name"]
+    assert (
+        crop["files"] == [imported["path"].name]
+        and crop["reason"] is None
+        and crop["example"] == first["name"]
+    )
     (score,) = crop["scores"]
     # the same file, inputs and LiteRT kernels as the sidecar's measurement
     assert score["psnr_vs_gt"] == pytest.approx(first["vs_ground_truth"]["file"]["psnr"], abs=1e-9)
     assert score["psnr_vs_float"] is None
     assert len(compared["json"]["figures"]["crops"]) == 2  # the mobile ISP's files, and MicroISP's
-    (line,) = [line for line in compared["md"].splitlines() if line.startswith(f"- {MICROISP} (96x96), example")]
+    (line,) = [
+        line for line in compared["md"].splitlines() if line.startswith(f"- {MICROISP} (96x96), example")
+    ]
     assert line.endswith(f"{imported['path'].name} {score['psnr_vs_gt']:.2f} dB vs GT"), line

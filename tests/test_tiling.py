@@ -1,5 +1,6 @@
 """Tiled inference (pynet_tf/tiling.py): exact where the model is local, weights that sum to 1, any size."""
 
+import itertools
 from fractions import Fraction
 
 import numpy as np
@@ -29,7 +30,9 @@ class DepthToSpace(keras.layers.Layer):
 def pointwise_model() -> keras.Model:
     """A 1x1 conv to 12 maps, then depth_to_space: packed (h, w, 4) -> (2h, 2w, 3), no spatial context."""
     inputs = keras.Input((None, None, 4))
-    x = keras.layers.Conv2D(12, 1, kernel_initializer="glorot_uniform", bias_initializer="random_normal")(inputs)
+    x = keras.layers.Conv2D(12, 1, kernel_initializer="glorot_uniform", bias_initializer="random_normal")(
+        inputs
+    )
     return keras.Model(inputs, DepthToSpace()(x))
 
 
@@ -38,7 +41,9 @@ def local_model(convs: int = 3) -> keras.Model:
     inputs = keras.Input((None, None, 4))
     x = inputs
     for _ in range(convs - 1):
-        x = keras.layers.Conv2D(8, 3, padding="same", activation="tanh", kernel_initializer="glorot_uniform")(x)
+        x = keras.layers.Conv2D(8, 3, padding="same", activation="tanh", kernel_initializer="glorot_uniform")(
+            x
+        )
     x = keras.layers.Conv2D(12, 3, padding="same", kernel_initializer="glorot_uniform")(x)
     return keras.Model(inputs, DepthToSpace()(x))
 
@@ -65,7 +70,9 @@ def test_pointwise_model_is_exact_for_any_tiling():
     whole = _whole(model, packed)
     for tile, overlap in [(32, 0), (32, 8), (48, 16), (64, 32)]:
         tiled = run_tiled(model, packed, tile=tile, overlap=overlap)
-        np.testing.assert_allclose(tiled, whole, atol=BLEND_ATOL, rtol=0, err_msg=f"tile {tile}, overlap {overlap}")
+        np.testing.assert_allclose(
+            tiled, whole, atol=BLEND_ATOL, rtol=0, err_msg=f"tile {tile}, overlap {overlap}"
+        )
 
 
 @pytest.mark.parametrize("size", [(64, 64), (70, 131), (33, 200), (17, 17), (5, 9)])
@@ -119,14 +126,25 @@ def test_scale_can_be_passed_and_a_wrong_one_is_refused():
         run_tiled(model, packed, tile=16, overlap=0, scale=1)
 
 
-@pytest.mark.parametrize("length,tile,overlap", [(512, 128, 32), (1504, 512, 64), (2000, 512, 48), (160, 64, 0),
-                                                 (48, 64, 16), (64, 64, 16), (80, 64, 16), (4000, 1024, 128)])
+@pytest.mark.parametrize(
+    "length,tile,overlap",
+    [
+        (512, 128, 32),
+        (1504, 512, 64),
+        (2000, 512, 48),
+        (160, 64, 0),
+        (48, 64, 16),
+        (64, 64, 16),
+        (80, 64, 16),
+        (4000, 1024, 128),
+    ],
+)
 def test_grid_covers_the_axis_with_at_least_the_overlap(length, tile, overlap):
     size, starts = axis_plan(length, tile, overlap)
     assert size <= tile and size % 16 == 0
     assert starts[0] == 0 and starts[-1] + size == length
     assert all(start % 16 == 0 for start in starts)
-    assert all(a + size - b >= overlap for a, b in zip(starts, starts[1:]))
+    assert all(a + size - b >= overlap for a, b in itertools.pairwise(starts))
     assert list(starts) == sorted(set(starts))
     # no fewer tiles would do with tiles of the full size
     if len(starts) > 1:
@@ -134,8 +152,10 @@ def test_grid_covers_the_axis_with_at_least_the_overlap(length, tile, overlap):
 
 
 @pytest.mark.parametrize("scale", [Fraction(2), Fraction(1), Fraction(1, 4)])
-@pytest.mark.parametrize("length,tile,overlap,guard", [(512, 128, 32, 8), (1504, 512, 64, 16), (336, 96, 48, 0),
-                                                       (160, 64, 0, 0), (2000, 512, 64, 31)])
+@pytest.mark.parametrize(
+    "length,tile,overlap,guard",
+    [(512, 128, 32, 8), (1504, 512, 64, 16), (336, 96, 48, 0), (160, 64, 0, 0), (2000, 512, 64, 31)],
+)
 def test_blending_weights_sum_to_one(length, tile, overlap, guard, scale):
     size, starts = axis_plan(length, tile, overlap)
     weights = axis_weights(starts, size, length, overlap, guard, scale)
@@ -150,7 +170,7 @@ def test_blending_weights_sum_to_one(length, tile, overlap, guard, scale):
     wy = axis_weights(grid.starts_y, grid.tile[0], grid.padded[0], overlap, guard, Fraction(1))
     wx = axis_weights(grid.starts_x, grid.tile[1], grid.padded[1], overlap, guard, Fraction(1))
     plane = np.zeros(grid.padded)
-    for (y0, x0, y1, x1) in grid.boxes():
+    for y0, x0, y1, x1 in grid.boxes():
         plane[y0:y1, x0:x1] += np.outer(wy[grid.starts_y.index(y0)], wx[grid.starts_x.index(x0)])
     np.testing.assert_allclose(plane, 1.0, atol=1e-12)
 
@@ -166,9 +186,13 @@ def test_guard_band_has_zero_weight_and_the_fade_is_smooth():
 
 
 def test_bad_settings_are_refused_by_name():
-    for tile, overlap, guard, match in [(100, 16, None, "multiple of 16"), (0, 0, None, "multiple of 16"),
-                                        (32, 24, None, "overlap must be"), (64, -1, None, "overlap must be"),
-                                        (64, 16, 8, "guard must be")]:
+    for tile, overlap, guard, match in [
+        (100, 16, None, "multiple of 16"),
+        (0, 0, None, "multiple of 16"),
+        (32, 24, None, "overlap must be"),
+        (64, -1, None, "overlap must be"),
+        (64, 16, 8, "guard must be"),
+    ]:
         with pytest.raises(ValueError, match=match):
             check_tiling(tile, overlap, guard)
     with pytest.raises(ValueError, match="one image"):

@@ -14,25 +14,34 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
-
 from model_fixtures import OFFICIAL, official_checkpoint
+from test_console import NOISE, quiet_env
+
 from pynet_tf import runs, train, train_config, trainer
 from pynet_tf.data.sources import parse_source
 from pynet_tf.import_official import import_official
 from pynet_tf.mobile import build_mobile
 from pynet_tf.model import build_pynet
 from pynet_tf.train_config import resolve
-from test_console import NOISE, quiet_env
 
 ROOT = Path(__file__).resolve().parents[1]
 # Levels 5 and 4 at base width 2 on 32x32 crops: a few seconds per level, every code path of the loop. Instance
 # norms give a model this small a non-flat output within 3 steps, as the collapse guard asks of every run.
-TINY = dict(levels=(5, 4), base_filters=2, patch=32, batch_size=2, validation_batches=1, instance_norm=True)
+TINY = {
+    "levels": (5, 4),
+    "base_filters": 2,
+    "patch": 32,
+    "batch_size": 2,
+    "validation_batches": 1,
+    "instance_norm": True,
+}
 
 
 def tiny_config(out: Path, **overrides):
-    return resolve("quick", **{**TINY, "steps": 3, "checkpoint_every": 2, "validate_every": 2, "out": str(out),
-                               **overrides})
+    return resolve(
+        "quick",
+        **{**TINY, "steps": 3, "checkpoint_every": 2, "validate_every": 2, "out": str(out), **overrides},
+    )
 
 
 def records(run: Path, kind: str, level: int) -> list[dict]:
@@ -66,7 +75,9 @@ def test_each_level_is_saved_complete_and_final_points_to_the_finest(tmp_path):
     model = runs.load_model(run)
     raw = np.random.default_rng(0).random((1, 32, 48, 4)).astype(np.float32)
     serving = tf.saved_model.load(str(run / "level_4" / "saved_model")).signatures["serving_default"]
-    np.testing.assert_allclose(serving(raw=tf.constant(raw))["rgb"], model(raw), atol=1e-6)  # same float32 ops
+    np.testing.assert_allclose(
+        serving(raw=tf.constant(raw))["rgb"], model(raw), atol=1e-6
+    )  # same float32 ops
     assert not list(run.rglob("*.tmp")), "no temporary files left behind"
 
 
@@ -75,12 +86,20 @@ def test_each_level_trains_and_validates_on_its_own_patch(tmp_path, monkeypatch)
     monkeypatch.setitem(train_config.PRESETS["quick"], "schedule", {5: (3, 2, 48), 4: (3, 2, 32)})
     crops = []
     make_dataset = trainer.make_dataset
-    monkeypatch.setattr(trainer, "make_dataset", lambda source, split, options: (
-        crops.append((options.level, split, options.patch)) or make_dataset(source, split, options)))
+    monkeypatch.setattr(
+        trainer,
+        "make_dataset",
+        lambda source, split, options: (
+            crops.append((options.level, split, options.patch)) or make_dataset(source, split, options)
+        ),
+    )
     run = tmp_path / "run"
     train.train(tiny_config(run, patch=None))
     assert sorted(set(crops)) == [(4, "test", 32), (4, "train", 32), (5, "test", 48), (5, "train", 48)]
-    assert [json.loads((run / f"level_{level}" / "level.json").read_text())["patch"] for level in (5, 4)] == [48, 32]
+    assert [json.loads((run / f"level_{level}" / "level.json").read_text())["patch"] for level in (5, 4)] == [
+        48,
+        32,
+    ]
 
 
 def test_level_warm_starts_from_the_coarser_level(tmp_path):
@@ -104,7 +123,9 @@ def test_new_layers_first_holds_the_grown_from_layers_then_releases_them(tmp_pat
     config = tiny_config(run, levels=(4,), steps=3, new_layers_first=0.7)  # held for 2 steps, saved at step 2
     train.train(config)
     at_step_2 = trainer.build_network(config, 4)
-    tf.train.Checkpoint(model=at_step_2).restore(str(run / "level_4" / "checkpoints" / "ckpt-2")).expect_partial()
+    tf.train.Checkpoint(model=at_step_2).restore(
+        str(run / "level_4" / "checkpoints" / "ckpt-2")
+    ).expect_partial()
     final = runs.load_model(run)
 
     def moved(model: keras.Model, name: str) -> float:
@@ -120,7 +141,8 @@ def test_new_layers_first_holds_the_grown_from_layers_then_releases_them(tmp_pat
     assert max(moved(final, name) for name in shared) == pytest.approx(rate, rel=1e-3)
     new = [layer.name for layer in final.layers if layer.weights and layer.name.startswith("l4_")]
     assert new and all(
-        np.abs(a - b).max() > 0 for name in new
+        np.abs(a - b).max() > 0
+        for name in new
         for a, b in zip(at_step_2.get_layer(name).get_weights(), final.get_layer(name).get_weights())
     )
 
@@ -179,7 +201,9 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, m
 
     monkeypatch.setattr(trainer, "Loss", NanFromStep4)
     run = tmp_path / "run"
-    with pytest.raises(trainer.TrainingDivergedError, match=r"level 5, step 4: the loss is not finite.*ckpt-2"):
+    with pytest.raises(
+        trainer.TrainingDivergedError, match=r"level 5, step 4: the loss is not finite.*ckpt-2"
+    ):
         train.train(tiny_config(run, levels=(5,), steps=10, checkpoint_every=2))
     assert latest_checkpoint_step(run, 5) == 2
     assert not (run / "level_5" / "model.keras").exists()
@@ -195,8 +219,11 @@ def test_mixed_precision_trains_in_float16_and_saves_float32(tmp_path):
 
 @pytest.mark.parametrize(
     "change, message",
-    [({"base_filters": 4}, "base_filters=2, not 4"), ({"instance_norm": False}, "instance_norm=True, not False"),
-     ({"instance_norm_level_1": True}, "instance_norm_level_1=False, not True")],
+    [
+        ({"base_filters": 4}, "base_filters=2, not 4"),
+        ({"instance_norm": False}, "instance_norm=True, not False"),
+        ({"instance_norm_level_1": True}, "instance_norm_level_1=False, not True"),
+    ],
 )
 def test_another_network_cannot_continue_a_run(tmp_path, change, message):
     run = tmp_path / "run"
@@ -214,8 +241,11 @@ def test_the_network_has_the_norms_the_config_asks_for(instance_norm):
 @pytest.mark.parametrize("instance_norm_level_1", [True, False])
 def test_the_network_has_a_level_1_norm_if_the_config_asks_for_it(instance_norm_level_1):
     model = trainer.build_network(resolve("quick", instance_norm_level_1=instance_norm_level_1), 1)
-    level_1_norms = [layer.name for layer in model.layers
-                     if type(layer).__name__ == "InstanceNorm" and layer.name.startswith("l1_")]
+    level_1_norms = [
+        layer.name
+        for layer in model.layers
+        if type(layer).__name__ == "InstanceNorm" and layer.name.startswith("l1_")
+    ]
     assert bool(level_1_norms) == instance_norm_level_1
 
 
@@ -228,8 +258,9 @@ def assert_same_weights(expected: keras.Model, actual: keras.Model, names: list[
     names = names or [layer.name for layer in expected.layers if layer.weights]
     assert names
     for name in names:
-        for before, after in zip(expected.get_layer(name).get_weights(), actual.get_layer(name).get_weights(),
-                                 strict=True):
+        for before, after in zip(
+            expected.get_layer(name).get_weights(), actual.get_layer(name).get_weights(), strict=True
+        ):
             np.testing.assert_allclose(after, before, atol=ONE_TINY_STEP, rtol=0, err_msg=name)
 
 
@@ -246,10 +277,15 @@ def test_init_starts_from_the_runs_weights_and_later_levels_warm_start_as_usual(
     level 5 this command trained, as without --init."""
     tuned = tmp_path / "tuned"
     train.train(tiny_config(tuned, levels=(5, 4), init_from=str(source_run), lr=1e-12, steps=1))
-    source, level5, level4 = (runs.load_model(path) for path in (source_run, tuned / "level_5", tuned / "level_4"))
+    source, level5, level4 = (
+        runs.load_model(path) for path in (source_run, tuned / "level_5", tuned / "level_4")
+    )
     assert_same_weights(source, level5)
-    assert_same_weights(level5, level4, [layer.name for layer in level5.layers
-                                         if layer.weights and layer.name != "l5_out_conv"])
+    assert_same_weights(
+        level5,
+        level4,
+        [layer.name for layer in level5.layers if layer.weights and layer.name != "l5_out_conv"],
+    )
     expected = {"run": str(source_run.resolve()), "level": 5}
     record = json.loads((tuned / "config.json").read_text())
     assert record["init"] == expected and record["config"]["init_from"] == str(source_run)
@@ -260,23 +296,38 @@ def test_init_starts_from_the_runs_weights_and_later_levels_warm_start_as_usual(
 def test_init_holds_no_layer_as_every_one_is_trained(tmp_path, source_run):
     """--new-layers-first holds the layers a level grew from; from --init nothing is new, so nothing is held:
     every layer has moved after the first step."""
-    config = tiny_config(tmp_path / "tuned", levels=(5,), init_from=str(source_run), steps=2, checkpoint_every=1,
-                         new_layers_first=0.5)
+    config = tiny_config(
+        tmp_path / "tuned",
+        levels=(5,),
+        init_from=str(source_run),
+        steps=2,
+        checkpoint_every=1,
+        new_layers_first=0.5,
+    )
     train.train(config)
     at_step_1 = trainer.build_network(config, 5)
     tf.train.Checkpoint(model=at_step_1).restore(
-        str(tmp_path / "tuned" / "level_5" / "checkpoints" / "ckpt-1")).expect_partial()
+        str(tmp_path / "tuned" / "level_5" / "checkpoints" / "ckpt-1")
+    ).expect_partial()
     source = runs.load_model(source_run)
     for layer in source.layers:
-        for before, after in zip(layer.get_weights(), at_step_1.get_layer(layer.name).get_weights(), strict=True):
+        for before, after in zip(
+            layer.get_weights(), at_step_1.get_layer(layer.name).get_weights(), strict=True
+        ):
             assert np.abs(after - before).max() > 0, layer.name
 
 
 def test_an_interrupted_init_level_resumes_from_its_own_checkpoint(tmp_path, source_run, monkeypatch, caplog):
     """The --init weights are only the start: the same command continues from the level's checkpoint, and
     does not even load the source again."""
-    config = tiny_config(tmp_path / "tuned", levels=(5,), init_from=str(source_run), steps=4,
-                         checkpoint_every=100, validate_every=100)
+    config = tiny_config(
+        tmp_path / "tuned",
+        levels=(5,),
+        init_from=str(source_run),
+        steps=4,
+        checkpoint_every=100,
+        validate_every=100,
+    )
     monkeypatch.setattr(train, "stop_requests", lambda: stop_after(2))
     with pytest.raises(trainer.TrainingInterrupted, match="level 5, step 2/4"):
         train.train(config)
@@ -293,15 +344,25 @@ def test_an_interrupted_init_level_resumes_from_its_own_checkpoint(tmp_path, sou
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"arch": "mobile", "levels": None}, r"arch=pynet, but this run asks for arch=mobile \(--arch mobile\)"),
+        (
+            {"arch": "mobile", "levels": None},
+            r"arch=pynet, but this run asks for arch=mobile \(--arch mobile\)",
+        ),
         ({"base_filters": 4}, r"base_filters=2, but this run asks for base_filters=4 \(--base-filters 4\)"),
         ({"instance_norm": False}, r"instance_norm=True, but .* instance_norm=False \(--no-instance-norm\)"),
-        ({"instance_norm_level_1": True},
-         r"instance_norm_level_1=False, but .* instance_norm_level_1=True \(--instance-norm-level-1\)"),
-        ({"levels": (4,)}, r"has no trained level 4 to start level 4 from \(it has level 5\): start --levels at"),
+        (
+            {"instance_norm_level_1": True},
+            r"instance_norm_level_1=False, but .* instance_norm_level_1=True \(--instance-norm-level-1\)",
+        ),
+        (
+            {"levels": (4,)},
+            r"has no trained level 4 to start level 4 from \(it has level 5\): start --levels at",
+        ),
     ],
 )
-def test_init_refuses_another_network_or_a_missing_level_before_training(tmp_path, source_run, change, message):
+def test_init_refuses_another_network_or_a_missing_level_before_training(
+    tmp_path, source_run, change, message
+):
     with pytest.raises(train.ConfigError, match=f"^--init {re.escape(str(source_run))} .*{message}"):
         train.train(tiny_config(tmp_path / "tuned", init_from=str(source_run), **change))
     assert not (tmp_path / "tuned").exists()
@@ -309,9 +370,15 @@ def test_init_refuses_another_network_or_a_missing_level_before_training(tmp_pat
 
 def test_cli_init_mismatch_is_one_line_naming_the_flag(tmp_path, source_run, capsys):
     out = tmp_path / "tuned"
-    assert train.main(["--preset", "quick", "--init", str(source_run), "--base-filters", "4", "--out", str(out)]) == 2
+    assert (
+        train.main(["--preset", "quick", "--init", str(source_run), "--base-filters", "4", "--out", str(out)])
+        == 2
+    )
     error = capsys.readouterr().err
-    assert error.startswith(f"error: --init {source_run} is a network of base_filters=2") and "--base-filters" in error
+    assert (
+        error.startswith(f"error: --init {source_run} is a network of base_filters=2")
+        and "--base-filters" in error
+    )
     assert "Traceback" not in error and not out.exists()
 
 
@@ -327,10 +394,22 @@ def official_run(tmp_path) -> Path:
 def test_init_fine_tunes_an_imported_official_run(tmp_path, official_run):
     """Width and norms come from the imported run (not the quick preset's); level 5 starts from its weights,
     so the first validation scores the imported model (same crops, one step at lr 1e-12)."""
-    config = tiny_config(tmp_path / "tuned", levels=(5,), init_from=str(official_run), base_filters=None,
-                         instance_norm=None, lr=1e-12, steps=1, validate_every=1)
+    config = tiny_config(
+        tmp_path / "tuned",
+        levels=(5,),
+        init_from=str(official_run),
+        base_filters=None,
+        instance_norm=None,
+        lr=1e-12,
+        steps=1,
+        validate_every=1,
+    )
     assert (config.arch, config.base_filters, config.instance_norm, config.instance_norm_level_1) == (
-        "pynet", 32, True, False)
+        "pynet",
+        32,
+        True,
+        False,
+    )
     train.train(config)
     imported, tuned = runs.load_model(official_run), runs.load_model(tmp_path / "tuned")
     assert_same_weights(imported, tuned)
@@ -338,10 +417,16 @@ def test_init_fine_tunes_an_imported_official_run(tmp_path, official_run):
     record = json.loads((tmp_path / "tuned" / "level_5" / "level.json").read_text())
     # PSNR of outputs 1e-9 apart, well under the 1e-4 dB asked
     assert record["validation"]["psnr"] == pytest.approx(expected["psnr"], abs=1e-4)
-    assert records(tmp_path / "tuned", "validation", 5)[0]["psnr"] == pytest.approx(expected["psnr"], abs=1e-4)
+    assert records(tmp_path / "tuned", "validation", 5)[0]["psnr"] == pytest.approx(
+        expected["psnr"], abs=1e-4
+    )
     assert record["init"]["run"] == str(official_run.resolve()) and record["init"]["level"] == 5
     assert record["init"]["imported"] == runs.level_record(official_run)["imported"]
-    assert (record["base_filters"], record["instance_norm"], record["instance_norm_level_1"]) == (32, True, False)
+    assert (record["base_filters"], record["instance_norm"], record["instance_norm_level_1"]) == (
+        32,
+        True,
+        False,
+    )
 
 
 def test_the_mobile_isp_trains_distilled_from_a_teacher(tmp_path):
@@ -351,8 +436,15 @@ def test_the_mobile_isp_trains_distilled_from_a_teacher(tmp_path):
     keras.utils.set_random_seed(0)
     build_mobile(4).save(tmp_path / "teacher.keras")
     run = tmp_path / "run"
-    config = tiny_config(run, arch="mobile", levels=None, base_filters=2, steps=2,
-                         teacher=str(tmp_path / "teacher.keras"), teacher_weight=0.5)
+    config = tiny_config(
+        run,
+        arch="mobile",
+        levels=None,
+        base_filters=2,
+        steps=2,
+        teacher=str(tmp_path / "teacher.keras"),
+        teacher_weight=0.5,
+    )
     assert train.train(config) == run / "level_0"
     record = json.loads((run / "level_0" / "level.json").read_text())
     assert record["arch"] == "mobile" and record["base_filters"] == 2
@@ -373,8 +465,14 @@ def test_a_patch_the_teachers_network_cannot_take_is_refused_up_front(tmp_path):
     before training, naming both flags and a patch both networks take, not an InputShapeError when the step
     is traced."""
     build_pynet(0, base_filters=2).save(tmp_path / "pynet.keras")  # bare: its network read off its layers
-    config = tiny_config(tmp_path / "run", arch="mobile", levels=None, base_filters=2, patch=60,
-                         teacher=str(tmp_path / "pynet.keras"))
+    config = tiny_config(
+        tmp_path / "run",
+        arch="mobile",
+        levels=None,
+        base_filters=2,
+        patch=60,
+        teacher=str(tmp_path / "pynet.keras"),
+    )
     expected = r"--patch 60 does not fit --teacher .*pynet.keras, a pynet model .*16.*--patch 64 or a mobile"
     with pytest.raises(train.ConfigError, match=expected):
         train.train(config)
@@ -394,8 +492,11 @@ def test_prune_trains_to_the_sparsity_and_saves_a_plain_model(tmp_path):
 
 def cli(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "pynet_tf.train", *args], cwd=ROOT, text=True,
-        env=quiet_env(**(env or {})), **popen,  # the console as a user's shell leaves it
+        [sys.executable, "-m", "pynet_tf.train", *args],
+        cwd=ROOT,
+        text=True,
+        env=quiet_env(**(env or {})),
+        **popen,  # the console as a user's shell leaves it
     )
 
 
@@ -416,8 +517,26 @@ def test_cli_ctrl_c_saves_and_kill_9_loses_at_most_one_checkpoint_interval(tmp_p
     """A real process: SIGINT -> checkpoint at that step and exit 130; SIGKILL -> the same command resumes from
     the last checkpoint, at most --checkpoint-every steps back, and finishes."""
     run = tmp_path / "run"
-    args = ["--preset", "quick", "--levels", "5", "--base-filters", "2", "--patch", "32", "--batch-size", "2",
-            "--steps", "400", "--checkpoint-every", "10", "--validate-every", "1000", "--out", str(run)]
+    args = [
+        "--preset",
+        "quick",
+        "--levels",
+        "5",
+        "--base-filters",
+        "2",
+        "--patch",
+        "32",
+        "--batch-size",
+        "2",
+        "--steps",
+        "400",
+        "--checkpoint-every",
+        "10",
+        "--validate-every",
+        "1000",
+        "--out",
+        str(run),
+    ]
     process = cli(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     wait_for_step(run, 5, 20, process)
     process.send_signal(signal.SIGINT)
@@ -430,7 +549,9 @@ def test_cli_ctrl_c_saves_and_kill_9_loses_at_most_one_checkpoint_interval(tmp_p
     seen = wait_for_step(run, 5, stopped + 40, process)
     process.kill()
     process.wait(timeout=60)
-    assert latest_checkpoint_step(run, 5) >= seen - 10  # the loss is logged every 10 steps, as checkpoints are
+    assert (
+        latest_checkpoint_step(run, 5) >= seen - 10
+    )  # the loss is logged every 10 steps, as checkpoints are
 
     process = cli(*args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output, _ = process.communicate(timeout=600)
@@ -446,14 +567,25 @@ def test_cli_ctrl_c_saves_and_kill_9_loses_at_most_one_checkpoint_interval(tmp_p
         (["--patch", "40"], "error: --patch 40: .*nearest valid size is 32x32"),
         (["--patch", "256", "--levels", "5"], "error: example '.*' .* is smaller than --patch 256 needs"),
         (["--loss", "mse=1,vgg=1", "--vgg-weights", "/nope/vgg.h5"], "error: .*/nope/vgg.h5"),
-        (["--loss", "pynet"], "error: .*vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5.*imagenet-vgg-verydeep-19"),
+        (
+            ["--loss", "pynet"],
+            "error: .*vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5.*imagenet-vgg-verydeep-19",
+        ),
         (["--data", "zrr:/nope"], "error: --data 'zrr:/nope': /nope is not a folder"),
         (["--strategy", "multiworker"], "error: --strategy multiworker needs TF_CONFIG"),
     ],
 )
 def test_cli_errors_are_one_line_without_a_traceback(tmp_path, args, message):
-    process = cli("--preset", "quick", "--out", str(tmp_path / "run"), *args, stdout=subprocess.PIPE,
-                  stderr=subprocess.PIPE, env={"KERAS_HOME": str(tmp_path / "keras")})
+    process = cli(
+        "--preset",
+        "quick",
+        "--out",
+        str(tmp_path / "run"),
+        *args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"KERAS_HOME": str(tmp_path / "keras")},
+    )
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 2
     assert "Traceback" not in stderr

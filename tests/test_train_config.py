@@ -15,7 +15,12 @@ def test_reference_preset_is_the_papers_schedule():
     config = resolve("reference")
     assert config.lr == 5e-5 and config.base_filters == 32 and config.patch == 224 and config.loss == "pynet"
     assert {level: (s.steps, s.batch_size) for level, s in config.schedule.items()} == {
-        5: (5000, 50), 4: (5000, 50), 3: (20000, 48), 2: (20000, 18), 1: (35000, 12), 0: (100000, 10),
+        5: (5000, 50),
+        4: (5000, 50),
+        3: (20000, 48),
+        2: (20000, 18),
+        1: (35000, 12),
+        0: (100000, 10),
     }
     assert config.levels == (5, 4, 3, 2, 1, 0)
     assert config.out == "runs/reference"
@@ -24,7 +29,9 @@ def test_reference_preset_is_the_papers_schedule():
 def test_quick_preset_needs_no_vgg_weights_and_fits_its_patch():
     config = resolve("quick")
     assert config.loss == "lab_mse" and config.out == "runs/quick" and not config.instance_norm
-    assert config.base_filters < 32 and config.patch_at(0) < config.patch_at(5)  # fine levels: more, smaller crops
+    assert config.base_filters < 32 and config.patch_at(0) < config.patch_at(
+        5
+    )  # fine levels: more, smaller crops
 
 
 def test_cpu_preset_is_the_quick_one_wider_and_longer():
@@ -33,7 +40,9 @@ def test_cpu_preset_is_the_quick_one_wider_and_longer():
     quick, cpu = resolve("quick"), resolve("cpu")
     assert cpu.base_filters == 2 * quick.base_filters and cpu.out == "runs/cpu"
     for level in quick.levels:
-        quick_pixels, cpu_pixels = (c.schedule[level].batch_size * c.patch_at(level) ** 2 for c in (quick, cpu))
+        quick_pixels, cpu_pixels = (
+            c.schedule[level].batch_size * c.patch_at(level) ** 2 for c in (quick, cpu)
+        )
         assert cpu_pixels == quick_pixels
         assert cpu.patch_at(level) == cpu.patch == 64
         assert cpu.schedule[level].steps >= 2 * quick.schedule[level].steps
@@ -46,9 +55,17 @@ def test_cpu_preset_is_the_quick_one_wider_and_longer():
 
 
 def test_overrides_replace_preset_values_and_steps_apply_to_every_level():
-    config = resolve("reference", steps=7, batch_size=3, lr=1e-4, base_filters=8, levels=(3, 2), out="x", seed=None)
+    config = resolve(
+        "reference", steps=7, batch_size=3, lr=1e-4, base_filters=8, levels=(3, 2), out="x", seed=None
+    )
     assert set(config.schedule.values()) == {LevelSchedule(7, 3)}
-    assert (config.lr, config.base_filters, config.levels, config.out, config.seed) == (1e-4, 8, (3, 2), "x", 0)
+    assert (config.lr, config.base_filters, config.levels, config.out, config.seed) == (
+        1e-4,
+        8,
+        (3, 2),
+        "x",
+        0,
+    )
 
 
 def test_a_level_may_name_its_own_patch_and_the_flag_sets_every_level(monkeypatch):
@@ -101,12 +118,20 @@ def test_bad_levels_are_refused(text):
         # level 3 outputs patch / 4 = 8 px: no room for the 11-px window of the LAB loss's MS-SSIM part
         ({"patch": 32, "loss": "lab"}, LossSpecError, "level 3 at --patch 32 gives 8x8"),
         ({"arch": "mobil"}, ConfigError, "--arch 'mobil': did you mean 'mobile'"),
-        ({"arch": "mobile", "levels": (1, 0)}, ConfigError, r"the mobile network has levels \(0,\), not \[1\]"),
+        (
+            {"arch": "mobile", "levels": (1, 0)},
+            ConfigError,
+            r"the mobile network has levels \(0,\), not \[1\]",
+        ),
         ({"arch": "mobile", "patch": 30}, ConfigError, r"--patch 30: .*not a multiple of 4 .*stride-2"),
         ({"teacher_weight": 0.0}, ConfigError, "--teacher-weight must be > 0"),
         ({"prune": 1.0}, ConfigError, r"--prune is the fraction of each kernel pruned, in \(0, 1\)"),
         ({"init": "glorot"}, ConfigError, r"--kernel-init 'glorot': choose one of reference, he"),
-        ({"new_layers_first": 1.0}, ConfigError, r"--new-layers-first must be a fraction in \[0, 1\), got 1.0"),
+        (
+            {"new_layers_first": 1.0},
+            ConfigError,
+            r"--new-layers-first must be a fraction in \[0, 1\), got 1.0",
+        ),
         ({"lr_schedule": "step"}, ConfigError, r"--lr-schedule 'step': choose one of constant, cosine"),
     ],
 )
@@ -126,7 +151,9 @@ def test_the_mobile_arch_takes_the_presets_mobile_entry():
     config = resolve("quick", arch="mobile")
     pynet = resolve("quick")
     assert config.arch == "mobile" and config.levels == (0,) and config.base_filters == mobile.DEFAULT_WIDTH
-    assert config.schedule == {0: train_config.LevelSchedule(*train_config.PRESETS["quick"]["mobile"]["schedule"][0])}
+    assert config.schedule == {
+        0: train_config.LevelSchedule(*train_config.PRESETS["quick"]["mobile"]["schedule"][0])
+    }
     assert (config.lr, config.loss, config.patch) == (pynet.lr, pynet.loss, pynet.patch)
     assert resolve("quick", arch="mobile", base_filters=8).base_filters == 8
     assert pynet.arch == "pynet" and TrainConfig.from_json(config.to_json()) == config
@@ -174,24 +201,41 @@ def fake_run(root: Path, levels: tuple[int, ...], **record) -> Path:
 
 
 # what import_official records: the network at the top level, the reference preset's config beside it
-IMPORTED = dict(arch="pynet", base_filters=32, instance_norm=True, instance_norm_level_1=True,
-                imported={"checkpoint": "pynet_level_0.ckpt"}, config={"base_filters": 32, "instance_norm": True})
+IMPORTED = {
+    "arch": "pynet",
+    "base_filters": 32,
+    "instance_norm": True,
+    "instance_norm_level_1": True,
+    "imported": {"checkpoint": "pynet_level_0.ckpt"},
+    "config": {"base_filters": 32, "instance_norm": True},
+}
 
 
 def test_init_takes_the_runs_network_where_no_flag_sets_it(tmp_path):
     run = fake_run(tmp_path / "official", (5, 0), **IMPORTED)
     config = resolve("quick", init_from=str(run))  # the quick preset: width 4, no norms
     assert (config.arch, config.base_filters, config.instance_norm, config.instance_norm_level_1) == (
-        "pynet", 32, True, True)
-    assert resolve("quick", init_from=str(run), base_filters=32, levels=(0,)).levels == (0,)  # the same value: fine
+        "pynet",
+        32,
+        True,
+        True,
+    )
+    assert resolve("quick", init_from=str(run), base_filters=32, levels=(0,)).levels == (
+        0,
+    )  # the same value: fine
     assert train_config.check_init(config).provenance(5) == {
-        "run": str(run.resolve()), "level": 5, "imported": {"checkpoint": "pynet_level_0.ckpt"}}
+        "run": str(run.resolve()),
+        "level": 5,
+        "imported": {"checkpoint": "pynet_level_0.ckpt"},
+    }
 
 
 def test_init_reads_an_older_runs_network_from_its_config_or_the_defaults(tmp_path):
     """A trained level records arch and width; its norms are in its config, and a run from before
     instance_norm_level_1 existed had none at level 1 (the default)."""
-    run = fake_run(tmp_path / "old", (5,), level=5, arch="pynet", base_filters=2, config={"instance_norm": False})
+    run = fake_run(
+        tmp_path / "old", (5,), level=5, arch="pynet", base_filters=2, config={"instance_norm": False}
+    )
     config = resolve("reference", init_from=str(run), levels=(5,))
     assert (config.base_filters, config.instance_norm, config.instance_norm_level_1) == (2, False, False)
 
@@ -200,19 +244,35 @@ def test_init_reads_an_older_runs_network_from_its_config_or_the_defaults(tmp_pa
     "make, overrides, message",
     [
         (lambda tmp: tmp / "nope", {}, r"--init .*nope: no such run folder"),
-        (lambda tmp: fake_run(tmp / "run", (5,), **IMPORTED) / "level_5", {},
-         r"--init .*level_5: holds no trained level \(.*is a level folder: pass its run, .*run\)"),
-        (lambda tmp: fake_run(tmp / "run", (5, 0), **IMPORTED), {"levels": (3,)},
-         r"has no trained level 3 to start level 3 from \(it has levels 5, 0\)"),
-        (lambda tmp: fake_run(tmp / "run", (5,), **IMPORTED), {"levels": (5,), "out": "{run}"},
-         r"--init .*run and --out .*run are the same run: fine-tune into another --out"),
-        (lambda tmp: fake_run(tmp / "run", (5,), **IMPORTED), {"levels": (5,), "instance_norm_level_1": False},
-         r"--init .*run is a network of instance_norm_level_1=True, .*\(--no-instance-norm-level-1\): leave "
-         r"--instance-norm-level-1 out to take the run's value"),
+        (
+            lambda tmp: fake_run(tmp / "run", (5,), **IMPORTED) / "level_5",
+            {},
+            r"--init .*level_5: holds no trained level \(.*is a level folder: pass its run, .*run\)",
+        ),
+        (
+            lambda tmp: fake_run(tmp / "run", (5, 0), **IMPORTED),
+            {"levels": (3,)},
+            r"has no trained level 3 to start level 3 from \(it has levels 5, 0\)",
+        ),
+        (
+            lambda tmp: fake_run(tmp / "run", (5,), **IMPORTED),
+            {"levels": (5,), "out": "{run}"},
+            r"--init .*run and --out .*run are the same run: fine-tune into another --out",
+        ),
+        (
+            lambda tmp: fake_run(tmp / "run", (5,), **IMPORTED),
+            {"levels": (5,), "instance_norm_level_1": False},
+            (
+                r"--init .*run is a network of instance_norm_level_1=True, .*\(--no-instance-norm-level-1\): leave "
+                r"--instance-norm-level-1 out to take the run's value"
+            ),
+        ),
     ],
 )
 def test_init_refuses_what_cannot_start_this_run(tmp_path, make, overrides, message):
     run = make(tmp_path)
-    overrides = {key: value.format(run=run) if isinstance(value, str) else value for key, value in overrides.items()}
+    overrides = {
+        key: value.format(run=run) if isinstance(value, str) else value for key, value in overrides.items()
+    }
     with pytest.raises(ConfigError, match=message):
         resolve("quick", init_from=str(run), **overrides)

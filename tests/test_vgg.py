@@ -15,11 +15,42 @@ from pynet_tf.losses import Loss
 
 # The reference PyNET's vgg.py layer list, written out: the names users pass to --vgg-layer.
 REFERENCE_LAYERS = (
-    "conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
-    "conv2_1", "relu2_1", "conv2_2", "relu2_2", "pool2",
-    "conv3_1", "relu3_1", "conv3_2", "relu3_2", "conv3_3", "relu3_3", "conv3_4", "relu3_4", "pool3",
-    "conv4_1", "relu4_1", "conv4_2", "relu4_2", "conv4_3", "relu4_3", "conv4_4", "relu4_4", "pool4",
-    "conv5_1", "relu5_1", "conv5_2", "relu5_2", "conv5_3", "relu5_3", "conv5_4", "relu5_4",
+    "conv1_1",
+    "relu1_1",
+    "conv1_2",
+    "relu1_2",
+    "pool1",
+    "conv2_1",
+    "relu2_1",
+    "conv2_2",
+    "relu2_2",
+    "pool2",
+    "conv3_1",
+    "relu3_1",
+    "conv3_2",
+    "relu3_2",
+    "conv3_3",
+    "relu3_3",
+    "conv3_4",
+    "relu3_4",
+    "pool3",
+    "conv4_1",
+    "relu4_1",
+    "conv4_2",
+    "relu4_2",
+    "conv4_3",
+    "relu4_3",
+    "conv4_4",
+    "relu4_4",
+    "pool4",
+    "conv5_1",
+    "relu5_1",
+    "conv5_2",
+    "relu5_2",
+    "conv5_3",
+    "relu5_3",
+    "conv5_4",
+    "relu5_4",
 )
 # (MatConvNet name, Keras name, input channels, output channels) of the convs the tiny files hold.
 CONVS = (
@@ -95,11 +126,26 @@ def write_matconvnet(path, weights, layout, names=REFERENCE_LAYERS[:6]):
         kernel = np.transpose(kernel, (1, 0, 2, 3))
         pad, stride = np.ones((1, 4)), np.ones((1, 2))
         if layout == "beta16":
-            layers.append({"weights": cell(kernel, bias[None, :]), "pad": pad, "type": "conv", "name": name,
-                           "stride": stride})
+            layers.append(
+                {
+                    "weights": cell(kernel, bias[None, :]),
+                    "pad": pad,
+                    "type": "conv",
+                    "name": name,
+                    "stride": stride,
+                }
+            )
         else:
-            layers.append({"name": name, "type": "conv", "weights": cell(kernel, bias[:, None]),
-                           "size": np.array([kernel.shape], float), "pad": pad, "stride": stride})
+            layers.append(
+                {
+                    "name": name,
+                    "type": "conv",
+                    "weights": cell(kernel, bias[:, None]),
+                    "size": np.array([kernel.shape], float),
+                    "pad": pad,
+                    "stride": stride,
+                }
+            )
     scipy.io.savemat(path, {"layers": cell(*layers)})
     return path
 
@@ -137,8 +183,9 @@ def test_full_network_maps_onto_keras_vgg19_by_name(keras_vgg19):
     assert features.model.count_params() == keras_vgg19.count_params() == 20_024_384
 
 
-@pytest.mark.parametrize("layer, keras_layer", [("relu1_2", "block1_conv2"), ("pool1", "block1_pool"),
-                                                ("relu2_1", "block2_conv1")])
+@pytest.mark.parametrize(
+    "layer, keras_layer", [("relu1_2", "block1_conv2"), ("pool1", "block1_pool"), ("relu2_1", "block2_conv1")]
+)
 def test_h5_features_equal_keras_vgg19(tmp_path, keras_vgg19, layer, keras_layer):
     weights = make_weights()
     path = write_keras_h5(tmp_path / vgg.KERAS_WEIGHTS_FILE, weights)
@@ -191,13 +238,20 @@ def test_weights_from_the_keras_cache(tmp_path, monkeypatch):
     write_keras_h5(vgg.keras_cache_path(), make_weights())
     features = vgg.load_vgg_features("relu1_1", allow_random=True)  # a file is there: random is not used
     assert features.source == str(vgg.keras_cache_path())
-    np.testing.assert_array_equal(features.model.get_layer("block1_conv1").kernel.numpy(),
-                                  make_weights()["block1_conv1"][0])
+    np.testing.assert_array_equal(
+        features.model.get_layer("block1_conv1").kernel.numpy(), make_weights()["block1_conv1"][0]
+    )
 
 
 def assert_explains_where_weights_go(message: str):
-    for words in (vgg.KERAS_WEIGHTS_FILE, vgg.MATCONVNET_WEIGHTS_FILE, str(vgg.keras_cache_path()),
-                  "--vgg-weights", "--allow-random-vgg", "smoke tests only"):
+    for words in (
+        vgg.KERAS_WEIGHTS_FILE,
+        vgg.MATCONVNET_WEIGHTS_FILE,
+        str(vgg.keras_cache_path()),
+        "--vgg-weights",
+        "--allow-random-vgg",
+        "smoke tests only",
+    ):
         assert words in message
 
 
@@ -288,12 +342,15 @@ def test_vgg_never_trains_and_passes_gradients_to_its_input(tmp_path):
     assert float(Loss({"vgg": 1.0}, vgg=features)(target, target)[0]) == 0.0
 
 
-@pytest.mark.parametrize("layer, last, size, channels", [
-    ("conv1_1", "block1_conv1", SIZE, 64),
-    ("relu1_2", "block1_relu2", SIZE, 64),
-    ("pool1", "block1_pool", SIZE // 2, 64),
-    ("relu2_1", "block2_relu1", SIZE // 2, 128),
-])
+@pytest.mark.parametrize(
+    "layer, last, size, channels",
+    [
+        ("conv1_1", "block1_conv1", SIZE, 64),
+        ("relu1_2", "block1_relu2", SIZE, 64),
+        ("pool1", "block1_pool", SIZE // 2, 64),
+        ("relu2_1", "block2_relu1", SIZE // 2, 128),
+    ],
+)
 def test_layer_selection_builds_up_to_that_layer(layer, last, size, channels):
     features = vgg.load_vgg_features(layer, allow_random=True)
     assert features.layer == layer

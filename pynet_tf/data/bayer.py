@@ -110,7 +110,10 @@ def split(mosaic: np.ndarray, pattern: str) -> np.ndarray:
     if height % 2 or width % 2:
         _log.warning(
             "mosaic %dx%d has odd size: dropped %d row(s) and %d column(s) to keep whole 2x2 tiles",
-            height, width, height % 2, width % 2,
+            height,
+            width,
+            height % 2,
+            width % 2,
         )
         mosaic = mosaic[: height - height % 2, : width - width % 2]
     return np.stack([mosaic[row::2, col::2] for row, col in offsets], axis=-1)

@@ -35,7 +35,9 @@ def read_photo(path: str | Path) -> np.ndarray:
             with Image.open(path) as image:
                 array = np.asarray(image)
     except (tf.errors.OpError, tifffile.TiffFileError, *PILLOW_ERRORS) as error:
-        raise PhotoReadError(f"{path}: cannot read the photo ({error.__class__.__name__}: {error})") from error
+        raise PhotoReadError(
+            f"{path}: cannot read the photo ({error.__class__.__name__}: {error})"
+        ) from error
     return _as_rgb(array, path)
 
 

@@ -158,6 +158,10 @@ def _crop_photo(item, seed: tf.Tensor, options: PipelineOptions):
     photo = photo[corner[0] : corner[0] + size, corner[1] : corner[1] + size]
     if options.augment:
         rotations, flip = _transform(seed)
-        photo = tf.image.rot90(tf.cond(flip, lambda: tf.image.flip_left_right(photo), lambda: photo), rotations)
+        photo = tf.image.rot90(
+            tf.cond(flip, lambda: tf.image.flip_left_right(photo), lambda: photo), rotations
+        )
     packed, target, _ = unprocess(photo, seed=seed + 2, pattern=options.cfa)
-    return tf.ensure_shape(packed, [options.patch, options.patch, 4]), tf.ensure_shape(target, [size, size, 3])
+    return tf.ensure_shape(packed, [options.patch, options.patch, 4]), tf.ensure_shape(
+        target, [size, size, 3]
+    )

@@ -77,8 +77,12 @@ def _visible_tile(path: Path, raw: rawpy.RawPy) -> np.ndarray:
         pattern = raw.raw_pattern
     except NotImplementedError as error:  # rawpy's answer to CFA layouts it has no pattern for
         raise RawReadError(f"{path}: not a 2x2 Bayer sensor ({error})") from error
-    if pattern is None or pattern.shape[0] % 2 or not np.array_equal(
-        pattern, np.tile(pattern[:2, :2], (pattern.shape[0] // 2, pattern.shape[1] // 2))
+    if (
+        pattern is None
+        or pattern.shape[0] % 2
+        or not np.array_equal(
+            pattern, np.tile(pattern[:2, :2], (pattern.shape[0] // 2, pattern.shape[1] // 2))
+        )
     ):
         shape = "none" if pattern is None else f"{pattern.shape[0]}x{pattern.shape[1]}"
         raise RawReadError(

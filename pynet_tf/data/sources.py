@@ -14,9 +14,30 @@ from pathlib import Path
 SPLITS = ("train", "test")
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 RAW_SUFFIXES = (
-    ".dng", ".nef", ".nrw", ".cr2", ".cr3", ".crw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2",
-    ".pef", ".srw", ".kdc", ".dcr", ".mrw", ".3fr", ".iiq", ".erf", ".mos", ".x3f", ".raw",
-)  # fmt: skip
+    ".dng",
+    ".nef",
+    ".nrw",
+    ".cr2",
+    ".cr3",
+    ".crw",
+    ".arw",
+    ".srf",
+    ".sr2",
+    ".raf",
+    ".orf",
+    ".rw2",
+    ".pef",
+    ".srw",
+    ".kdc",
+    ".dcr",
+    ".mrw",
+    ".3fr",
+    ".iiq",
+    ".erf",
+    ".mos",
+    ".x3f",
+    ".raw",
+)
 TEST_FRACTION_PERCENT = 10
 """Folders without train/ and test/ subfolders: this share of names (by a stable hash) is held out."""
 SAMPLE_PHOTOS = {
@@ -69,9 +90,7 @@ def parse_source(spec: str) -> Source:
         return _samples()
     readers = {"zrr": _zrr, "pairs": _pairs, "photos": _photos}
     if kind not in readers or not folder:
-        raise DataSourceError(
-            f"--data {spec!r}: expected samples, zrr:DIR, pairs:DIR or photos:DIR"
-        )
+        raise DataSourceError(f"--data {spec!r}: expected samples, zrr:DIR, pairs:DIR or photos:DIR")
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise DataSourceError(f"--data {spec!r}: {root} is not a folder")
@@ -99,7 +118,9 @@ def _zrr(root: Path, spec: str) -> Source:
         _check_matched(spec, split, raws, photos, "huawei_raw", "canon")
         splits[split] = tuple(Example(name, photos[name], raws[name]) for name in _numeric_order(raws))
     if not any(splits.values()):
-        raise DataSourceError(f"--data {spec!r}: no train/huawei_raw/*.png or test/huawei_raw/*.png under {root}")
+        raise DataSourceError(
+            f"--data {spec!r}: no train/huawei_raw/*.png or test/huawei_raw/*.png under {root}"
+        )
     full = _index(root / "test" / "huawei_full_resolution", (".png",))
     return Source("zrr", spec, splits, tuple(full[name] for name in _numeric_order(full)))
 
