@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from pynet_tf.cli import command_parser
+from pynet_tf.units import MIB
 
 HOST_DELEGATES = ("cpu", "xnnpack")
 PERCENTILES = (5, 50, 90, 95, 99)
@@ -183,8 +184,8 @@ def timings(measured: dict) -> dict:
     }
 
 
-def _mb(kib: float) -> float:
-    return round(kib / 1024.0, 3)
+def _mib(kib: float) -> float:
+    return round(kib * 1024 / MIB, 3)
 
 
 def memory(measured: dict) -> dict | None:
@@ -192,9 +193,9 @@ def memory(measured: dict) -> dict | None:
     if kb["baseline"] is None:
         return None
     return {
-        "init_mb": _mb(kb["after_init"] - kb["baseline"]),
-        "overall_mb": _mb(kb["overall"] - kb["baseline"]),
-        "peak_mb": _mb(kb["overall"]),
+        "init_mb": _mib(kb["after_init"] - kb["baseline"]),
+        "overall_mb": _mib(kb["overall"] - kb["baseline"]),
+        "peak_mb": _mib(kb["overall"]),
         "measure": "host: RSS high-water mark (VmHWM) of a fresh child process; init/overall = its "
         "growth over the baseline after imports, peak = the absolute high-water mark",
     }

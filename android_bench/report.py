@@ -188,7 +188,7 @@ COLUMNS = (
     ("mean ms", lambda r: number(r["mean_ms"])),
     ("median ms", lambda r: number(r["median_ms"])),
     ("p95 ms", lambda r: number(r["p95_ms"])),
-    ("peak MB", lambda r: number(r["peak_mb"], 1)),
+    ("peak MiB", lambda r: number(r["peak_mb"], 1)),
     ("PSNR vs float", lambda r: number(r["psnr_vs_float"])),
     ("SSIM vs float", lambda r: number(r["ssim_vs_float"], 4)),
     ("MS-SSIM vs float", lambda r: number(r["ms_ssim_vs_float"], 4)),
@@ -269,9 +269,9 @@ def _ship_lines(report: Report, section: str) -> list[str]:
 
 
 LEGEND = (
-    "MB = 10^6 bytes. Latencies are the benchmark's measured runs (warm-up excluded); p95 is the tail "
+    "MB = 10^6 bytes (file sizes), MiB = 2^20 bytes (memory, as benchmark_model counts it). Latencies are the benchmark's measured runs (warm-up excluded); p95 is the tail "
     "benchmark_model prints (p5/median/p95, in builds that print percentiles) and --host computes alike. "
-    "Peak MB is the results' memory.peak_mb (see memory_measure in report.json). PSNR/SSIM/MS-SSIM come "
+    "Peak MiB is the results' memory.peak_mb (see memory_measure in report.json). PSNR/SSIM/MS-SSIM come "
     "from each file's export "
     "sidecar: means over its held-out images, outputs clipped to [0, 1]. Speed-up: the float32 file of the "
     "same source model, input shape, delegate and threads, divided by this row. Pareto ●: on the "

@@ -38,7 +38,8 @@ Schema (``FORMAT``, ``VERSION`` 1)::
                         Device: benchmark_model's microseconds / 1000 (its warm-up includes the first
                         inference; percentiles only from tools printing them). Host: the same definitions
                         (population std; percentile = sorted[int(n * p / 100)], LiteRT's rule), plus p90, p99
-      memory            {init_mb, overall_mb, peak_mb, measure}; measure says what the numbers are (the
+      memory            {init_mb, overall_mb, peak_mb, measure}, in MiB (2^20 bytes; the fields keep
+                        their names); measure says what the numbers are (the
                         tool's "Peak memory footprint" (max-RSS growth) or "Memory footprint delta" lines, or
                         the host child's RSS high-water mark); peak_mb only from periodic monitoring (device:
                         --report_peak_memory_footprint=true, passed on every row) or the host's absolute peak
@@ -69,11 +70,11 @@ from pathlib import Path
 from android_bench.benchmark_output import BenchmarkOutput
 from export import sidecar as export_sidecar
 from pynet_tf import atomic
+from pynet_tf.units import MB
 
 FORMAT = "pynet-tf benchmark results"
 VERSION = 1
 LOG_TAIL_CHARS = 6000
-MB = 1e6
 
 
 def utc_now() -> str:

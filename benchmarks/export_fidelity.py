@@ -17,7 +17,7 @@ Measured on 2026-12-06 on the working quick PyNET (issue 18: ``make demo DEMO=d5
 instance norms; held out 23.47 dB against ground truth), 2-core Intel Xeon (AVX-512 VNNI), ``--formats
 float32,fp16,dynamic,int8,int16x8,qat --qat-steps 100``. At 64x64 (6 min; the test suite shared the cores,
 so its ms are loaded, the ratios interleaved):
-    format    status             size MB PSNR vs float ΔPSNR vs GT       ms speed-up
+    format    status            size MiB PSNR vs float ΔPSNR vs GT       ms speed-up
     float32   ok                   2.938        144.26       +0.00    41.65    1.00x
     fp16      ok                   1.564         81.04       -0.00    42.06    0.99x
     dynamic   ok                   0.894         61.07       +0.01    33.67    1.24x
@@ -62,6 +62,7 @@ from android_bench import host
 from export.formats import FORMATS
 from export.to_tflite import STATUS_OK, export_model
 from pynet_tf.cli import image_size
+from pynet_tf.units import MIB
 
 INT8 = ("int8", "qat")
 """The full-integer int8 files: post-training (int8) and quantization-aware (qat). A target is met by the
@@ -137,7 +138,7 @@ def main() -> int:
         f"median of {args.rounds} x {args.runs} runs"
     )
     print(
-        f"{'format':<9} {'status':<17} {'size MB':>8} {'PSNR vs float':>13} {'ΔPSNR vs GT':>11} {'ms':>8} "
+        f"{'format':<9} {'status':<17} {'size MiB':>8} {'PSNR vs float':>13} {'ΔPSNR vs GT':>11} {'ms':>8} "
         f"{'speed-up':>8}"
     )
     for name, result in results.items():
@@ -155,7 +156,7 @@ def main() -> int:
         def show(value: float | None, spec: str) -> str:
             return "-" if value is None else format(value, spec)
 
-        size = result.size_bytes / 2**20 if result.size_bytes else None
+        size = result.size_bytes / MIB if result.size_bytes else None
         print(
             f"{name:<9} {result.status:<17} {show(size, '8.3f')} {show(result.psnr_vs_float, '13.2f')} "
             f"{show(result.delta_psnr, '+11.2f')} {show(ms, '8.2f')} {show(speedup, '7.2f')}x"

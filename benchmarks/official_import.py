@@ -25,9 +25,9 @@ Measured (2-core Intel Xeon with AVX-512 VNNI, 2026-12-06, ``--out bench/officia
 sizes in MiB; latency at 224x224 packed, 448x448 RGB out)::
 
     official PyNET (fixture weights, 47,548,170 checkpoint values, written in 1.9 s), level 0, packed 224x224
-    import: 36.5 s (43.2 s with the process's start), peak RSS 1863 MB (628 MB after TensorFlow loaded)
+    import: 36.5 s (43.2 s with the process's start), peak RSS 1863 MiB (628 MiB after TensorFlow loaded)
     export: 793.8 s in all; PSNR vs the float model on 2 held-out samples; LiteRT XNNPACK, median of 1 x 3 runs
-    format    status            convert s  size MB PSNR vs float    ms 1t    ms 2t
+    format    status            convert s size MiB PSNR vs float    ms 1t    ms 2t
     float32   ok                     26.4   181.50        111.74  6059.87  3084.94
     fp16      ok                     25.4    90.92         64.42  6075.26  3182.40
     int8      ok                    659.8    45.94         25.29   886.29   441.14
@@ -60,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pynet_tf.cli import command_parser, image_size
 from pynet_tf.shapes import LEVELS
+from pynet_tf.units import MIB
 
 FORMATS = ("float32", "fp16", "int8")
 SMOKE = {"level": 5, "shape": (32, 32), "runs": 2, "rounds": 1}
@@ -161,7 +162,7 @@ def print_report(report: dict) -> None:
     peak, baseline = imported["peak_rss_kb"] / 1024, imported["baseline_rss_kb"] / 1024
     print(
         f"import: {imported['import_s']:.1f} s ({imported['process_s']:.1f} s with the process's start), "
-        f"peak RSS {peak:.0f} MB ({baseline:.0f} MB after TensorFlow loaded)"
+        f"peak RSS {peak:.0f} MiB ({baseline:.0f} MiB after TensorFlow loaded)"
     )
     print(
         f"export: {report['export_s']:.1f} s in all; PSNR vs the float model on "
@@ -170,9 +171,9 @@ def print_report(report: dict) -> None:
     )
     threads = settings["threads"]
     columns = "".join(f"{f'ms {count}t':>9}" for count in threads)
-    print(f"{'format':<9} {'status':<17} {'convert s':>9} {'size MB':>8} {'PSNR vs float':>13}{columns}")
+    print(f"{'format':<9} {'status':<17} {'convert s':>9} {'size MiB':>8} {'PSNR vs float':>13}{columns}")
     for row in report["formats"]:
-        size = row["size_bytes"] / 2**20 if row["size_bytes"] else None
+        size = row["size_bytes"] / MIB if row["size_bytes"] else None
         latency = "".join(show(row["ms"][count], "9.2f") for count in threads)
         print(
             f"{row['format']:<9} {row['status']:<17} {show(row['convert_s'], '9.1f')} {show(size, '8.2f')} "

@@ -27,7 +27,7 @@ validation PSNR), both at 128x128 packed::
 
     .venv/bin/python benchmarks/pruning.py --model runs/demo1,/tmp/pruning_runs/mobile_quick
 
-    model          variant               zeros      MB  gzip MB      ms PSNR vs dense ΔPSNR vs GT
+    model          variant               zeros     MiB gzip MiB      ms PSNR vs dense ΔPSNR vs GT
     demo1          dense                  0.0%   3.066    2.691  143.32        143.77       +0.00
     demo1          one-shot              50.0%   3.066    1.627  151.54         12.41       +0.95
     demo1          one-shot sparse-enc   50.0%   2.114    1.555  179.80         12.41       +0.95
@@ -44,8 +44,8 @@ validation PSNR), both at 128x128 packed::
     mobile_quick: 80.0% zeros after 20 fine-tuning steps: 14.24 dB vs dense (one-shot Keras model: 14.20)
 
 The same day, ``--sparsities 0.1,0.25 --finetune-steps 0 --rounds 1``: one-shot PSNR vs dense 36.46 / 19.98
-dB (demo1) and 43.39 / 32.52 dB (mobile_quick) at 10% / 25%; gzip 2.524 / 2.206 and 0.448 / 0.392 MB; the
-sparse encoding left both files as they were (3.066 / 0.531 MB); latency within noise of dense.
+dB (demo1) and 43.39 / 32.52 dB (mobile_quick) at 10% / 25%; gzip 2.524 / 2.206 and 0.448 / 0.392 MiB; the
+sparse encoding left both files as they were (3.066 / 0.531 MiB); latency within noise of dense.
 
 What it says:
 - Size: zeros do not shrink a float32 flatbuffer; they compress (gzip: 0.60x of dense at 50%, 0.31x at 80%
@@ -89,6 +89,7 @@ from pynet_tf import metrics, pruning, runs
 from pynet_tf.cli import image_size
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.sources import parse_source
+from pynet_tf.units import MIB
 
 
 @dataclass
@@ -195,7 +196,7 @@ def rows_for(name: str, args: argparse.Namespace) -> tuple[list[Row], list[str]]
 def table(rows: list[Row]) -> str:
     lines = [
         (
-            f"{'model':<14} {'variant':<20} {'zeros':>6} {'MB':>7} {'gzip MB':>8} {'ms':>7} "
+            f"{'model':<14} {'variant':<20} {'zeros':>6} {'MiB':>7} {'gzip MiB':>8} {'ms':>7} "
             f"{'PSNR vs dense':>13} {'ΔPSNR vs GT':>11}"
         )
     ]
@@ -203,7 +204,7 @@ def table(rows: list[Row]) -> str:
         psnr = "inf" if row.psnr == float("inf") else f"{row.psnr:.2f}"
         lines.append(
             f"{Path(row.model).name:<14} {row.variant:<20} {row.zeros:>6.1%} "
-            f"{len(row.content) / 2**20:>7.3f} {len(gzip.compress(row.content, 9)) / 2**20:>8.3f} "
+            f"{len(row.content) / MIB:>7.3f} {len(gzip.compress(row.content, 9)) / MIB:>8.3f} "
             f"{row.ms:>7.2f} {psnr:>13} {row.delta_gt:>+11.2f}"
         )
     return "\n".join(lines)

@@ -20,7 +20,7 @@ at 128x128::
 
     .venv/bin/python benchmarks/training_variants.py --runs dense,prune50,distill,teacher3x,distill3x,runs/quick
 
-    run          trained                                        min  zeros     MB gzip MB      ms val dB PSNR vs GT   SSIM  ΔPSNR
+    run          trained                                        min  zeros    MiB gzipMiB      ms val dB PSNR vs GT   SSIM  ΔPSNR
     dense        mobile w12, 540 steps                          3.7   0.0%  0.531   0.477    7.06  21.76      21.30 0.5902  +0.00
     prune50      mobile w12, 540 steps, prune 50%               5.5  50.0%  0.531   0.289    6.80  21.31      20.38 0.6072  -0.92
     distill      mobile w12, 540 steps, teacher quick x0.5     11.1   0.0%  0.531   0.477    6.51  19.39      19.87 0.6652  -1.43
@@ -35,7 +35,7 @@ flags (``--teacher runs/demo``; teacher3x ``--steps 1620``)::
     .venv/bin/python benchmarks/training_variants.py --runs runs/demo_mobile,runs/v_prune50,runs/v_distill_pynet,\
         runs/v_teacher3x,runs/v_distill3x,runs/demo
 
-    run          trained                                        min  zeros     MB gzip MB      ms val dB PSNR vs GT   SSIM  ΔPSNR
+    run          trained                                        min  zeros    MiB gzipMiB      ms val dB PSNR vs GT   SSIM  ΔPSNR
     demo_mobile  mobile w12, 540 steps                          0.8   0.0%  0.531   0.478    4.61  22.44      21.77 0.6295  +0.00
     v_prune50    mobile w12, 540 steps, prune 50%               0.9  50.0%  0.531   0.289    4.61  21.15      20.09 0.6055  -1.67
     v_distill_pynet mobile w12, 540 steps, teacher demo x0.5       1.8   0.0%  0.531   0.478    4.62  23.22      23.30 0.6944  +1.54
@@ -56,7 +56,7 @@ the quick mobile preset (``--steps 1200``, ``--teacher runs/d5``, weight 1), wit
 reference (d5_mobile's minutes are its resumed second half only)::
 
     .venv/bin/python benchmarks/training_variants.py --runs runs/v_dense,runs/v_distill,runs/d5_mobile,runs/d5
-    run          trained                                        min  zeros     MB gzip MB      ms val dB PSNR vs GT   SSIM  ΔPSNR
+    run          trained                                        min  zeros    MiB gzipMiB      ms val dB PSNR vs GT   SSIM  ΔPSNR
     v_dense      mobile w12, 1200 steps                         2.6   0.0%  0.531   0.478    4.75  23.97      23.02 0.7619  +0.00
     v_distill    mobile w12, 1200 steps, teacher d5 x1          4.4   0.0%  0.531   0.477    4.78  23.71      23.21 0.7289  +0.19
     d5_mobile    mobile w12, 4800 steps                         4.0   0.0%  0.531   0.478    4.77  24.89      24.68 0.8409  +1.67
@@ -94,6 +94,7 @@ from export import fidelity
 from export.formats import ExportSettings, convert_float32
 from pynet_tf import pruning, runs
 from pynet_tf.cli import image_size
+from pynet_tf.units import MIB
 
 
 @dataclass
@@ -153,7 +154,7 @@ def table(variants: list[Variant]) -> str:
     base = variants[0].psnr_gt
     lines = [
         (
-            f"{'run':<12} {'trained':<44} {'min':>5} {'zeros':>6} {'MB':>6} {'gzip MB':>7} {'ms':>7} "
+            f"{'run':<12} {'trained':<44} {'min':>5} {'zeros':>6} {'MiB':>6} {'gzipMiB':>7} {'ms':>7} "
             f"{'val dB':>6} {'PSNR vs GT':>10} {'SSIM':>6} {'ΔPSNR':>6}"
         )
     ]
@@ -162,7 +163,7 @@ def table(variants: list[Variant]) -> str:
         validation = "–" if v.validation_psnr is None else f"{v.validation_psnr:.2f}"
         lines.append(
             f"{Path(v.run).name:<12} {v.trained:<44} {minutes:>5} {v.zeros:>6.1%} "
-            f"{len(v.content) / 2**20:>6.3f} {len(gzip.compress(v.content, 9)) / 2**20:>7.3f} "
+            f"{len(v.content) / MIB:>6.3f} {len(gzip.compress(v.content, 9)) / MIB:>7.3f} "
             f"{v.ms:>7.2f} {validation:>6} {v.psnr_gt:>10.2f} "
             f"{v.ssim_gt:>6.4f} {v.psnr_gt - base:>+6.2f}"
         )

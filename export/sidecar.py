@@ -1,13 +1,14 @@
 """The JSON sidecar written beside every exported file (``<file>.json``): where it came from and what it is.
 
-Schema (``FORMAT``, ``VERSION`` 5; 2 added ``full_integer``, ``float_fallback``, ``quantization_debug``,
-``delegates``; 3 added ``qat``; 4 added MS-SSIM to ``fidelity``; 5 added the classical ISP to ``fidelity``)::
+Schema (``FORMAT``, ``VERSION`` 6; 2 added ``full_integer``, ``float_fallback``, ``quantization_debug``,
+``delegates``; 3 added ``qat``; 4 added MS-SSIM to ``fidelity``; 5 added the classical ISP to ``fidelity``;
+6 counts ``file.mb`` in 10^6 bytes, as every table does, no longer 2^20)::
 
-    format, version       "pynet-tf export sidecar", 5
-    file                  {name, bytes, mb, sha256}               the exported file
+    format, version       "pynet-tf export sidecar", 6
+    file                  {name, bytes, mb, sha256}               the exported file (mb: 10^6 bytes)
     export_format         {name, description}                    a key of export.formats.FORMATS
     source                {model, sha256, level, arch, base_filters}  the .keras file it was converted from
-    settings              {input_shape ("HxW" | "dynamic"), batch, io, data, seed, min_psnr, float_fallback}
+    settings              {input_shape ("HxW" | "dynamic"), batch_shape, io, data, seed, min_psnr, float_fallback}
     calibration           int8: {path, file_sha256, inputs_sha256, num, shape, data}; qat: {built, num, shape,
                           data, seed} (ranges from training crops, then fine-tuned); otherwise null
     inputs, outputs       [{name, shape, shape_signature, dtype, quantization: {scale, zero_point} | null}]
@@ -52,13 +53,13 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from export.delegates import delegate_report
+from pynet_tf.units import MB
 
 FORMAT = "pynet-tf export sidecar"
 ANALYSES = ("full_integer", "float_fallback", "quantization_debug", "qat")
 """Keys a format fills through ``build_sidecar(..., analyses=...)`` (null otherwise)."""
-VERSION = 5
+VERSION = 6
 SUFFIX = ".json"
-MB = 1024 * 1024
 
 
 def sidecar_path(exported: str | Path) -> Path:

@@ -55,6 +55,7 @@ from export.formats import (
 from pynet_tf import architectures, atomic, runs
 from pynet_tf.cli import command_parser, image_size, settings_summary
 from pynet_tf.data.sources import DataSourceError
+from pynet_tf.units import MB
 
 DEFAULT_OUT = Path("exported")
 DEFAULT_RUNS = Path("runs")
@@ -80,7 +81,7 @@ class FormatResult:
     """What the format adds to the row (e.g. layers kept in float: not full-integer)."""
 
     def row(self) -> str:
-        size = f"{self.size_bytes / sidecar.MB:.3f}" if self.size_bytes is not None else "-"
+        size = f"{self.size_bytes / MB:.3f}" if self.size_bytes is not None else "-"
         psnr = f"{self.psnr_vs_float:.2f}" if self.psnr_vs_float is not None else "-"
         delta = f"{self.delta_psnr:+.2f}" if self.delta_psnr is not None else "-"
         where = str(self.path) if self.path else self.message

@@ -176,7 +176,7 @@ def test_sidecar_contents(exported, workdir):
         assert side["file"] == {
             "name": result.path.name,
             "bytes": len(content),
-            "mb": round(len(content) / 2**20, 6),
+            "mb": round(len(content) / 10**6, 6),  # MB = 10^6 bytes
             "sha256": hashlib.sha256(content).hexdigest(),
         }
         assert side["source"]["sha256"] == model_sha and side["source"]["level"] == 3
@@ -360,7 +360,7 @@ def test_fidelity_scores_match_independent_references(workdir):
 
 
 def test_sidecars_score_the_classical_isp_on_the_same_inputs_as_evaluate(exported, workdir, tmp_path):
-    """Every file's sidecar (version 5) holds the classical ISP on its held-out inputs: the numbers
+    """Every file's sidecar (version 5 and on) holds the classical ISP on its held-out inputs: the numbers
     pynet_tf.evaluate gives its baseline on the same crops (samples, 64x64 packed, seed 0: the same inputs),
     and, independently, skimage's PSNR of evaluate's render against the target at level 3's 16x16."""
     from pynet_tf import evaluate
@@ -369,7 +369,7 @@ def test_sidecars_score_the_classical_isp_on_the_same_inputs_as_evaluate(exporte
 
     sidecars = {name: sidecar_of(result) for name, result in exported.items()}
     first = sidecars["float32"]["fidelity"]
-    assert {side["version"] for side in sidecars.values()} == {5}
+    assert {side["version"] for side in sidecars.values()} == {6}
     assert first["classical_isp"] == evaluate.BASELINES["photos"].record()
     assert first["classical_isp"]["label"] == "classical ISP (oracle metadata)"
     # one set of inputs: every format records the same classical ISP, to the bit

@@ -112,7 +112,7 @@ def test_sidecar_contents(static, workdir):
     assert side["file"] == {
         "name": static.path.name,
         "bytes": len(content),
-        "mb": round(len(content) / 2**20, 6),
+        "mb": round(len(content) / 10**6, 6),  # MB = 10^6 bytes
         "sha256": digest,
     }
     assert side["source"]["sha256"] == hashlib.sha256((workdir / "model.keras").read_bytes()).hexdigest()

@@ -128,7 +128,7 @@ def test_rows_match_the_results_and_the_sidecars(made, bench, microisp):
             ("mean ms", "mean_ms"),
             ("median ms", "median_ms"),
             ("p95 ms", "p95_ms"),
-            ("peak MB", "peak_mb"),
+            ("peak MiB", "peak_mb"),
             ("MB", "size_mb"),
         ):
             assert shown(cells[header], expected[key]), (header, cells[header], expected[key])
