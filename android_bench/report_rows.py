@@ -42,19 +42,17 @@ One row per results row (model x delegate x threads, per device), flattened to p
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from android_bench.report_inputs import Inputs
+from pynet_tf import runs
 
 FLOAT32 = "float32"
 THIRD_PARTY = "third_party"
 """The sidecar format name of export/third_party.py's files (a third-party network at our input shape)."""
-RUN_MODEL_FOLDER = re.compile(r"level_\d+|final")
-"""The folders of a run that hold its model.keras (pynet_tf/runs.py's layout; not imported: no TensorFlow)."""
 PRECISIONS = ("float32", "fp16", "dynamic", "int16x8", "int8", "uint8")
 """Display order (widest first)."""
 NOT_WORKING_ISP_DB = 6.0
@@ -221,8 +219,8 @@ def network_name(file: str | None, source: dict, third_party: bool) -> str:
     model = Path(source["model"]) if source.get("model") else None
     if model is None:
         return Path(file or "?").stem
-    in_run = RUN_MODEL_FOLDER.fullmatch(model.parent.name) and model.parent.parent.name
-    name = model.parent.parent.name if in_run else model.stem
+    run = runs.run_of(model)
+    name = run.name if run else model.stem
     return f"{name} ({source['arch']})" if source.get("arch") else name
 
 

@@ -21,13 +21,11 @@ import tf_keras as keras
 
 from calibration.calibration_set import CalibrationError, CalibrationSet
 from export import fidelity, qat, sensitivity, sidecar
-from export.tflite import converter_for
+from export.tflite import IO_TYPES, converter_for
 from pynet_tf.shapes import InputShapeError, ShapeCheck, validate_input_shape
 
 DEFAULT_SHAPE = (224, 224)
 """The packed input (H, W) exported when ``--input-shape`` is not given: the paper's 448x448 photo crops."""
-IO_TYPES = {"float32": tf.float32, "uint8": tf.uint8, "int8": tf.int8}
-"""``--io``: the int8 model's input and output tensor type (float32: quantize/dequantize inside the model)."""
 AUTO = sensitivity.AUTO
 INT16X8_OPS = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
 QAT_ARGUMENTS = ("qat_steps", "qat_targets", "qat_lr", "qat_batch", "qat_patch", "qat_loss", "vgg_weights")

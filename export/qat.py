@@ -58,7 +58,7 @@ from tqdm import tqdm
 import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow and tfmot load)
 from export.fidelity import model_level
 from export.sidecar import describe
-from export.tflite import converter_for
+from export.tflite import IO_TYPES, converter_for
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.sources import parse_source
 from pynet_tf.layers import InputShapeCheck, InstanceNorm, SameConv2D, ScaledTanh
@@ -71,7 +71,6 @@ from pynet_tf.vgg import DEFAULT_LAYER, VggFeatures, VggWeightsError, load_vgg_f
 qk = tfmot.quantization.keras
 quantizers = qk.quantizers
 
-IO_TYPES = {"float32": tf.float32, "uint8": tf.uint8, "int8": tf.int8}
 DEFAULT_STEPS = 200
 DEFAULT_LR = 1e-5
 DEFAULT_BATCH = 4

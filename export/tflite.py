@@ -7,6 +7,9 @@ from collections.abc import Sequence
 import tensorflow as tf
 import tf_keras as keras
 
+IO_TYPES = {"float32": tf.float32, "uint8": tf.uint8, "int8": tf.int8}
+"""``--io``: an int8 file's input and output tensor type (float32: quantize/dequantize inside the model)."""
+
 
 def converter_for(
     model: keras.Model, batch_shape: Sequence[int | None] = (None, None, None, 4)

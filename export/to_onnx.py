@@ -38,7 +38,6 @@ from export.to_tflite import (
     FormatResult,
     add_source_arguments,
     file_stem,
-    newest_run,
 )
 from pynet_tf import architectures, atomic, runs
 from pynet_tf.cli import command_parser, image_size, settings_summary
@@ -271,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                 input_shape = image_size(args.input_shape)
             except argparse.ArgumentTypeError as error:
                 raise ExportError(f"--input-shape: {error}, or 'dynamic'") from None
-        model = args.model if args.model is not None else newest_run()
+        model = args.model if args.model is not None else runs.newest_run()
         print(settings_summary("export", {**vars(args), "model": str(model)}))
         result = export_onnx(
             model,

@@ -23,7 +23,6 @@ the float model's outputs (--qat-targets distill) or the ground truth, then conv
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 import warnings
@@ -58,7 +57,6 @@ from pynet_tf.data.sources import DataSourceError
 from pynet_tf.units import MB
 
 DEFAULT_OUT = Path("exported")
-DEFAULT_RUNS = Path("runs")
 STATUS_OK, STATUS_BELOW, STATUS_ERROR = "ok", "below --min-psnr", "error"
 
 
@@ -129,18 +127,10 @@ HEADER = (
 )
 
 
-def newest_run(root: str | Path = DEFAULT_RUNS) -> Path:
-    """The most recently modified ``runs/*/final``: the default ``--model``."""
-    finals = [path for path in Path(root).glob("*/final") if path.exists()]
-    if not finals:
-        raise runs.RunError(f"{root}/: no run with a 'final' level; pass --model, or train one first")
-    return max(finals, key=lambda path: path.stat().st_mtime)
-
-
 def file_stem(model_file: Path, level: int, input_shape: tuple[int, int] | None) -> str:
     """``<run>_level<L>_<HxW|dynamic>``: the run folder's name, or the model file's stem outside a run."""
-    folder = model_file.parent
-    name = folder.parent.name if re.fullmatch(r"level_\d+|final", folder.name) else model_file.stem
+    run = runs.run_of(model_file)
+    name = run.name if run else model_file.stem
     shape = f"{input_shape[0]}x{input_shape[1]}" if input_shape else "dynamic"
     return f"{name}_level{level}_{shape}"
 
@@ -419,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
             except argparse.ArgumentTypeError as error:
                 raise ExportError(f"--input-shape: {error}, or 'dynamic'") from None
         float_fallback = parse_float_fallback(args.float_fallback) if args.float_fallback is not None else ()
-        model = args.model if args.model is not None else newest_run()
+        model = args.model if args.model is not None else runs.newest_run()
         print(settings_summary("export", {**vars(args), "model": str(model), "formats": names}))
         printed: list[FormatResult] = []
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import sys
 import warnings
 import zlib
@@ -332,8 +331,7 @@ def score(prediction: np.ndarray, target: np.ndarray) -> dict[str, float | None]
 
 def default_out_dir(model_file: Path, data_spec: str) -> Path:
     """``<run folder>/eval_<source>``: the run folder is the level folder's parent, else the model's own."""
-    folder = model_file.parent
-    run = folder.parent if re.fullmatch(r"level_\d+|final", folder.name) else folder
+    run = runs.run_of(model_file) or model_file.parent
     kind, _, path = data_spec.partition(":")
     return run / (f"eval_{kind}_{Path(path).expanduser().resolve().name}" if path else f"eval_{kind}")
 

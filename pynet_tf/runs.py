@@ -12,22 +12,28 @@ runs/NAME/
                          ``--init`` started it from if any; or the official checkpoint it was imported
                          from, ``pynet_tf.import_official``)
   final -> level_K       the finest level trained so far
+
+Importing this module does not load TensorFlow (the report reads run names with it); loading a model does.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import tensorflow as tf
-import tf_keras as keras
-
-import pynet_tf.layers
-import pynet_tf.mobile  # noqa: F401  (and the mobile ISP's)
 from pynet_tf.shapes import DOWNSAMPLING, level_of_output
+
+if TYPE_CHECKING:
+    import tf_keras as keras
 
 MODEL_FILE = "model.keras"
 LEVEL_RECORD = "level.json"
+DEFAULT_ROOT = Path("runs")
+"""Where ``python -m pynet_tf.train`` puts runs unless ``--out`` says otherwise."""
+MODEL_FOLDER = re.compile(r"level_\d+|final")
+"""The folders of a run that hold a ``model.keras``: ``level_K`` and ``final``."""
 
 
 class RunError(FileNotFoundError):
@@ -88,13 +94,35 @@ def resolve_model_path(path: str | Path) -> Path:
     )
 
 
+def run_of(model_file: str | Path) -> Path | None:
+    """The run folder holding ``model_file`` (``runs/NAME`` for ``runs/NAME/level_K/model.keras`` or
+    ``.../final/model.keras``); None for a model file outside a run."""
+    folder = Path(model_file).parent
+    return folder.parent if MODEL_FOLDER.fullmatch(folder.name) and folder.parent.name else None
+
+
+def newest_run(root: str | Path = DEFAULT_ROOT) -> Path:
+    """The most recently modified ``ROOT/*/final``: the exporters' default ``--model``."""
+    finals = [path for path in Path(root).glob("*/final") if path.exists()]
+    if not finals:
+        raise RunError(f"{root}/: no run with a 'final' level; pass --model, or train one first")
+    return max(finals, key=lambda path: path.stat().st_mtime)
+
+
 def load_model(path: str | Path) -> keras.Model:
     """Load a trained PyNET level (see ``resolve_model_path`` for what ``path`` may be)."""
+    import tf_keras as keras
+
+    import pynet_tf.layers
+    import pynet_tf.mobile  # noqa: F401  (registers PyNET's and the mobile ISP's layers)
+
     return keras.models.load_model(resolve_model_path(path), compile=False)
 
 
 def model_level(model: keras.Model) -> int | None:
     """The level a model computes, read off its output size for a 16x16 packed input; None: no level's."""
+    import tensorflow as tf
+
     side = DOWNSAMPLING
     output = model(tf.zeros([1, side, side, 4]), training=False)
     return level_of_output((side, side), tuple(output.shape[1:3]))

@@ -226,7 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {','.join(DEFAULT_LOSSES)})",
     )
     add("--alphas", default="0.5,0.95", help="the LAB loss's α grid, besides its default (empty for none)")
-    add("--out", default="runs/study", help="study folder: one run per variant, the table and the grid")
+    add(
+        "--out",
+        default=str(runs.DEFAULT_ROOT / "study"),
+        help="study folder: one run per variant, the table and the grid",
+    )
     add("--max-size", type=image_size, help="cap on the packed evaluation input, HxW multiples of 16")
     train.add_training_arguments(parser, skip=("--loss", "--lab-alpha", "--out", "--vgg-layer"))
     return parser

@@ -20,7 +20,7 @@ from pynet_tf import losses
 from pynet_tf.architectures import ARCHITECTURES, ArchitectureError, architecture
 from pynet_tf.architectures import DEFAULT as DEFAULT_ARCH
 from pynet_tf.model import INITIALIZATIONS
-from pynet_tf.runs import RunDir
+from pynet_tf.runs import DEFAULT_ROOT, RunDir
 from pynet_tf.shapes import LEVELS, check_level, output_size
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")
@@ -300,7 +300,7 @@ def resolve(preset: str = "reference", **overrides: Any) -> TrainConfig:
     if patch is not None:
         values["patch"] = patch
     values.update({key: value for key, value in overrides.items() if value is not None})
-    values.setdefault("out", f"runs/{preset}")
+    values.setdefault("out", str(DEFAULT_ROOT / preset))
     config = TrainConfig(preset=preset, schedule=schedule, **values)
     validate(config)
     return config
