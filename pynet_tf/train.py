@@ -233,7 +233,8 @@ def _warnings(config: TrainConfig, vgg) -> list[str]:
 
 
 def _completed_model(run: RunDir, level: int) -> keras.Model | None:
-    return runs.load_model(run.level_dir(level)) if level <= 5 and run.completed(level) else None
+    """The run's trained model of ``level``, if it has one (the coarsest level has none below it)."""
+    return runs.load_model(run.level_dir(level)) if run.completed(level) else None
 
 
 def _validation_psnr(run: RunDir, level: int) -> float | None:
