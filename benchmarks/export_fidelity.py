@@ -1,4 +1,4 @@
-"""Issue 6's export targets, measured side by side in one run on a trained model: fidelity, size, speed.
+"""The export targets, measured side by side in one run on a trained model: fidelity, size, speed.
 
     .venv/bin/python -m pynet_tf.train --preset quick --out runs/quick      # the model the targets are for
     .venv/bin/python benchmarks/export_fidelity.py --model runs/quick --input-shape 128x128
@@ -13,7 +13,7 @@ is reported. One row per format, then each target with its measured value:
     int8 PSNR vs float >= 40 dB, |ΔPSNR vs ground truth| <= 0.1 dB; fp16 >= 55 dB; dynamic reported;
     int8 file <= 0.3 x float32's (about a quarter); int8 >= 1.8x faster than float32.
 
-Measured on 2026-12-06 on the working quick PyNET (issue 18: ``make demo DEMO=d5``, base width 4, no
+Measured on 2026-12-06 on the working quick PyNET (``make demo DEMO=d5``, base width 4, no
 instance norms; held out 23.47 dB against ground truth), 2-core Intel Xeon (AVX-512 VNNI), ``--formats
 float32,fp16,dynamic,int8,int16x8,qat --qat-steps 100``. At 64x64 (6 min; the test suite shared the cores,
 so its ms are loaded, the ratios interleaved):
@@ -42,7 +42,7 @@ What stands behind them:
   norms' statistics were the worst-quantized tensors (export/sensitivity.py). 16x8 keeps 51.7-53.1 dB but is
   not int8 and runs 5-9x slower here.
 - Speed: at width 4, XNNPACK's int8 kernels are barely faster than its float ones (1.05-1.12x), as on the
-  earlier model; at the default width 32 the same kind of CPU ran int8 6.6x faster (README, design notes:
+  earlier model; at the default width 32 the same kind of CPU ran int8 6.6x faster (docs/design.md,
   "int8 and PyNET's instance norms"), so the 1.8x target belongs to real widths and phones' int8 units.
 - Size: 0.296 of float32 at width 4 (per-channel scales, int32 biases and the graph weigh); 0.253 at width 32.
 """
@@ -66,7 +66,7 @@ from pynet_tf.units import MIB
 
 INT8 = ("int8", "qat")
 """The full-integer int8 files: post-training (int8) and quantization-aware (qat). A target is met by the
-better of the two that were exported (the issue: QAT where PTQ falls short)."""
+better of the two that were exported (QAT where PTQ falls short)."""
 TARGETS = (
     # (what, formats, measured key, comparison, bar)
     ("int8 PSNR vs float (dB)", INT8, "psnr_vs_float", ">=", 40.0),

@@ -1,4 +1,4 @@
-"""Issue 6's int8 speed target on this CPU: fp32 vs int8 ms/image, ratio and XNNPACK coverage side by side.
+"""The int8 speed target on this CPU: fp32 vs int8 ms/image, ratio and XNNPACK coverage side by side.
 
     .venv/bin/python benchmarks/int8_speed.py --model runs/demo1 --input-shape 64x64 --threads 2
     .venv/bin/python benchmarks/int8_speed.py --model runs/demo1 --variants norm_float,rsqrt_float,no_norm
@@ -25,7 +25,7 @@ LEAKY_RELU needs input/output scale in [1/256, 128] and that times alpha (0.2) a
 (four level-1 LeakyReLUs whose output shares its scale with a wider concatenation: not the norm).
 
 The tables below measured the quick model of 2026-11-25, which had instance norms and output a flat grey
-image (issue 18); the quick preset now trains without norms, and its int8 speed on the working model
+image; the quick preset now trains without norms, and its int8 speed on the working model
 (1.05-1.12x of fp32 at width 4) is in ``benchmarks/export_fidelity.py``'s docstring.
 Measured here (AMD EPYC, AVX2 without VNNI, 2 cores shared with other jobs, load 2-3.5) on 2026-11-25,
 ``--model runs/demo1 --input-shape 64x64 --threads 2 --variants norm_float,rsqrt_float,no_norm --rounds 5``

@@ -1,4 +1,4 @@
-"""Issue 8's targets for the mobile ISP, measured side by side in one run: 12 MP speed, FLOPs, quality, int8.
+"""The mobile ISP's targets, measured side by side in one run: 12 MP speed, FLOPs, quality, int8.
 
     .venv/bin/python -m pynet_tf.train --preset quick --out runs/quick                       # PyNET, quick
     .venv/bin/python -m pynet_tf.train --preset quick --arch mobile --out runs/mobile_quick  # the mobile ISP
@@ -11,7 +11,7 @@
    on the sample crops resized to 1500x2000: the exporter's own path runs the QuantizationDebugger, which
    at 12 MP needs more memory than this machine has.
 2. FLOPs per output megapixel (``pynet_tf.flops``) of the mobile run's network and of PyNET at its default
-   width (the issue's 672 GFLOP per 224x224 patch), at ``--shape``.
+   width (672 GFLOP per 224x224 patch, as the official graph measured), at ``--shape``.
 3. Quality: both runs' float models against ground truth on the held-out samples at ``--shape``
    (``export.to_tflite.export_model``'s fidelity), and the mobile run's int8 file against its float model;
    for reference, MicroISP's against the same ground truth (``export/third_party.py``, no target).
@@ -20,7 +20,7 @@ Targets: 12 MP int8 faster than MicroISP fp32; FLOPs/MP <= 1/50 of PyNET's; PSNR
 (or better) when it trained on no more packed pixels than PyNET (their config.json: the first line checks it);
 int8 >= 40 dB from its float model. ``--check`` exits 1 when one is missed.
 
-Measured on 2026-12-06, idle 2-core Intel Xeon (AVX-512 VNNI), on the working quick runs of issue 18
+Measured on 2026-12-06, idle 2-core Intel Xeon (AVX-512 VNNI), on the working quick runs
 (``make demo DEMO=d5`` and ``make compare DEMO=d5``: ``--pynet runs/d5 --mobile runs/d5_mobile --check``,
 2.5 min, exit 0; the first label shortened since):
 
@@ -32,7 +32,7 @@ Measured on 2026-12-06, idle 2-core Intel Xeon (AVX-512 VNNI), on the working qu
     no target: MicroISP (...) PSNR vs ground truth at 128x128: 6.271 dB (trained on another sensor's RAW)
 
 (Earlier figures, 2026-11-25 and 2026-12-05, put the mobile ISP 6.6-8.3 dB above PyNET: they were measured on
-a quick PyNET that output a flat grey image, issue 18.)
+a quick PyNET that output a flat grey image; docs/design.md, 'Why the quick PyNET was a flat grey image'.)
 """
 
 from __future__ import annotations

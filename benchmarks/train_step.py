@@ -11,7 +11,7 @@ passes plus three VGG-19 passes at the output size (target and prediction forwar
 gradient; the frozen VGG gets no kernel gradient): at 448x448 VGG-19 up to relu5_4 costs more than PyNET at
 width 16 (``pynet_tf.flops``). The peak is printed two ways, both measured in this run: the cores' nominal
 rate (cores x clock x 32 fp32 FLOP per cycle for AVX2 with two FMA units) and a large float32 matmul.
-For scale (issue 5): the official PyNET graph took ~64 s per full-width level-0 Adam step here.
+For scale: the official PyNET graph took ~64 s per full-width level-0 Adam step here.
 
 Measured here on 2026-11-25 with ``--widths 32 --jit both --gradients both``, while other jobs loaded the two
 cores (load average 3-6: the matmul reached 57 GFLOP/s against 89 on an idle machine, so every time is

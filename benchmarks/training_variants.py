@@ -50,7 +50,7 @@ What the two say together:
   (0.59 -> 0.67 / 0.72, 0.63 -> 0.69 / 0.72) and validation PSNR rising from the 3x teacher (+0.95, +0.34 dB).
 - Pruned to 50% while training: -0.45 / -1.29 dB validation, -0.92 / -1.67 dB held out; gzip 0.60-0.61x of dense.
 
-Measured on 2026-12-06 with a working teacher (issue 18: ``make demo DEMO=d5``'s quick PyNET, 22.75 dB
+Measured on 2026-12-06 with a working teacher (``make demo DEMO=d5``'s quick PyNET, 22.75 dB
 against ground truth at 128x128, a photo), idle 2-core Intel Xeon; student and its dense twin 1200 steps of
 the quick mobile preset (``--steps 1200``, ``--teacher runs/d5``, weight 1), with ``make compare``'s runs for
 reference (d5_mobile's minutes are its resumed second half only)::

@@ -24,7 +24,8 @@ SATURATED_SHARE = 0.5
 """An output with more than this share of its values outside [0, 1] (before clipping) is saturated."""
 COLLAPSE_DROP_DB = 6.0
 """A level whose PSNR ends this far below its warm start's has collapsed; a healthy finer level was
-within 2 dB of the coarser one in every quick run measured (README's design notes)."""
+within 2 dB of the coarser one in every quick run measured (docs/design.md, 'Why the quick PyNET was a flat
+grey image')."""
 
 
 class TrainingCollapsedError(RuntimeError):

@@ -70,7 +70,8 @@ PRESETS: dict[str, dict[int, dict[str, float]]] = {
     ),
     # The LAB loss next to MSE rather than in its place, as the reference keeps MSE at every level. Short runs
     # need the anchor: trained for a few hundred steps, a level's new layers fitted to "lab" alone drift to
-    # grey (its MS-SSIM weighs luminance 4:1) and to "lab_l1" alone stay flat (README, design notes).
+    # grey (its MS-SSIM weighs luminance 4:1) and to "lab_l1" alone stay flat (docs/design.md, note 6 of
+    # 'Why the quick PyNET was a flat grey image').
     "lab_mse": _per_level(
         {"lab_l1": 100}, {"mse": 100, "lab": 20}, {"mse": 100, "lab": 20}, {"mse": 100, "lab": 20}
     ),

@@ -1,4 +1,4 @@
-"""A mobile-sized learned ISP (issue 8): packed Bayer (H x W x 4, [0, 1]) -> RGB at 2H x 2W, as PyNET level 0.
+"""A mobile-sized learned ISP: packed Bayer (H x W x 4, [0, 1]) -> RGB at 2H x 2W, as PyNET level 0.
 
 In the spirit of PyNET-V2 Mobile, MicroISP and the Mobile AI ISP challenge winners: a small U-net over three
 scales (H, H/2, H/4) instead of PyNET's five, 3x3 stride-2 convolutions instead of max-pooling, ReLU (fused
@@ -6,7 +6,7 @@ into the convolution in TFLite) instead of LeakyReLU + instance norm, residual b
 1x1 conv + depth_to_space upsampling with the encoder's features ADDed back, and a depth_to_space output head.
 Every op is one the NNAPI 1.2 and TFLite GPU delegates and full-integer int8 TFLite support: CONV_2D, ADD,
 MUL, MEAN / REDUCE_MAX / REDUCE_MIN (global pooling), CONCATENATION, LEAKY_RELU, LOGISTIC, DEPTH_TO_SPACE,
-TANH; no RSQRT (no normalisation), so int8 keeps its speed (issue 8: with instance norm, int8 was no faster).
+TANH; no RSQRT (no normalisation), so int8 keeps its speed (with instance norm, int8 was no faster).
 
 The scales are data (``STAGES``) built by one loop; ``width`` scales every channel count. Two stride-2
 convolutions need H and W to be multiples of 4 (``DOWNSAMPLING``), so a 12 MP frame (1500 x 2000 packed)

@@ -161,7 +161,8 @@ def train_level(
         # The grown-from layers get an Adam of their own that starts counting when they are released: with one
         # Adam, their moments would start from zero at step hold_until while its bias correction assumes
         # hold_until steps of history, so their first hundreds of updates would be up to 6.5x the rate (a
-        # width-8 level 4 collapsed to 5.5 dB at the release, README).
+        # width-8 level 4 collapsed to 5.5 dB at the release; docs/design.md, note 9 of 'Why the quick PyNET
+        # was a flat grey image').
         released = _adam(config, schedule.steps, offset=hold_until) if frozen else None
         if released is not None:
             released.build(frozen)

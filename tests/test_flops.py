@@ -30,7 +30,7 @@ def test_layer_count_matches_the_tensorflow_profiler(level):
 
 
 def test_full_width_level_0_is_the_reference_size():
-    """The official PyNET graph: ~672 GFLOP for one 224x224 packed patch at full width (issue 5's measurement)."""
+    """The official PyNET graph: ~672 GFLOP for one 224x224 packed patch at full width, as measured."""
     model = build_pynet(0, base_filters=32, input_shape=(224, 224, 4))
     assert forward_flops(model) / 1e9 == pytest.approx(672, rel=2e-3)
 

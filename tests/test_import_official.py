@@ -34,7 +34,7 @@ from pynet_tf.shapes import LEVELS
 # summation orders: measured at most 1.6e-5 per level when the fixture was made. Wrong mappings (scale and
 # shift swapped, up_a/up_b swapped, flipped kernels) miss by 0.03-0.9, so 1e-4 tells them apart with room.
 GOLDEN_ATOL = 1e-4
-# Variables a level's model uses, of the checkpoint's 437 (issue 19): level 0 all but the five coarser heads.
+# Variables a level's model uses, of the official checkpoint's 437: level 0 all but the five coarser heads.
 USED = {0: 427, 5: 62}
 WEIGHTS = ("kernel", "bias", "shift", "scale")
 """The layer attributes official variables load into (``official_variables``)."""

@@ -21,13 +21,13 @@ from pynet_tf.shapes import InputShapeError
 
 TINY_WIDTH = 2
 SHAPE = (32, 32)
-MAX_FLOPS_FRACTION = 1 / 50  # issue 8: FLOPs per output megapixel at most 1/50 of PyNET's
+MAX_FLOPS_FRACTION = 1 / 50  # the mobile ISP's target: FLOPs per output megapixel at most 1/50 of PyNET's
 FIT_WIDTH, FIT_STEPS, FIT_BATCH, FIT_LR = 4, 100, 8, 2e-3
 # Full-integer int8 of that fitted net (32x32, 8 calibration crops) against its float model on the samples'
 # held-out crops: measured 42.01 dB (50 steps: 38.7 dB, 70: 41.2 dB), and 41.34 dB on another host (AVX-512):
 # the value moves with the platform. The floor leaves ~3 dB for that; a real defect falls far below it:
 # the attention's pooled map with the mean and maximum only (the map's int8 range clipped at the smallest
-# mean) gave 23-25 dB. Issue 8's 40 dB bar is for a trained mobile ISP run (benchmarks/mobile.py checks it:
+# mean) gave 23-25 dB. The 40 dB int8 target is for a trained mobile ISP run (benchmarks/mobile.py checks it:
 # 40.6 dB on the quick run), not for this 100-step width-4 proxy.
 INT8_MIN_PSNR = 39.0
 # .keras save/load restores the same float32 weights and graph: outputs agree to rounding (measured 0.0).
