@@ -1,4 +1,4 @@
-"""Issue 19's official PyNET at its real width, measured side by side in one run: its import and exports.
+"""The official PyNET at its real width, measured side by side in one run: its import and exports.
 
     .venv/bin/python benchmarks/official_import.py                  # level 0, 224x224, 1 and 2 threads
     .venv/bin/python benchmarks/official_import.py --out bench/official   # keeps the files and a JSON
@@ -36,7 +36,7 @@ int8 takes 11 minutes: calibration, the QuantizationDebugger's layer-by-layer pa
 the per-layer analysis, which reads the float model's 2.26 GiB of tensors in three passes of at most 1 GiB
 (``export/sensitivity.py``; kept all at once, LiteRT's ``allocate_tensors`` failed with an empty RuntimeError,
 the previous run of this benchmark). int8 runs 6.8x faster than float32 here: this Xeon has int8 dot-product
-instructions (README, "int8 and PyNET's instance norms"). The PSNRs against float are of random weights, not
+instructions (docs/design.md, "int8 and PyNET's instance norms"). The PSNRs against float are of random weights, not
 of a trained PyNET: fp16's 64 dB is their rounding; for int8's 25 dB the sidecar's per-layer analysis ranks
 instance norms' MEAN and RSQRT as 11 of the 12 worst tensors (the other a level-1 LeakyReLU). What int8 keeps
 of a trained PyNET is for its real checkpoint to say.

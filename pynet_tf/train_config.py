@@ -63,7 +63,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "base_filters": 4,
         "init": "he",
         # Instance norms subtract each crop's mean from every feature map, and with it the scene's colour:
-        # level 5 alone, 1000 steps of lab_l1, reached 18.1 dB with them and 23.1 dB without (README).
+        # level 5 alone, 1000 steps of lab_l1, reached 18.1 dB with them and 23.1 dB without (docs/design.md, note 4).
         "instance_norm": False,
         "patch": 64,
         "lr": 1e-3,
@@ -71,7 +71,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # fell from 19.9 to 12.6 dB in its last 50 steps); decayed, each level settles
         "lr_schedule": "cosine",
         # level 0's two new layers once turned level 1's colour grey while they were still random (20.66 dB
-        # held out); holding the grown-from layers for the first quarter kept it (21.93 dB, README)
+        # held out); holding the grown-from layers for the first quarter kept it (docs/design.md, note 7)
         "new_layers_first": 0.25,
         "loss": "lab_mse",
         # level: (steps, batch size[, patch]). Colour is learnt where it is cheap, at the coarse levels on
@@ -79,7 +79,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # and the held-out result by 0.2 dB). Level 4's new head must learn that colour again: at 1200 steps it
         # ended 2.9 dB under level 5, at 2400 1.2 dB. Levels 2-0 learn detail on the colour they warm-start
         # from, from 32x32 crops, four times as many in the same time: levels 1 and 0 at 64x64 (200 x 4,
-        # 600 x 2) gave 21.93 dB held out, at 32x32 (400 x 16, 1200 x 8) 23.44 dB in less time (README).
+        # 600 x 2) gave 21.93 dB held out, at 32x32 (400 x 16, 1200 x 8) 23.44 dB in less time (docs/design.md, note 8).
         "schedule": {
             5: (2000, 8),
             4: (2400, 8),
@@ -99,10 +99,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 # ``cpu``: the quick preset at twice the width (level 1's decoder has 8 maps, not 4) and two to three times
-# the steps, under an hour of training on a 2-core CPU (README, "Presets"). Half the rate: at 1e-3 its
+# the steps, under an hour of training on a 2-core CPU (docs/usage.md, "Presets"). Half the rate: at 1e-3 its
 # level 0 diverged (validation 24.0 dB at step 1200, loss 2 -> 45 at step 1430, saturated). Levels 2-0 see
 # 64x64 crops, as many pixels a step as quick's 32x32 ones: at width 8 the 32x32 crops (level 2's input
-# 8x8) let the coarse levels' colour drift, 21.76 dB held out against 24.39 (README, design note 10).
+# 8x8) let the coarse levels' colour drift, 21.76 dB held out against 24.56 (docs/design.md, note 10).
 PRESETS["cpu"] = PRESETS["quick"] | {
     "base_filters": 8,
     "lr": 5e-4,
