@@ -27,6 +27,7 @@ import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
 
 from pynet_tf import evaluate, metrics, runs
+from pynet_tf.console import native_quiet
 from pynet_tf.data.sources import parse_source
 from pynet_tf.shapes import DOWNSAMPLING
 
@@ -130,10 +131,11 @@ class TFLiteRunner:
     """Runs a TFLite flatbuffer on float inputs, quantizing and dequantizing integer io as needed."""
 
     def __init__(self, content: bytes) -> None:
-        self.interpreter = Interpreter(model_content=content)
+        with native_quiet():  # LiteRT announces its XNNPACK delegate on stderr
+            self.interpreter = Interpreter(model_content=content)
+            self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
-        self.interpreter.allocate_tensors()
 
     def __call__(self, packed: np.ndarray) -> np.ndarray:
         """(H, W, 4) float in [0, 1] -> the output (h, w, 3) as float32, dequantized, not clipped."""

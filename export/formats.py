@@ -21,7 +21,7 @@ import tf_keras as keras
 
 from calibration.calibration_set import CalibrationError, CalibrationSet
 from export import fidelity, qat, sensitivity, sidecar
-from export.tflite import IO_TYPES, converter_for
+from export.tflite import IO_TYPES, convert, converter_for
 from pynet_tf.shapes import InputShapeError, ShapeCheck, validate_input_shape
 
 DEFAULT_SHAPE = (224, 224)
@@ -84,20 +84,20 @@ def as_conversion(result: bytes | Conversion) -> Conversion:
 
 
 def convert_float32(model: keras.Model, settings: ExportSettings) -> bytes:
-    return converter_for(model, settings.batch_shape).convert()
+    return convert(converter_for(model, settings.batch_shape))
 
 
 def convert_fp16(model: keras.Model, settings: ExportSettings) -> bytes:
     converter = converter_for(model, settings.batch_shape)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_types = [tf.float16]
-    return converter.convert()
+    return convert(converter)
 
 
 def convert_dynamic(model: keras.Model, settings: ExportSettings) -> bytes:
     converter = converter_for(model, settings.batch_shape)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    return converter.convert()
+    return convert(converter)
 
 
 def float_ops(content: bytes) -> dict[str, int]:
@@ -199,7 +199,7 @@ def convert_int16x8(model: keras.Model, settings: ExportSettings) -> Conversion:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = settings.calibration.representative_dataset
     converter.target_spec.supported_ops = [INT16X8_OPS]
-    content = converter.convert()
+    content = convert(converter)
     left = float_ops(content)
     if left:
         raise ExportError(

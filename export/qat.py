@@ -58,7 +58,7 @@ from tqdm import tqdm
 import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow and tfmot load)
 from export.fidelity import model_level
 from export.sidecar import describe
-from export.tflite import IO_TYPES, converter_for
+from export.tflite import IO_TYPES, convert, converter_for
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.sources import parse_source
 from pynet_tf.layers import InputShapeCheck, InstanceNorm, SameConv2D, ScaledTanh
@@ -727,7 +727,7 @@ def convert_qat(qat_model: keras.Model, batch_shape: Sequence[int | None], io: s
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.inference_input_type = IO_TYPES[io]
     converter.inference_output_type = IO_TYPES[io]
-    content = converter.convert()
+    content = convert(converter)
     info = describe(content, quantized=True)
     raw, rgb = info["inputs"][0]["name"], info["outputs"][0]["name"]
     io_ops = {("QUANTIZE", (raw,), ()), ("DEQUANTIZE", (), (rgb,))}

@@ -48,6 +48,7 @@ from tensorflow.lite.tools import flatbuffer_utils
 
 from calibration.calibration_set import CalibrationSet
 from export.tflite import converter_for
+from pynet_tf.console import native_quiet
 
 AUTO = "auto"
 """``--float-fallback auto``: keep the worst layers in float until ``--min-psnr`` is reached."""
@@ -92,8 +93,9 @@ def layer_of(tensor: str, layer_names: frozenset[str]) -> str | None:
 
 @contextlib.contextmanager
 def _debugger_interpreter() -> Iterator[None]:
-    """Silence the deprecation warning of the ``tf.lite.Interpreter`` the debugger builds (its only one)."""
-    with warnings.catch_warnings():
+    """Silence the deprecation warning of the ``tf.lite.Interpreter`` the debugger builds (its only one), and
+    the converter's and LiteRT's progress lines (``console.native_quiet``)."""
+    with warnings.catch_warnings(), native_quiet():
         warnings.filterwarnings("ignore", r".*tf\.lite\.Interpreter is deprecated", UserWarning)
         yield
 
@@ -188,10 +190,11 @@ class Analysis:
         except ValueError as error:  # every op in float: no verify op left for the debugger's own statistics,
             if "debug mode" not in str(error):  # but the options are set, which is all quantizing needs
                 raise
-        content = self.debugger.get_nondebug_quantized_model()
-        if io_type == tf.float32:
-            return content
-        content = modify_model_io_type(content, io_type, io_type)  # keeps float io where it is not quantized
+        with native_quiet():
+            content = self.debugger.get_nondebug_quantized_model()
+            if io_type == tf.float32:
+                return content
+            content = modify_model_io_type(content, io_type, io_type)  # keeps float io where not quantized
         interpreter = Interpreter(model_content=content)
         ends = interpreter.get_input_details() + interpreter.get_output_details()
         floating = [end["name"] for end in ends if np.dtype(end["dtype"]) != io_type.as_numpy_dtype]
@@ -280,7 +283,8 @@ def float_statistics(
         interpreter = Interpreter(
             model_content=_with_outputs(float_model, list(group.values())), num_threads=os.cpu_count()
         )
-        interpreter.allocate_tensors()
+        with native_quiet():
+            interpreter.allocate_tensors()
         (source,) = interpreter.get_input_details()
         for crop in calibration.inputs:
             interpreter.set_tensor(source["index"], crop[np.newaxis].astype(np.float32))

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 import tf_keras as keras
 
+from pynet_tf.console import native_quiet
 from pynet_tf.layers import tf_gradients
 
 IO_TYPES = {"float32": tf.float32, "uint8": tf.uint8, "int8": tf.int8}
@@ -53,6 +54,12 @@ def converter_for(
     return converter
 
 
+def convert(converter: tf.lite.TFLiteConverter) -> bytes:
+    """``converter.convert()`` without the converter's progress lines on stderr (``console.native_quiet``)."""
+    with native_quiet():
+        return converter.convert()
+
+
 def to_tflite_float32(model: keras.Model, batch_shape: Sequence[int | None] = (None, None, None, 4)) -> bytes:
     """The model as an fp32 TFLite flatbuffer (see ``converter_for``)."""
-    return converter_for(model, batch_shape).convert()
+    return convert(converter_for(model, batch_shape))

@@ -51,6 +51,16 @@ def stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
+@contextlib.contextmanager
+def native_quiet() -> Iterator[None]:
+    """``stderr_silenced`` unless ``PYNET_VERBOSE`` is set: around calls into the TFLite converter and LiteRT,
+    whose C++ writes progress lines to stderr that no log level reaches ("fully_quantize: 0, inference_type:
+    6, ..." per quantization, "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."). Their failures
+    are raised as Python exceptions, which still show."""
+    with contextlib.nullcontext() if verbose() else stderr_silenced():
+        yield
+
+
 class _SilencedLoader(importlib.abc.Loader):
     """Wraps a package's loader: executes the package with stderr silenced, then quiets its loggers."""
 

@@ -16,11 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 NOISE = re.compile(
     r"absl::InitializeLog|^[IWEF]\d{4} \d\d:\d\d:\d\d|oneDNN|cuInit|cudart|retracing|Assets written|"
-    r"^(INFO|WARNING) (absl|tensorflow)",
+    r"^(INFO|WARNING) (absl|tensorflow)|^WARNING:absl|fully_quantize: |^INFO: Created TensorFlow Lite",
     re.MULTILINE,
 )
 """What a newcomer must not see: absl's pre-init notice, C++ log lines (``I0000 00:00:...``), the oneDNN and
-CUDA banners, retracing warnings, SavedModel's asset lines, the libraries' Python log records."""
+CUDA banners, retracing warnings, SavedModel's asset lines, the libraries' Python log records, the TFLite
+converter's per-quantization line and LiteRT's XNNPACK announcement."""
 
 # Imports TensorFlow and runs an op (the op is what logs cuInit's error on a machine without a GPU), as the
 # project's command lines do.
@@ -52,6 +53,17 @@ def test_tensorflow_says_nothing_by_default_and_everything_when_verbose():
     run is quiet because of the console, not because this TensorFlow has nothing to say)."""
     assert run(quiet_env()) == ""
     assert NOISE.search(run(quiet_env(**{console.VERBOSE_ENV: "1"})))
+
+
+def test_native_quiet_drops_native_writes_unless_verbose(capfd, monkeypatch):
+    monkeypatch.delenv(console.VERBOSE_ENV, raising=False)
+    with console.native_quiet():
+        os.write(2, b"fully_quantize: 0\n")
+    assert capfd.readouterr().err == ""
+    monkeypatch.setenv(console.VERBOSE_ENV, "1")
+    with console.native_quiet():
+        os.write(2, b"fully_quantize: 0\n")
+    assert capfd.readouterr().err == "fully_quantize: 0\n"
 
 
 def test_stderr_silenced_drops_file_descriptor_writes_and_restores_after_an_error(capfd):

@@ -18,6 +18,7 @@ import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
 from model_fixtures import informative
 from skimage.metrics import peak_signal_noise_ratio
+from test_console import NOISE, quiet_env
 
 from calibration.build import build_calibration
 from export import fidelity
@@ -314,6 +315,26 @@ def test_runs_as_a_script_from_the_repo_root(workdir):
     )
     assert process.returncode == 2
     assert process.stderr.strip().splitlines()[-1].startswith("error: --input-shape dynamic is not possible")
+
+
+def test_the_console_shows_the_table_not_the_converters_chatter(workdir, tmp_path):
+    """int8 drives the converter, its quantizer, the QuantizationDebugger and LiteRT, each of which writes its
+    own lines to stderr; with the quiet console the user sees the settings, the table and the notes."""
+    command = [sys.executable, "export/to_tflite.py", "--model", str(workdir / "level5.keras"), "--float32"]
+    command += ["--int8", "--input-shape", "64x64", "--calibration", str(workdir / "calibration.npz")]
+    process = subprocess.run(
+        [*command, "--out", str(tmp_path)],
+        check=False,
+        cwd=ROOT,
+        env=quiet_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = process.stdout + process.stderr
+    assert process.returncode == 0, output
+    assert "format   status" in process.stdout and "int8" in process.stdout
+    assert not NOISE.findall(output), output
 
 
 def test_fidelity_pads_small_examples_to_the_static_shape(workdir):
