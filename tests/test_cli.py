@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +37,30 @@ def test_settings_summary_wraps_pairs_whole_and_keeps_every_setting():
     assert [line for line in lines if len(line) > SETTINGS_WIDTH] == ["  long " + "x" * 200]
     pairs = [pair for line in lines for pair in line.removeprefix("train:").strip().split(" · ")]
     assert pairs == [f"{key} {value}" for key, value in values.items()]  # in order, none split
+
+
+def test_every_command_is_an_installed_script():
+    """pyproject's [project.scripts]: each names a module's ``main(argv)`` and is installed beside Python
+    (make installs the project into the virtualenv); one of them runs."""
+    scripts = {
+        ep.name: ep for ep in metadata.entry_points(group="console_scripts") if ep.name.startswith("pynet-")
+    }
+    assert set(scripts) >= {
+        "pynet-train",
+        "pynet-evaluate",
+        "pynet-export-tflite",
+        "pynet-bench",
+        "pynet-report",
+    }
+    for name, entry in scripts.items():
+        module, _, function = entry.value.partition(":")
+        assert function == "main" and importlib.util.find_spec(module) is not None, name
+        assert (Path(sys.executable).parent / name).is_file(), f"{name} is not installed: make reinstalls it"
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "pynet-summary"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0 and "--base-filters" in done.stdout, done.stderr
