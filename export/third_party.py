@@ -26,17 +26,12 @@ import argparse
 import sys
 from pathlib import Path
 
+import export  # noqa: F401  (Keras 2 and the quiet console, before ai_edge_litert loads TensorFlow)
+
+# isort: split
 import numpy as np
-
-if __package__ in (
-    None,
-    "",
-):  # run as a script (python export/third_party.py): the repository root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-import export  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from export import fidelity, sidecar
 from pynet_tf import atomic
 from pynet_tf.cli import command_parser, image_size

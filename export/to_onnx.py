@@ -22,9 +22,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script (python export/to_onnx.py): the repository root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import tensorflow as tf
 import tf_keras as keras
 

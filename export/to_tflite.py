@@ -30,9 +30,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script (python export/to_tflite.py): the repository root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import export  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from calibration.build import default_calibration
 from calibration.calibration_set import CalibrationError, CalibrationSet
