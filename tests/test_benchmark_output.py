@@ -203,6 +203,18 @@ def test_percentiles_as_litert_prints_them():
     )
 
 
+def test_percentiles_when_every_run_took_as_long():
+    # Stat::OutputToStream shortens its line to "count=N curr=X(all same)"; StatWithPercentiles still appends
+    # the percentiles (a tiny model's 3 runs rounded to the same microsecond)
+    text = (
+        "INFO: count=3 curr=57(all same) p5=57 median=57 p95=57\n\nINFO: Inference timings in us: Init: 900, "
+        "First inference: 80, Warmup (avg): 80, Inference (avg): 57\n"
+    )
+    stats = parse(text).inference
+    assert (stats.count, stats.min_us, stats.max_us, stats.avg_us, stats.std_us) == (3, 57, 57, 57, 0.0)
+    assert stats.percentiles_us == {"p5": 57, "p50": 57, "p95": 57}
+
+
 def test_litert_compiled_model_summary():
     out = parse(load("litert2.1.5_compiled_model_gpu.txt"))
     assert out.ok
