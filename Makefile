@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo compare test lint
+.PHONY: demo compare test test-fast lint
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ TEST_WORKERS ?= 2
 
 test: lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+# `make test-fast`: the suite without the slow test files (tests/conftest.py's SLOW_MODULES), for the edit-test
+# loop: about a quarter of the suite's time.
+test-fast: lint
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 # `make lint`: ruff's checks and its formatter's verdict (`.venv/bin/ruff format .` fixes the latter)
 lint: $(INSTALLED)

@@ -1,13 +1,35 @@
 """Shared test set-up: Keras 2 is selected (by importing pynet_tf) before anything loads TensorFlow."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import pynet_tf  # noqa: F401  (Keras 2 and the quiet console, before tf_keras loads TensorFlow)
+
+# isort: split
 import pytest
 import tf_keras as keras
 
-import pynet_tf  # noqa: F401
+SLOW_MODULES = {
+    "test_train.py": 348,
+    "test_export.py": 143,
+    "test_health.py": 115,
+    "test_qat.py": 74,
+    "test_import_official.py": 64,
+    "test_model.py": 56,
+    "test_distribute.py": 54,
+    "test_android_bench_run.py": 44,
+    "test_report.py": 42,
+}
+"""Test files marked ``slow`` (``make test-fast`` leaves them out), with the seconds their tests took in one
+process on CI's kind of machine (``pytest --durations=0``, 2026-12-06): 940 of the suite's 1213."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)
