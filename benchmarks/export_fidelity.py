@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/export_fidelity.py --model runs/quick --input-shape 128x128
     .venv/bin/python benchmarks/export_fidelity.py --formats float32,int8 --check    # exit 1 below a target
 
-Exports every format with ``export/to_tflite.py``'s own ``export_model`` (fidelity on the held-out samples
+Exports every format with ``export.pipeline.export_model`` (fidelity on the held-out samples
 versus the float Keras model and versus ground truth, as the sidecars record it), then times the written
 files here through LiteRT with XNNPACK (``android_bench.host.measure``, ``--threads``, default 2) in
 interleaved rounds, so that load on this noisy machine falls on every format alike; the median of all runs
@@ -60,7 +60,8 @@ import numpy as np
 
 from android_bench import host
 from export.formats import FORMATS
-from export.to_tflite import STATUS_OK, export_model
+from export.pipeline import export_model
+from export.results import STATUS_OK
 from pynet_tf.cli import image_size
 from pynet_tf.units import MIB
 

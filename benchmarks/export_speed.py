@@ -13,7 +13,7 @@ interleaved rounds, the median printed:
                  conv gradients: the converter saves it as a SavedModel itself, tracing a gradient function
                  for every op type (the exporter's way until 2026-12-06)
 
-Then one whole export per format with ``export/to_tflite.py``'s ``export_model`` (conversion, held-out
+Then one whole export per format with ``export.pipeline.export_model`` (conversion, held-out
 fidelity, sidecar), the seconds it prints. Both converters' files are checked to give the same outputs on a
 held-out input (max abs difference printed).
 
@@ -39,10 +39,10 @@ import tensorflow as tf
 import tf_keras as keras
 
 import pynet_tf  # noqa: F401  (Keras 2 before TensorFlow loads)
-from calibration.build import default_calibration
+from calibration.crops import default_calibration
 from export import fidelity
+from export.pipeline import export_model
 from export.tflite import converter_for
-from export.to_tflite import export_model
 from pynet_tf import runs
 from pynet_tf.cli import image_size
 from pynet_tf.model import build_pynet

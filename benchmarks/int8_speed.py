@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/int8_speed.py --model runs/demo1 --variants norm_float,rsqrt_float,no_norm
     .venv/bin/python benchmarks/int8_speed.py --width 32 --variants no_norm   # untrained, the paper's width
 
-Exports float32 and full-integer int8 with ``export/to_tflite.py``'s ``export_model`` (PSNR vs the float
+Exports float32 and full-integer int8 with ``export.pipeline.export_model`` (PSNR vs the float
 Keras model as the sidecars record it), and optionally:
 
     norm_float   int8 with every instance norm in float (``--float-fallback '*_norm'``)
@@ -84,7 +84,8 @@ from export_fidelity import time_files
 
 from android_bench import host
 from export.fidelity import model_level
-from export.to_tflite import STATUS_OK, export_model
+from export.pipeline import export_model
+from export.results import STATUS_OK
 from pynet_tf import atomic, runs
 from pynet_tf.cli import command_parser, image_size
 from pynet_tf.model import build_pynet, transfer_weights

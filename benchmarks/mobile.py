@@ -13,7 +13,7 @@
 2. FLOPs per output megapixel (``pynet_tf.flops``) of the mobile run's network and of PyNET at its default
    width (672 GFLOP per 224x224 patch, as the official graph measured), at ``--shape``.
 3. Quality: both runs' float models against ground truth on the held-out samples at ``--shape``
-   (``export.to_tflite.export_model``'s fidelity), and the mobile run's int8 file against its float model;
+   (``export.pipeline.export_model``'s fidelity), and the mobile run's int8 file against its float model;
    for reference, MicroISP's against the same ground truth (``export/third_party.py``, no target).
 
 Targets: 12 MP int8 faster than MicroISP fp32; FLOPs/MP <= 1/50 of PyNET's; PSNR within 0.5 dB of PyNET
@@ -50,10 +50,11 @@ import numpy as np
 import tensorflow as tf
 
 from android_bench import host
-from calibration.build import default_calibration
+from calibration.crops import default_calibration
 from export import third_party
+from export.pipeline import export_model
+from export.results import STATUS_OK
 from export.tflite import converter_for
-from export.to_tflite import STATUS_OK, export_model
 from pynet_tf import runs
 from pynet_tf.architectures import ARCHITECTURES
 from pynet_tf.cli import image_size

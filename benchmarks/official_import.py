@@ -10,7 +10,7 @@
    process of its own, so that the peak is the import's alone: the import's seconds, and the child's resident
    high-water mark (VmHWM, ``android_bench.host.peak_rss_kb``) after TensorFlow loaded and at the end.
 3. Exports the imported run to each of ``--formats`` (default float32, fp16, int8) with
-   ``export/to_tflite.py``'s own ``export_model`` at ``--shape`` packed (default 224x224): the conversion's
+   ``export.pipeline.export_model`` at ``--shape`` packed (default 224x224): the conversion's
    seconds (the sidecar's ``timing.convert_s``; int8's holds its calibration passes and per-layer analysis),
    the file's size, and its PSNR against the float Keras model on the held-out samples as the sidecar
    records it. PSNR against ground truth is left out: the fixture's weights are random, so it means nothing.
@@ -113,7 +113,7 @@ def measure(args: argparse.Namespace, formats: list[str], out: Path) -> dict:
     from export_fidelity import time_files
     from model_fixtures import official_checkpoint
 
-    from export.to_tflite import export_model  # first: selects Keras 2
+    from export.pipeline import export_model  # first: selects Keras 2
 
     started = time.perf_counter()
     prefix = official_checkpoint(out / "checkpoint")

@@ -1,6 +1,7 @@
 """Representative input sets for post-training int8 quantization.
 
-``build`` makes one (``python calibration/build.py``), ``selection`` chooses its crops (greedy k-center),
+``crops`` draws one from a data source (``python calibration/build.py`` on the command line), ``selection``
+chooses its crops (greedy k-center),
 ``calibration_set`` holds it and reads and writes its .npz.
 """
 

@@ -26,7 +26,8 @@ import tensorflow as tf
 import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
 
-from pynet_tf import evaluate, metrics, runs
+from pynet_tf import held_out as test_inputs
+from pynet_tf import metrics, runs
 from pynet_tf.console import native_quiet
 from pynet_tf.data.sources import parse_source
 from pynet_tf.shapes import DOWNSAMPLING
@@ -40,7 +41,7 @@ class FidelityError(ValueError):
 class ClassicalISP:
     """The classical ISP's render of one held-out input and its scores: computed once, recorded per file."""
 
-    baseline: evaluate.Baseline
+    baseline: test_inputs.Baseline
     image: np.ndarray
     """At the target's size, in [0, 1]."""
     scores: dict[str, float | None]
@@ -90,8 +91,8 @@ def held_out_targets(
     """
     source = parse_source(data)
     items = []
-    for example in source.examples(evaluate.SPLIT)[:limit]:
-        item = evaluate.prepare_test_input(example, source.kind, tuple(shape), seed)
+    for example in source.examples(test_inputs.SPLIT)[:limit]:
+        item = test_inputs.prepare_test_input(example, source.kind, tuple(shape), seed)
         packed = np.asarray(item.packed, np.float32)
         height, width = packed.shape[:2]
         padded = (shape[0] - height, shape[1] - width)
@@ -102,10 +103,10 @@ def held_out_targets(
             )
         packed = np.pad(packed, ((0, padded[0]), (0, padded[1]), (0, 0)), mode="symmetric")
         target, render = item.at_level(level)
-        classical = ClassicalISP(evaluate.BASELINES[source.kind], render, _pair(render, target))
+        classical = ClassicalISP(test_inputs.BASELINES[source.kind], render, _pair(render, target))
         items.append(HeldOut(example.name, packed, target, None, padded, classical))
     if not items:
-        raise FidelityError(f"--data {data!r}: no {evaluate.SPLIT} examples to measure fidelity on")
+        raise FidelityError(f"--data {data!r}: no {test_inputs.SPLIT} examples to measure fidelity on")
     return items
 
 

@@ -22,22 +22,25 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import export  # noqa: F401  (Keras 2 and the quiet console, before TensorFlow loads)
+
+# isort: split
 import tensorflow as tf
 import tf_keras as keras
 
-import export  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from export import fidelity, sidecar
 from export.formats import DEFAULT_SHAPE, ExportError, ExportSettings, error_summary
-from export.to_tflite import (
+from export.results import (
     DEFAULT_OUT,
     STATUS_ERROR,
     STATUS_OK,
     FormatResult,
     add_source_arguments,
     file_stem,
+    input_shape_argument,
 )
 from pynet_tf import architectures, atomic, runs
-from pynet_tf.cli import command_parser, image_size, settings_summary
+from pynet_tf.cli import command_parser, settings_summary
 from pynet_tf.data.sources import DataSourceError
 from pynet_tf.shapes import InputShapeError
 
@@ -260,13 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module="tf_keras")
     try:
         check_opset(args.opset)
-        if args.input_shape.lower() == "dynamic":
-            input_shape = None
-        else:
-            try:
-                input_shape = image_size(args.input_shape)
-            except argparse.ArgumentTypeError as error:
-                raise ExportError(f"--input-shape: {error}, or 'dynamic'") from None
+        input_shape = input_shape_argument(args.input_shape)
         model = args.model if args.model is not None else runs.newest_run()
         print(settings_summary("export", {**vars(args), "model": str(model)}))
         result = export_onnx(

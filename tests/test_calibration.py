@@ -11,6 +11,7 @@ from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
 from calibration import build as cb
+from calibration import crops
 from calibration.calibration_set import CalibrationError, CalibrationSet, CropSource
 from calibration.selection import FEATURE_NAMES, covering_radius, crop_features, k_center, standardise
 from pynet_tf import mobile
@@ -22,7 +23,7 @@ NUM = 6
 
 @pytest.fixture(scope="module")
 def built() -> CalibrationSet:
-    return cb.build_calibration("samples", NUM, SHAPE, seed=0)
+    return crops.build_calibration("samples", NUM, SHAPE, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,7 @@ def test_build_from_samples(built):
     np.testing.assert_allclose(built.features, np.stack([crop_features(c) for c in built.inputs]), atol=1e-6)
     meta = built.metadata
     assert meta["data"] == "samples" and meta["shape"] == list(SHAPE) and meta["seed"] == 0
-    assert meta["candidates"] == cb.MIN_CANDIDATES and meta["images"] == 6 and meta["enlarged_images"] == 0
+    assert meta["candidates"] == crops.MIN_CANDIDATES and meta["images"] == 6 and meta["enlarged_images"] == 0
     for source in built.sources:
         assert source.made == "unprocess" and source.cfa == "RGGB" and source.seed[0] == 0
         assert source.box[2:] == SHAPE and source.scale == 1.0
@@ -121,9 +122,9 @@ def test_chosen_crops_spread_over_the_pool(built):
 
 
 def test_build_is_deterministic_and_seeded(built):
-    again = cb.build_calibration("samples", NUM, SHAPE, seed=0)
+    again = crops.build_calibration("samples", NUM, SHAPE, seed=0)
     assert again.sha256 == built.sha256 and again.sources == built.sources
-    other = cb.build_calibration("samples", NUM, SHAPE, seed=1, candidates=NUM * 2)
+    other = crops.build_calibration("samples", NUM, SHAPE, seed=1, candidates=NUM * 2)
     assert other.sha256 != built.sha256
     assert {s.box for s in other.sources}.isdisjoint({s.box for s in built.sources})
 
@@ -141,7 +142,7 @@ def test_sources_make_the_crops_again(built):
 
 
 def test_shape_larger_than_every_sample_resizes_the_photos():
-    big = cb.build_calibration("samples", 2, (512, 512), candidates=6)
+    big = crops.build_calibration("samples", 2, (512, 512), candidates=6)
     assert big.inputs.shape == (2, 512, 512, 4) and 0 <= big.inputs.min() and big.inputs.max() <= 1
     assert all(source.scale > 1 for source in big.sources)
     assert big.metadata["enlarged_images"] == 6 and "resized" in big.metadata["enlarged_how"]
@@ -157,13 +158,13 @@ def test_raw_source_is_cropped_and_padded_when_small(tmp_path):
             mosaic = rng.integers(0, 1024, size=(64, 96), dtype=np.uint16)  # packs to 32x48
             Image.fromarray(mosaic).save(tmp_path / split / "huawei_raw" / f"{n}.png")
             Image.new("RGB", (96, 64)).save(tmp_path / split / "canon" / f"{n}.jpg")
-    cropped = cb.build_calibration(f"zrr:{tmp_path}", 2, (32, 32), candidates=6)
+    cropped = crops.build_calibration(f"zrr:{tmp_path}", 2, (32, 32), candidates=6)
     for source, crop in zip(cropped.sources, cropped.inputs):
         assert source.made == "raw" and source.seed is None and source.padding == (0, 0, 0, 0)
         top, left, height, width = source.box
         packed = np.clip(read_zrr_raw(source.file), 0, 1)
         np.testing.assert_array_equal(crop, packed[top : top + height, left : left + width])
-    padded = cb.build_calibration(f"zrr:{tmp_path}", 2, (48, 64), candidates=3)
+    padded = crops.build_calibration(f"zrr:{tmp_path}", 2, (48, 64), candidates=3)
     assert padded.metadata["enlarged_images"] == 3 and "reflect" in padded.metadata["enlarged_how"]
     for source, crop in zip(padded.sources, padded.inputs):
         assert source.padding == (8, 8, 8, 8) and source.box == (0, 0, 48, 64) and source.frame == (32, 48)
@@ -172,43 +173,43 @@ def test_raw_source_is_cropped_and_padded_when_small(tmp_path):
 
 def test_bad_settings_are_one_line_errors():
     with pytest.raises(CalibrationError, match=r"--shape 100x100: .*nearest valid size is 96x96"):
-        cb.build_calibration("samples", 4, (100, 100))
+        crops.build_calibration("samples", 4, (100, 100))
     with pytest.raises(CalibrationError, match="--candidates 3 is fewer than --num 4"):
-        cb.build_calibration("samples", 4, SHAPE, candidates=3)
+        crops.build_calibration("samples", 4, SHAPE, candidates=3)
     with pytest.raises(CalibrationError, match="--num must be at least 1"):
-        cb.build_calibration("samples", 0, SHAPE)
+        crops.build_calibration("samples", 0, SHAPE)
 
 
 def test_the_networks_own_size_rule_checks_the_shape(tmp_path):
     """--arch mobile: 36x52 (multiples of its 4, not of PyNET's 16) is built, saved and loaded with the mobile
     ISP's rule; PyNET's (the default) refuses it, and a size mismatch's fix names the network."""
     with pytest.raises(CalibrationError, match=r"--shape 36x52: .*not a multiple of 16"):
-        cb.build_calibration("samples", 2, (36, 52), candidates=4)
+        crops.build_calibration("samples", 2, (36, 52), candidates=4)
     with pytest.raises(CalibrationError, match="--arch 'mobil': did you mean 'mobile'"):
-        cb.build_calibration("samples", 2, (36, 52), candidates=4, arch="mobil")
-    built = cb.build_calibration("samples", 2, (36, 52), candidates=4, arch="mobile")
+        crops.build_calibration("samples", 2, (36, 52), candidates=4, arch="mobil")
+    built = crops.build_calibration("samples", 2, (36, 52), candidates=4, arch="mobile")
     assert built.shape == (36, 52) and built.metadata["arch"] == "mobile"
     saved = built.save(tmp_path / "mobile.npz")
     assert CalibrationSet.load(saved.path, mobile.validate_input_shape).sha256 == built.sha256
     _check_error(saved.path, "not a multiple of 16.*nearest valid size is 32x48")
     with pytest.raises(CalibrationError, match=r"--shape 32x32 --arch mobile --out"):
         saved.check_shape(32, 32, "mobile")
-    assert cb.default_calibration((36, 52), num=2, arch="mobile").shape == (36, 52)
+    assert crops.default_calibration((36, 52), num=2, arch="mobile").shape == (36, 52)
 
 
 def test_unreadable_images_are_skipped_and_none_is_an_error(tmp_path):
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(CalibrationError, match="none of its 1 train examples could be read .broken."):
-        cb.build_calibration(f"photos:{tmp_path}", 1, (16, 16), candidates=1)
+        crops.build_calibration(f"photos:{tmp_path}", 1, (16, 16), candidates=1)
     photo = np.random.default_rng(0).integers(0, 256, (40, 40, 3), np.uint8)
     Image.fromarray(photo).save(tmp_path / "train" / "ok.png")
-    built = cb.build_calibration(f"photos:{tmp_path}", 1, (16, 16), candidates=2)
+    built = crops.build_calibration(f"photos:{tmp_path}", 1, (16, 16), candidates=2)
     assert built.metadata["skipped_images"] == ["broken"] and built.sources[0].example == "ok"
 
 
 def test_default_calibration_uses_the_samples():
-    default = cb.default_calibration((32, 32), num=4)
+    default = crops.default_calibration((32, 32), num=4)
     assert default.shape == (32, 32) and len(default) == 4 and default.metadata["data"] == "samples"
 
 
@@ -322,7 +323,7 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert cb.main(flags) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("calibration: ") and " · shape 32x48 · " in printed
-    assert f" · candidates {cb.MIN_CANDIDATES}" in printed
+    assert f" · candidates {crops.MIN_CANDIDATES}" in printed
     assert "k-center" in printed and "first 3" in printed and f"written: {out}" in printed
     loaded = CalibrationSet.load(out)
     assert loaded.shape == (32, 48) and len(loaded) == 3 and loaded.metadata["seed"] == 2

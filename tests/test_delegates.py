@@ -13,7 +13,7 @@ import tensorflow as tf
 import tf_keras as keras
 from model_fixtures import informative
 
-from calibration.build import build_calibration
+from calibration.crops import build_calibration
 from export import delegates
 from export.delegates import API_NNAPI_12, FULL, NONE, PARTIAL, delegate_report, summary
 from export.formats import (

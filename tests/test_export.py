@@ -20,10 +20,12 @@ from model_fixtures import informative
 from skimage.metrics import peak_signal_noise_ratio
 from test_console import NOISE, quiet_env
 
-from calibration.build import build_calibration
+from calibration.crops import build_calibration
 from export import fidelity
 from export.formats import ExportError, check_format, error_summary, validate
-from export.to_tflite import STATUS_BELOW, STATUS_OK, export_model, main
+from export.pipeline import export_model
+from export.results import STATUS_BELOW, STATUS_OK
+from export.to_tflite import main
 from pynet_tf import metrics
 from pynet_tf.mobile import build_mobile
 from pynet_tf.model import build_pynet
@@ -384,26 +386,26 @@ def test_sidecars_score_the_classical_isp_on_the_same_inputs_as_evaluate(exporte
     """Every file's sidecar (version 5 and on) holds the classical ISP on its held-out inputs: the numbers
     pynet_tf.evaluate gives its baseline on the same crops (samples, 64x64 packed, seed 0: the same inputs),
     and, independently, skimage's PSNR of evaluate's render against the target at level 3's 16x16."""
-    from pynet_tf import evaluate
+    from pynet_tf import evaluate, held_out
     from pynet_tf.data.augment import target_for_level
     from pynet_tf.data.sources import parse_source
 
     sidecars = {name: sidecar_of(result) for name, result in exported.items()}
     first = sidecars["float32"]["fidelity"]
     assert {side["version"] for side in sidecars.values()} == {6}
-    assert first["classical_isp"] == evaluate.BASELINES["photos"].record()
+    assert first["classical_isp"] == held_out.BASELINES["photos"].record()
     assert first["classical_isp"]["label"] == "classical ISP (oracle metadata)"
     # one set of inputs: every format records the same classical ISP, to the bit
     recorded = [side["fidelity"]["vs_ground_truth"]["classical_isp"] for side in sidecars.values()]
     assert recorded == [first["vs_ground_truth"]["classical_isp"]] * len(PTQ_FORMATS)
     evaluated = evaluate.evaluate(workdir / "model.keras", "samples", out=tmp_path, max_size=SHAPE)
-    examples = parse_source("samples").examples(evaluate.SPLIT)
+    examples = parse_source("samples").examples(held_out.SPLIT)
     for image, example, row in zip(evaluated.images, examples, first["per_image"], strict=True):
         scores = row["vs_ground_truth"]["classical_isp"]
         assert image.name == example.name == row["name"]
         for name in fidelity.SCORES:
             assert scores[name] == pytest.approx(image.baseline[name], abs=1e-6), name
-        item = evaluate.prepare_test_input(example, "photos", SHAPE, 0)
+        item = held_out.prepare_test_input(example, "photos", SHAPE, 0)
         target = target_for_level(tf.constant(item.target), 3).numpy().astype(np.float64)
         render = target_for_level(item.baseline, 3).numpy().astype(np.float64)
         assert target.shape == (16, 16, 3)

@@ -7,7 +7,7 @@ import tensorflow as tf
 import tf_keras as keras
 from model_fixtures import fit, informative
 
-from calibration.build import default_calibration
+from calibration.crops import default_calibration
 from export import fidelity, sidecar
 from export.delegates import FULL, delegate_report
 from export.formats import ExportSettings, convert_float32, convert_int8

@@ -19,7 +19,7 @@ import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
 from model_fixtures import fit
 
-from calibration.build import default_calibration
+from calibration.crops import default_calibration
 from export import fidelity, qat
 from export.formats import ExportSettings, as_conversion, convert_int8
 from export.sidecar import describe

@@ -25,9 +25,10 @@ from PIL import Image
 
 from android_bench import plots, report, report_rows, run
 from android_bench.report_rows import pareto_front, tflite_facts
-from calibration.build import build_calibration
+from calibration.crops import build_calibration
 from export.formats import INT16X8_OPS
-from export.to_tflite import STATUS_OK, export_model
+from export.pipeline import export_model
+from export.results import STATUS_OK
 from pynet_tf.model import build_pynet
 
 MICROISP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "third_party" / "MicroISP.tflite"
@@ -35,7 +36,7 @@ SHAPE = (96, 96)
 FORMATS = ("float32", "fp16", "int8")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CLASSICAL = "classical ISP (oracle metadata)"
-"""The classical ISP that scores the samples' synthetic RAW (pynet_tf.evaluate.BASELINES)."""
+"""The classical ISP that scores the samples' synthetic RAW (pynet_tf.held_out.BASELINES)."""
 
 
 @pytest.fixture(scope="module")

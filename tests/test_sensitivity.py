@@ -14,12 +14,14 @@ import tensorflow as tf
 import tf_keras as keras
 from model_fixtures import informative
 
-from calibration.build import build_calibration
 from calibration.calibration_set import CalibrationSet
+from calibration.crops import build_calibration
 from export import fidelity, sensitivity
 from export.formats import FORMATS, ExportSettings
+from export.pipeline import export_model
+from export.results import STATUS_BELOW, STATUS_OK
 from export.tflite import converter_for
-from export.to_tflite import STATUS_BELOW, STATUS_OK, export_model, main
+from export.to_tflite import main
 from pynet_tf import runs
 from pynet_tf.layers import InstanceNorm
 from pynet_tf.model import build_pynet

@@ -18,7 +18,8 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from android_bench import plots, report, run
 from export import fidelity, sidecar, third_party
-from export.to_tflite import STATUS_OK, export_model
+from export.pipeline import export_model
+from export.results import STATUS_OK
 from pynet_tf.data import bayer
 from pynet_tf.mobile import build_mobile
 

@@ -1,0 +1,239 @@
+"""Export a trained model to TFLite formats: load it, check every argument, calibrate, convert each format,
+score it on held-out inputs, write the file and its sidecar (``export_model``). ``export/to_tflite.py`` is
+its command line."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from calibration.calibration_set import CalibrationSet
+from calibration.crops import default_calibration
+from export import fidelity, qat, sidecar
+from export.formats import (
+    DEFAULT_SHAPE,
+    QAT_ARGUMENTS,
+    ExportError,
+    ExportFormat,
+    ExportSettings,
+    as_conversion,
+    check_calibration,
+    check_float_fallback,
+    error_summary,
+    validate,
+)
+from export.results import DEFAULT_OUT, STATUS_BELOW, STATUS_ERROR, STATUS_OK, FormatResult, file_stem
+from pynet_tf import architectures, atomic, runs
+
+
+def export_model(
+    model_path: str | Path,
+    formats: Sequence[str],
+    *,
+    out: str | Path = DEFAULT_OUT,
+    input_shape: tuple[int, int] | None = DEFAULT_SHAPE,
+    io: str | None = None,
+    calibration: str | Path | CalibrationSet | None = None,
+    data: str = "samples",
+    seed: int = 0,
+    min_psnr: float | None = None,
+    float_fallback: Sequence[str] = (),
+    qat_options: Mapping[str, object] | None = None,
+    report=None,
+) -> list[FormatResult]:
+    """Convert the model at ``model_path`` to each of ``formats`` (names in ``FORMATS``) and write those that
+    pass ``min_psnr`` into ``out`` with their sidecars; returns one result per format, in registry order.
+
+    ``io`` applies to int8 and qat, ``calibration`` to int8 and int16x8, ``float_fallback`` to int8
+    (calibration: a path, a loaded set, or None: ``default_calibration`` built on the fly from the samples; float_fallback: names as
+    ``parse_float_fallback`` returns them, ``("auto",)`` with ``min_psnr``). ``qat_options``: the qat format's
+    arguments by their ``QAT_ARGUMENTS`` names (``{"qat_steps": 50}``; the patch defaults to the export's smaller
+    side, the loss to the run's). ``report`` (callable) gets each
+    result as it is done. Bad arguments raise ``ExportError`` (or ``RunError``, ``CalibrationError``,
+    ``DataSourceError``) before any conversion.
+    """
+    float_fallback = tuple(float_fallback)
+    qat_options = dict(qat_options or {})
+    unknown = sorted(set(qat_options) - set(QAT_ARGUMENTS))
+    if unknown:
+        raise ExportError(
+            f"unknown QAT option(s) {', '.join(unknown)}: choose from {', '.join(QAT_ARGUMENTS)}"
+        )
+    given = [
+        name
+        for name, value in (
+            ("io", io),
+            ("calibration", calibration),
+            ("float_fallback", float_fallback or None),
+        )
+        if value is not None
+    ]
+    given += [name for name, value in qat_options.items() if value is not None]
+    model_file = runs.resolve_model_path(model_path)
+    try:
+        model = runs.load_model(model_file)
+    except (OSError, ValueError) as error:
+        raise ExportError(f"{model_file}: cannot load the model ({type(error).__name__}: {error})") from error
+    network = architectures.of_model(model_file, model)
+    chosen: list[ExportFormat] = validate(
+        formats, input_shape=input_shape, given=given, check_shape=network.validate_input_shape
+    )
+    if io is not None and io not in ("float32", "uint8", "int8"):
+        raise ExportError(f"--io must be float32, uint8 or int8, got {io!r}")
+    calibration_set, calibration_record = None, None
+    calibrated = any("calibration" in f.arguments for f in chosen)
+    if calibrated:
+        if isinstance(calibration, CalibrationSet):
+            calibration_set = calibration
+        elif calibration is not None:
+            calibration_set = CalibrationSet.load(calibration, network.validate_input_shape)
+        if calibration_set is not None:
+            check_calibration(calibration_set, input_shape, network.name)
+    if float_fallback:
+        check_float_fallback(float_fallback, min_psnr, [layer.name for layer in model.layers])
+    level = fidelity.model_level(model)
+    tuning = None
+    if any(f.name == "qat" for f in chosen):
+        options = {
+            name.removeprefix("qat_"): value for name, value in qat_options.items() if value is not None
+        }
+        options.setdefault("patch", min(input_shape))
+        try:
+            tuning = qat.fine_tuning(
+                model_file, level, data=data, seed=seed, shape_rule=network.validate_input_shape, **options
+            )
+        except qat.QATError as error:
+            raise ExportError(str(error)) from None
+    items = fidelity.held_out(model, input_shape or DEFAULT_SHAPE, data, seed=seed)
+    if calibrated:
+        if calibration_set is None:
+            calibration_set = default_calibration(input_shape, arch=network.name)
+        calibration_record = {
+            "path": str(calibration_set.path) if calibration_set.path else None,
+            "file_sha256": sidecar.sha256_file(calibration_set.path) if calibration_set.path else None,
+            "inputs_sha256": calibration_set.sha256,
+            "num": len(calibration_set),
+            "shape": list(calibration_set.shape),
+            "data": calibration_set.metadata.get("data"),
+            "seed": calibration_set.metadata.get("seed"),
+            "built": "on the fly (default_calibration)" if calibration_set.path is None else "loaded",
+        }
+    settings = ExportSettings(
+        input_shape=input_shape,
+        io=io or "float32",
+        calibration=calibration_set,
+        float_fallback=float_fallback,
+        min_psnr=min_psnr,
+        held_out=tuple(items),
+        qat=tuning,
+    )
+    record = runs.level_record(model_file)
+    source = {
+        "model": str(model_file),
+        "sha256": sidecar.sha256_file(model_file),
+        "level": level,
+        "arch": network.name,
+        "base_filters": record.get("base_filters"),
+    }
+    calibrations = {"qat": tuning and tuning.calibration_record()} | {
+        f.name: calibration_record for f in chosen if "calibration" in f.arguments
+    }
+    stem = file_stem(model_file, level, input_shape)
+    out = Path(out)
+    results = []
+    for export_format in chosen:
+        started = time.perf_counter()
+        is_int8 = export_format.name == "int8"
+        integer = "io" in export_format.arguments
+        path = out / f"{stem}{export_format.file_suffix(settings)}"
+        try:
+            conversion = as_conversion(export_format.convert(model, settings))
+            content = conversion.content
+            converted = time.perf_counter()
+            measured = conversion.fidelity or fidelity.measure(content, items)
+        except Exception as error:  # noqa: BLE001 (a converter failure is one format's error, not the run's)
+            result = FormatResult(
+                export_format.name,
+                STATUS_ERROR,
+                None,
+                None,
+                None,
+                None,
+                time.perf_counter() - started,
+                error_summary(error),
+            )
+        else:
+            psnr = measured["vs_float"]["psnr"]
+            delta = measured["vs_ground_truth"]["delta_psnr"]
+            timing = {
+                "convert_s": round(converted - started, 3),
+                "fidelity_s": round(time.perf_counter() - converted, 3),
+            }
+            if min_psnr is not None and not (psnr is not None and psnr >= min_psnr):
+                message = f"not written: PSNR vs float {psnr:.2f} dB < --min-psnr {min_psnr:g}"
+                if conversion.note:
+                    message += f"; {conversion.note}"
+                result = FormatResult(
+                    export_format.name,
+                    STATUS_BELOW,
+                    None,
+                    len(content),
+                    psnr,
+                    delta,
+                    time.perf_counter() - started,
+                    message,
+                )
+            else:
+                side = sidecar.build_sidecar(
+                    path,
+                    content,
+                    export_format={"name": export_format.name, "description": export_format.description},
+                    source=source,
+                    settings={
+                        "input_shape": f"{input_shape[0]}x{input_shape[1]}" if input_shape else "dynamic",
+                        "batch_shape": list(settings.batch_shape),
+                        "io": settings.io if integer else "float32",
+                        "data": data,
+                        "seed": seed,
+                        "min_psnr": min_psnr,
+                        "float_fallback": (list(float_fallback) or None) if is_int8 else None,
+                    },
+                    calibration=calibrations.get(export_format.name),
+                    fidelity=measured,
+                    analyses=conversion.sidecar,
+                )
+                side["timing"] = timing
+                atomic.write_bytes(path, content)
+                atomic.write_json(sidecar.sidecar_path(path), side)
+                result = FormatResult(
+                    export_format.name,
+                    STATUS_OK,
+                    path,
+                    len(content),
+                    psnr,
+                    delta,
+                    time.perf_counter() - started,
+                    sidecar=side,
+                    note=conversion.note,
+                )
+        results.append(result)
+        if report is not None:
+            report(result)
+    return results
+
+
+def ptq_versus_qat(results: Sequence[FormatResult]) -> str | None:
+    """One line comparing the PTQ and QAT int8 files' PSNR vs the float model, when both were measured."""
+    measured = {r.format: r for r in results if r.psnr_vs_float is not None}
+    if not {"int8", "qat"} <= set(measured):
+        return None
+    ptq, qat_result = measured["int8"], measured["qat"]
+    gain = qat_result.psnr_vs_float - ptq.psnr_vs_float
+    line = (
+        f"int8 PSNR vs float: PTQ {ptq.psnr_vs_float:.2f} dB, QAT {qat_result.psnr_vs_float:.2f} dB "
+        f"({gain:+.2f} dB)"
+    )
+    if ptq.delta_psnr is not None and qat_result.delta_psnr is not None:
+        line += f"; ΔPSNR vs ground truth: PTQ {ptq.delta_psnr:+.3f} dB, QAT {qat_result.delta_psnr:+.3f} dB"
+    return line

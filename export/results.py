@@ -1,0 +1,112 @@
+"""What an export produces and how it is shown: one result per format, the table's rows, the files' names,
+and the flags every exporter (``export/to_tflite.py``, ``export/to_onnx.py``) shares."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from export import delegates
+from export.formats import DEFAULT_SHAPE, ExportError
+from pynet_tf import runs
+from pynet_tf.cli import image_size
+from pynet_tf.units import MB
+
+DEFAULT_OUT = Path("exported")
+STATUS_OK, STATUS_BELOW, STATUS_ERROR = "ok", "below --min-psnr", "error"
+
+
+@dataclass(frozen=True)
+class FormatResult:
+    """One format's outcome: written (``ok``), refused (``below --min-psnr``) or failed (``error``)."""
+
+    format: str
+    status: str
+    path: Path | None
+    """The written file; None unless ``ok``."""
+    size_bytes: int | None
+    psnr_vs_float: float | None
+    delta_psnr: float | None
+    """File minus float model, PSNR versus ground truth (dB)."""
+    seconds: float
+    message: str = ""
+    sidecar: dict | None = None
+    note: str = ""
+    """What the format adds to the row (e.g. layers kept in float: not full-integer)."""
+
+    def row(self) -> str:
+        size = f"{self.size_bytes / MB:.3f}" if self.size_bytes is not None else "-"
+        psnr = f"{self.psnr_vs_float:.2f}" if self.psnr_vs_float is not None else "-"
+        delta = f"{self.delta_psnr:+.2f}" if self.delta_psnr is not None else "-"
+        where = str(self.path) if self.path else self.message
+        if self.note and self.path:
+            where += f"  ({self.note})"
+        seconds = f"{self.seconds:.1f}"
+        return f"{self.format:<8} {self.status:<17} {size:>9} {psnr:>13} {delta:>11} {seconds:>7}  {where}"
+
+    def details(self, worst: int = 5) -> list[str]:
+        """Indented lines under the row: the worst int8 layers, the float fallback, the delegate report."""
+        side = self.sidecar or {}
+        lines = []
+        if side.get("quantization_debug"):
+            layers = side["quantization_debug"]["layers"][:worst]
+            lines.append(
+                "int8 error, worst layers (noise/signal): "
+                + ", ".join(f"{entry['layer']} {entry['nsr']:.2f}" for entry in layers)
+            )
+        fallback = side.get("float_fallback")
+        if fallback:
+            tried = fallback.get("steps", [])
+            steps = " ".join(f"{step['layers']}:{step['psnr_vs_float']:.1f}" for step in tried)
+            lines.append(
+                f"float fallback ({'auto' if fallback['requested'] == 'auto' else 'by name'}): "
+                f"{len(fallback['layers'])} layers in float, float ops "
+                + (", ".join(f"{op} x{n}" for op, n in fallback["float_ops"].items()) or "none")
+                + (f"; tried (worst layers:dB) {steps}" if steps else "")
+            )
+        tuning = side.get("qat")
+        if tuning:
+            losses = tuning["step_losses"]
+            trained = f", loss {losses[0]:.4g} -> {losses[-1]:.4g}" if losses else ""
+            lines.append(
+                f"QAT: {len(losses)} steps towards {tuning['targets']} ({tuning['batch_size']} crops of "
+                f"{tuning['patch']}x{tuning['patch']}, lr {tuning['lr']:g}){trained}"
+            )
+        if side.get("delegates"):
+            lines.append(f"delegates: {delegates.summary(side['delegates'])}")
+        return [f"    {line}" for line in lines]
+
+
+HEADER = (
+    f"{'format':<8} {'status':<17} {'size MB':>9} {'PSNR vs float':>13} {'ΔPSNR vs GT':>11} "
+    f"{'time s':>7}  file"
+)
+
+
+def file_stem(model_file: Path, level: int, input_shape: tuple[int, int] | None) -> str:
+    """``<run>_level<L>_<HxW|dynamic>``: the run folder's name, or the model file's stem outside a run."""
+    run = runs.run_of(model_file)
+    name = run.name if run else model_file.stem
+    shape = f"{input_shape[0]}x{input_shape[1]}" if input_shape else "dynamic"
+    return f"{name}_level{level}_{shape}"
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, shape_help: str) -> None:
+    """The flags every exporter shares: the model, its input shape, the held-out data, the output folder."""
+    add = parser.add_argument
+    add("--model", help="a .keras file, a level folder or a run folder (default: the newest runs/*/final)")
+    add("--input-shape", default=f"{DEFAULT_SHAPE[0]}x{DEFAULT_SHAPE[1]}", help=shape_help)
+    add("--data", default="samples", help="held-out inputs for fidelity: the test split of this source")
+    add("--seed", type=int, default=0, help="seed of the synthetic RAW of photo sources (default 0)")
+    add("-o", "--out", default=str(DEFAULT_OUT), help="output folder (default exported/)")
+
+
+def input_shape_argument(text: str) -> tuple[int, int] | None:
+    """``--input-shape``: packed ``HxW``, or ``dynamic`` (None)."""
+    if text.lower() == "dynamic":
+        return None
+    try:
+        return image_size(text)
+    except argparse.ArgumentTypeError as error:
+        raise ExportError(f"--input-shape: {error}, or 'dynamic'") from None
