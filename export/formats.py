@@ -29,7 +29,7 @@ DEFAULT_SHAPE = (224, 224)
 AUTO = sensitivity.AUTO
 INT16X8_OPS = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
 QAT_ARGUMENTS = ("qat_steps", "qat_targets", "qat_lr", "qat_batch", "qat_patch", "qat_loss", "vgg_weights")
-"""``--qat``'s arguments: ``export.qat.fine_tuning``'s, named ``qat_<argument>`` (``vgg_weights`` as it is)."""
+"""``--qat``'s arguments: ``export.qat.plan_fine_tuning``'s, named ``qat_<argument>`` (``vgg_weights`` as it is)."""
 
 
 class ExportError(ValueError):
@@ -51,7 +51,7 @@ class ExportSettings:
     held_out: tuple[fidelity.HeldOut, ...] = ()
     """The inputs ``--float-fallback auto`` measures each candidate on (``export.fidelity.held_out``)."""
     qat: qat.FineTuning | None = None
-    """qat only: the fine-tuning (``export.qat.fine_tuning`` from the ``--qat-*`` flags)."""
+    """qat only: the fine-tuning (``export.qat.plan_fine_tuning`` from the ``--qat-*`` flags)."""
 
     @property
     def batch_shape(self) -> tuple[int | None, ...]:
@@ -213,7 +213,7 @@ def convert_qat(model: keras.Model, settings: ExportSettings) -> Conversion:
     fine-tuning and its step losses go into the sidecar."""
     if settings.qat is None:
         raise ExportError("qat needs its fine-tuning settings (export_model builds them from --qat-* flags)")
-    qat_model, losses = qat.finetune(model, settings.qat)
+    qat_model, losses = qat.quantize_and_fine_tune(model, settings.qat)
     content = qat.convert_qat(qat_model, settings.batch_shape, settings.io)
     tuning = settings.qat.record()
     record = {"qat": {**tuning, "step_losses": [round(loss, 6) for loss in losses]}, "full_integer": True}

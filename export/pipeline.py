@@ -100,7 +100,7 @@ def export_model(
         }
         options.setdefault("patch", min(input_shape))
         try:
-            tuning = qat.fine_tuning(
+            tuning = qat.plan_fine_tuning(
                 model_file, level, data=data, seed=seed, shape_rule=network.validate_input_shape, **options
             )
         except qat.QATError as error:

@@ -15,7 +15,7 @@ written and the command exits 1 after the other formats. User errors exit 2 with
 gets a per-layer error analysis (export/sensitivity.py), every file a GPU/NNAPI delegate op report
 (export/delegates.py); both are in the sidecar and summarised under the file's row.
 
---qat fine-tunes a copy of the model with fake-quantization (tensorflow-model-optimization; export/qat.py) for
+--qat fine-tunes a copy of the model with fake-quantization (tensorflow-model-optimization; export/qat/) for
 --qat-steps steps of the run's training loss on --data's training split, crops of the export's size, towards
 the float model's outputs (--qat-targets distill) or the ground truth, then converts it to full-integer int8.
 """

@@ -1,4 +1,4 @@
-"""Quantization-aware training (export/qat.py): the fake-quant model, its calibration, its int8 file.
+"""Quantization-aware training (export/qat/): the fake-quant model, its calibration, its int8 file.
 
 Two subjects. A one-norm model (conv, instance norm, LeakyReLU, conv, scaled tanh on 16x16 inputs) converts
 in about a second: it checks the QuantizeConfigs against the converter closely. A tiny PyNET (level 5, base
@@ -22,6 +22,8 @@ from model_fixtures import fit
 from calibration.crops import default_calibration
 from export import fidelity, qat
 from export.formats import ExportSettings, as_conversion, convert_int8
+from export.qat import quantize as qat_quantize
+from export.qat import ranges as qat_ranges
 from export.sidecar import describe
 from pynet_tf import metrics
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset
@@ -104,7 +106,7 @@ def test_every_activation_range_is_the_float_tensors_min_max(mini):
     model, qat_model, inputs, count = mini
     ranges = {
         (r.layer, r.tensor): (float(r.min_var.numpy()), float(r.max_var.numpy()))
-        for r in qat._activation_ranges(qat_model)
+        for r in qat_ranges._activation_ranges(qat_model)
     }
     hooks = {("norm", hook) for hook in qat.QATInstanceNorm.HOOKS}
     outputs = {(name, "output") for name in ("conv_a", "norm", "act", "conv_b", "out")}
@@ -134,7 +136,7 @@ def test_concatenate_keeps_its_inputs_in_order():
     assert [node[0] for node in config["quant_join"]["inbound_nodes"][0]] == ["quant_inner", "quant_up_act"]
     # tfmot alone swaps them (tensorflow/model-optimization#1179), and quantize_model says so
     with (
-        mock.patch.object(qat, "_inputs_kept_in_order", contextlib.nullcontext),
+        mock.patch.object(qat_quantize, "_inputs_kept_in_order", contextlib.nullcontext),
         pytest.raises(qat.QATError, match="wired differently from the float model at join"),
     ):
         qat.quantize_model(model)
@@ -154,7 +156,7 @@ def test_int8_file_is_the_fake_quant_model(mini):
     # the ranges reach the file: the output's is the calibrated one, TANH's is TFLite's fixed 1/128
     low, high = next(
         (r.min_var.numpy(), r.max_var.numpy())
-        for r in qat._activation_ranges(qat_model)
+        for r in qat_ranges._activation_ranges(qat_model)
         if (r.layer, r.tensor) == ("out", "output")
     )
     assert output["quantization"]["scale"] == pytest.approx((high - low) / 255, rel=1e-5)
@@ -190,10 +192,10 @@ def test_fine_tuning_takes_the_runs_loss_and_checks_its_flags(tmp_path):
     folder.mkdir()
     mini_model().save(folder / "model.keras")
     with pytest.raises(qat.QATError, match="no level.json .* pass one with --qat-loss"):
-        qat.fine_tuning(folder, 5, patch=64)
-    assert qat.fine_tuning(folder, 5, patch=64, loss="mse=2").loss == {"mse": 2.0}
+        qat.plan_fine_tuning(folder, 5, patch=64)
+    assert qat.plan_fine_tuning(folder, 5, patch=64, loss="mse=2").loss == {"mse": 2.0}
     (folder / "level.json").write_text(json.dumps({"loss": LOSS, "config": {"lab_alpha": 0.7}}))
-    tuning = qat.fine_tuning(folder, 5, patch=64, steps=7, targets="ground-truth")
+    tuning = qat.plan_fine_tuning(folder, 5, patch=64, steps=7, targets="ground-truth")
     assert (tuning.loss, tuning.lab_alpha, tuning.steps, tuning.distill) == (LOSS, 0.7, 7, False)
     assert tuning.record()["targets"] == "ground-truth" and tuning.record()["vgg"] is None
     for flags, message in [
@@ -205,10 +207,10 @@ def test_fine_tuning_takes_the_runs_loss_and_checks_its_flags(tmp_path):
         ({"patch": 16, "loss": "ssim=1"}, "level 5 at --qat-patch 16 gives 1x1"),
     ]:
         with pytest.raises(qat.QATError, match=message):
-            qat.fine_tuning(folder, 5, **({"patch": 64} | flags))
+            qat.plan_fine_tuning(folder, 5, **({"patch": 64} | flags))
     (folder / "level.json").write_text(json.dumps({"loss": {"vgg": 1.0}, "config": {}}))
     with pytest.raises(qat.QATError, match="vgg term: .*--vgg-weights PATH"):
-        qat.fine_tuning(folder, 5, patch=64, vgg_weights=str(tmp_path / "missing.h5"))
+        qat.plan_fine_tuning(folder, 5, patch=64, vgg_weights=str(tmp_path / "missing.h5"))
 
 
 def test_a_patch_larger_than_the_data_is_one_clear_error():
@@ -218,7 +220,7 @@ def test_a_patch_larger_than_the_data_is_one_clear_error():
         match=r"--qat-patch 1024: no training crops from 'samples': example .* "
         r"is smaller than --patch 1024 needs",
     ):
-        qat.finetune(model, qat.FineTuning({"mse": 1.0}, steps=1, patch=1024), progress=False)
+        qat.quantize_and_fine_tune(model, qat.FineTuning({"mse": 1.0}, steps=1, patch=1024), progress=False)
 
 
 # The mobile ISP (width 4, He-normal init, 64x64) quantized by QAT without fine-tuning and by PTQ, PSNR versus
@@ -230,7 +232,7 @@ def test_the_mobile_isp_quantizes_for_qat_as_ptq_does():
     keras.utils.set_random_seed(0)
     model = build_mobile(4)
     tuning = qat.FineTuning({"lab": 20.0}, steps=0, patch=SHAPE[0])
-    qat_model, losses = qat.finetune(model, tuning, progress=False)
+    qat_model, losses = qat.quantize_and_fine_tune(model, tuning, progress=False)
     content = qat.convert_qat(qat_model, (1, *SHAPE, 4))
     assert losses == [] and {op["op"] for op in describe(content, quantized=True)["unquantized_ops"]} == {
         "QUANTIZE",
@@ -266,8 +268,10 @@ def fitted() -> keras.Model:
 
 @pytest.fixture(scope="module")
 def pipeline(fitted) -> dict:
-    """``finetune`` with 0 steps (quantize, calibrate), its file, and PTQ's file of the same model."""
-    qat_model, _ = qat.finetune(fitted, qat.FineTuning(LOSS, steps=0, patch=SHAPE[0]), progress=False)
+    """``quantize_and_fine_tune`` with 0 steps (quantize, calibrate), its file, and PTQ's file of the same model."""
+    qat_model, _ = qat.quantize_and_fine_tune(
+        fitted, qat.FineTuning(LOSS, steps=0, patch=SHAPE[0]), progress=False
+    )
     items = fidelity.held_out(fitted, SHAPE)
     content = qat.convert_qat(qat_model, (1, *SHAPE, 4))
     settings = ExportSettings(input_shape=SHAPE, calibration=default_calibration(SHAPE))
@@ -328,7 +332,7 @@ def test_qat_steps_lower_the_loss_they_train_on(fitted, pipeline):
     raw, target = next(iter(make_dataset(parse_source("samples"), "train", options)))
     objective = Loss(LOSS)
     before = float(objective(target, qat_model(raw, training=False))[0])
-    losses = qat.train(
+    losses = qat.fine_tune_steps(
         qat_model, fitted, [(raw, target)] * STEPS, objective=objective, lr=1e-4, progress=False
     )
     after = float(objective(target, qat_model(raw, training=False))[0])
