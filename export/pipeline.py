@@ -23,8 +23,8 @@ from export.formats import (
     error_summary,
     validate,
 )
-from export.results import DEFAULT_OUT, STATUS_BELOW, STATUS_ERROR, STATUS_OK, FormatResult, file_stem
-from pynet_tf import architectures, atomic, runs
+from export.results import DEFAULT_OUT, STATUS_BELOW, STATUS_ERROR, STATUS_OK, FormatResult, load_source
+from pynet_tf import atomic
 
 
 def export_model(
@@ -70,12 +70,8 @@ def export_model(
         if value is not None
     ]
     given += [name for name, value in qat_options.items() if value is not None]
-    model_file = runs.resolve_model_path(model_path)
-    try:
-        model = runs.load_model(model_file)
-    except (OSError, ValueError) as error:
-        raise ExportError(f"{model_file}: cannot load the model ({type(error).__name__}: {error})") from error
-    network = architectures.of_model(model_file, model)
+    loaded = load_source(model_path)
+    model_file, model, network, level = loaded.file, loaded.model, loaded.network, loaded.level
     chosen: list[ExportFormat] = validate(
         formats, input_shape=input_shape, given=given, check_shape=network.validate_input_shape
     )
@@ -92,7 +88,6 @@ def export_model(
             check_calibration(calibration_set, input_shape, network.name)
     if float_fallback:
         check_float_fallback(float_fallback, min_psnr, [layer.name for layer in model.layers])
-    level = fidelity.model_level(model)
     tuning = None
     if any(f.name == "qat" for f in chosen):
         options = {
@@ -128,18 +123,11 @@ def export_model(
         held_out=tuple(items),
         qat=tuning,
     )
-    record = runs.level_record(model_file)
-    source = {
-        "model": str(model_file),
-        "sha256": sidecar.sha256_file(model_file),
-        "level": level,
-        "arch": network.name,
-        "base_filters": record.get("base_filters"),
-    }
+    source = loaded.record()
     calibrations = {"qat": tuning and tuning.calibration_record()} | {
         f.name: calibration_record for f in chosen if "calibration" in f.arguments
     }
-    stem = file_stem(model_file, level, input_shape)
+    stem = loaded.file_stem(input_shape)
     out = Path(out)
     results = []
     for export_format in chosen:

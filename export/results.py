@@ -7,14 +7,50 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from export import delegates
+import tf_keras as keras
+
+from export import delegates, fidelity, sidecar
 from export.formats import DEFAULT_SHAPE, ExportError
-from pynet_tf import runs
+from pynet_tf import architectures, runs
+from pynet_tf.architectures import Architecture
 from pynet_tf.cli import image_size
 from pynet_tf.units import MB
 
 DEFAULT_OUT = Path("exported")
 STATUS_OK, STATUS_BELOW, STATUS_ERROR = "ok", "below --min-psnr", "error"
+
+
+@dataclass(frozen=True)
+class Source:
+    """The trained model an export converts: its file, the model, its network and the level it computes."""
+
+    file: Path
+    model: keras.Model
+    network: Architecture
+    level: int
+
+    def record(self) -> dict:
+        """The sidecar's ``source``."""
+        return {
+            "model": str(self.file),
+            "sha256": sidecar.sha256_file(self.file),
+            "level": self.level,
+            "arch": self.network.name,
+            "base_filters": runs.level_record(self.file).get("base_filters"),
+        }
+
+    def file_stem(self, input_shape: tuple[int, int] | None) -> str:
+        return file_stem(self.file, self.level, input_shape)
+
+
+def load_source(model_path: str | Path) -> Source:
+    """The model at ``model_path`` (``runs.resolve_model_path``), or ``ExportError`` naming the file."""
+    model_file = runs.resolve_model_path(model_path)
+    try:
+        model = runs.load_model(model_file)
+    except (OSError, ValueError) as error:
+        raise ExportError(f"{model_file}: cannot load the model ({type(error).__name__}: {error})") from error
+    return Source(model_file, model, architectures.of_model(model_file, model), fidelity.model_level(model))
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,8 @@ from export.results import (
     STATUS_OK,
     FormatResult,
     add_source_arguments,
-    file_stem,
     input_shape_argument,
+    load_source,
 )
 from pynet_tf import architectures, atomic, runs
 from pynet_tf.cli import command_parser, settings_summary
@@ -139,29 +139,17 @@ def export_onnx(
     check_opset(opset)
     if not max_abs_error > 0:
         raise ExportError(f"--max-abs-error must be positive, got {max_abs_error:g}")
-    model_file = runs.resolve_model_path(model_path)
-    try:
-        model = runs.load_model(model_file)
-    except (OSError, ValueError) as error:
-        raise ExportError(f"{model_file}: cannot load the model ({type(error).__name__}: {error})") from error
-    network = architectures.of_model(model_file, model)
+    loaded = load_source(model_path)
+    model = loaded.model
     if input_shape is not None:
         try:
-            network.validate_input_shape(*input_shape)
+            loaded.network.validate_input_shape(*input_shape)
         except InputShapeError as error:
             raise ExportError(f"--input-shape {input_shape[0]}x{input_shape[1]}: {error}") from None
-    level = fidelity.model_level(model)
     items = fidelity.held_out(model, input_shape or DEFAULT_SHAPE, data, seed=seed)
     settings = ExportSettings(input_shape=input_shape)
-    record = runs.level_record(model_file)
-    source = {
-        "model": str(model_file),
-        "sha256": sidecar.sha256_file(model_file),
-        "level": level,
-        "arch": network.name,
-        "base_filters": record.get("base_filters"),
-    }
-    path = Path(out) / f"{file_stem(model_file, level, input_shape)}_opset{opset}.onnx"
+    source = loaded.record()
+    path = Path(out) / f"{loaded.file_stem(input_shape)}_opset{opset}.onnx"
 
     started = time.perf_counter()
     try:
