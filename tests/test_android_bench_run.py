@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from android_bench import report, run
+from android_bench import run
 from android_bench.adb import Adb, AdbError, ShellResult, TransportError, choose_device, parse_devices
 from android_bench.device import DeviceSession, parse_thermal
 from export import sidecar
 from export.tflite import to_tflite_float32
 from pynet_tf.model import build_pynet
+from reporting import report
 
 FAKES = Path(__file__).resolve().parent / "fakes"
 MICROISP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "third_party" / "MicroISP.tflite"

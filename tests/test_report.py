@@ -23,13 +23,16 @@ import tf_keras as keras
 from model_fixtures import informative
 from PIL import Image
 
-from android_bench import plots, report, report_rows, run
-from android_bench.report_rows import pareto_front, tflite_facts
+from android_bench import report as report_cli
+from android_bench import run
 from calibration.crops import build_calibration
 from export.formats import INT16X8_OPS
 from export.pipeline import export_model
 from export.results import STATUS_OK
 from pynet_tf.model import build_pynet
+from reporting import plots, report
+from reporting import rows as report_rows
+from reporting.rows import pareto_front, tflite_facts
 
 MICROISP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "third_party" / "MicroISP.tflite"
 SHAPE = (96, 96)
@@ -73,7 +76,7 @@ def microisp(tmp_path_factory) -> Path:
 def made(bench, microisp, tmp_path_factory) -> dict:
     """The report of both, through the CLI (crops included)."""
     out = tmp_path_factory.mktemp("made") / "report"
-    assert report.main([str(bench["results"]), str(microisp), "-o", str(out)]) == 0
+    assert report_cli.main([str(bench["results"]), str(microisp), "-o", str(out)]) == 0
     return {
         "out": out,
         "json": json.loads((out / "report.json").read_text()),
@@ -447,7 +450,7 @@ def _results(tmp_path: Path, **changes) -> Path:
     ],
 )
 def test_bad_input_is_one_line_error(make, expected, tmp_path, capsys):
-    assert report.main(make(tmp_path)) == 2
+    assert report_cli.main(make(tmp_path)) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and expected in err and err.count("\n") == 1, err
 
@@ -633,7 +636,7 @@ def test_a_ship_choice_that_is_no_working_isp_says_so_first(bench, tmp_path, cap
     assert f"7.00 dB below the {CLASSICAL} at {classical:.2f} dB on the same 2 held-out images" in (
         report._ship_line(overall)
     )
-    assert report.main([str(tmp_path), "-o", str(tmp_path / "report"), "--no-crops"]) == 0
+    assert report_cli.main([str(tmp_path), "-o", str(tmp_path / "report"), "--no-crops"]) == 0
     assert f"ship {first}" in capsys.readouterr().out
 
 

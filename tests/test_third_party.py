@@ -16,12 +16,13 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from model_fixtures import informative
 from skimage.metrics import peak_signal_noise_ratio
 
-from android_bench import plots, report, run
+from android_bench import report, run
 from export import fidelity, sidecar, third_party
 from export.pipeline import export_model
 from export.results import STATUS_OK
 from pynet_tf.data import bayer
 from pynet_tf.mobile import build_mobile
+from reporting import plots
 
 MICROISP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "third_party" / "MicroISP.tflite"
 SHAPE = (96, 96)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from android_bench.report_rows import PRECISIONS
+from reporting.rows import PRECISIONS
 
 CROP_PX = 128
 """The centre crop's side in output pixels: small enough to see single pixels in the report."""

@@ -47,8 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
-from android_bench.report_inputs import Inputs
 from pynet_tf import runs
+from reporting.inputs import Inputs
 
 FLOAT32 = "float32"
 THIRD_PARTY = "third_party"

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from android_bench.crops import CropSet
+from reporting.crops import CropSet
 
 METRIC_LABELS = {"psnr_vs_gt": "PSNR vs ground truth (dB)", "psnr_vs_float": "PSNR vs float model (dB)"}
 MARKERS = {"float32": "o", "fp16": "s", "dynamic": "D", "int8": "^", "int16x8": "v", "uint8": "<"}
