@@ -9,14 +9,14 @@ the mobile ISP has one, level 0 (full resolution), so it trains in one stage.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import tf_keras as keras
 
 from pynet_tf import mobile, runs, shapes
-from pynet_tf.layers import InputShapeCheck
+from pynet_tf.layers import InputShapeCheck, InstanceNorm, SameConv2D, ScaledTanh
 from pynet_tf.model import build_pynet
 
 
@@ -40,6 +40,12 @@ class Architecture:
     input_check: type[keras.layers.Layer]
     """The layer class the builder puts right after the input: how a model file without ``level.json`` is
     told apart (``of_keras``)."""
+    quantize_as: Mapping[type[keras.layers.Layer], str]
+    """How quantization-aware training treats the layers tfmot's 8-bit registry does not know, by class:
+    ``instance_norm`` and ``scaled_tanh`` (rewritten as the ops the converter emits, a fake-quant after each),
+    ``as_conv2d`` (Conv2D's forward graph and weights: the registry's Conv2D config), ``pass_through`` (no op
+    of its own, or one that keeps its input's scale), ``output`` (one fake-quant on the output);
+    ``export/qat/quantize.py`` holds what each means."""
 
 
 def _pynet(
@@ -70,6 +76,12 @@ ARCHITECTURES: dict[str, Architecture] = {
             shapes.validate_input_shape,
             shapes.DOWNSAMPLING,
             InputShapeCheck,
+            {
+                InputShapeCheck: "pass_through",
+                SameConv2D: "as_conv2d",
+                InstanceNorm: "instance_norm",
+                ScaledTanh: "scaled_tanh",
+            },
         ),
         Architecture(
             "mobile",
@@ -80,6 +92,12 @@ ARCHITECTURES: dict[str, Architecture] = {
             mobile.validate_input_shape,
             mobile.DOWNSAMPLING,
             mobile.MobileInputCheck,
+            {
+                mobile.MobileInputCheck: "pass_through",
+                mobile.DepthToSpace: "pass_through",
+                mobile.GlobalMinPooling: "pass_through",
+                keras.layers.Multiply: "output",
+            },
         ),
     )
 }

@@ -338,3 +338,11 @@ def test_qat_steps_lower_the_loss_they_train_on(fitted, pipeline):
     after = float(objective(target, qat_model(raw, training=False))[0])
     print(f"QAT loss on the batch it trains on: {before:.3f} -> {after:.3f} (steps: {losses})")
     assert len(losses) == STEPS and after <= STEP_LOSS_RATIO * before
+
+
+def test_every_networks_own_layers_have_a_kind_qat_knows():
+    from pynet_tf.architectures import ARCHITECTURES
+
+    for arch in ARCHITECTURES.values():
+        assert arch.quantize_as and set(arch.quantize_as.values()) <= set(qat_quantize.KINDS), arch.name
+        assert arch.input_check in arch.quantize_as, arch.name

@@ -15,8 +15,8 @@ from tensorflow_model_optimization.python.core.quantization.keras.graph_transfor
 
 import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow and tfmot load)
 from export.qat.settings import QATError
-from pynet_tf.layers import InputShapeCheck, InstanceNorm, SameConv2D, ScaledTanh
-from pynet_tf.mobile import DepthToSpace, GlobalMinPooling, MobileInputCheck
+from pynet_tf.architectures import ARCHITECTURES
+from pynet_tf.layers import InstanceNorm, ScaledTanh
 
 qk = tfmot.quantization.keras
 quantizers = qk.quantizers
@@ -190,67 +190,54 @@ class OutputQuantizeConfig(_HookQuantizeConfig):
         return _activation_quantizer()
 
 
-_CUSTOM = {
-    InstanceNorm: (QATInstanceNorm, InstanceNormQuantizeConfig),
-    ScaledTanh: (QATScaledTanh, ScaledTanhQuantizeConfig),
-    InputShapeCheck: (InputShapeCheck, PassThroughQuantizeConfig),
-    MobileInputCheck: (MobileInputCheck, PassThroughQuantizeConfig),
-    DepthToSpace: (DepthToSpace, PassThroughQuantizeConfig),
-    GlobalMinPooling: (GlobalMinPooling, PassThroughQuantizeConfig),
-    keras.layers.Multiply: (keras.layers.Multiply, OutputQuantizeConfig),
+KINDS = {
+    "instance_norm": (QATInstanceNorm, InstanceNormQuantizeConfig),
+    "scaled_tanh": (QATScaledTanh, ScaledTanhQuantizeConfig),
+    "pass_through": (None, PassThroughQuantizeConfig),
+    "output": (None, OutputQuantizeConfig),
+    "as_conv2d": (None, None),
 }
-_QAT_VARIANTS = {base: variant for base, (variant, _) in _CUSTOM.items() if variant is not base}
-_FORWARD_AS = {SameConv2D: keras.layers.Conv2D}
-"""Our layers whose forward graph and weights are a stock Keras layer's (``SameConv2D`` differs in its
-gradients only): they get the registry's config for that layer and keep their own class, gradients and all."""
+"""``Architecture.quantize_as``'s kinds -> (the QAT variant of the layer, None: its own class; its
+QuantizeConfig, None for ``as_conv2d``: tfmot's registry's config of the stock Conv2D the layer's forward graph
+and weights are, gradients aside, as ``SameConv2D``'s)."""
+_CUSTOM = {layer: kind for arch in ARCHITECTURES.values() for layer, kind in arch.quantize_as.items()}
+"""Every network's own layers, by class, and how QAT treats each (``Architecture.quantize_as``)."""
+_QAT_VARIANTS = {layer: KINDS[kind][0] for layer, kind in _CUSTOM.items() if KINDS[kind][0] is not None}
 
 
 def quantize_scope():
     """tfmot's ``quantize_scope`` with our layers and configs, for loading or cloning a QAT model."""
-    objects = {
-        cls.__name__: cls
-        for cls in (
-            QATInstanceNorm,
-            QATScaledTanh,
-            InputShapeCheck,
-            InstanceNorm,
-            ScaledTanh,
-            SameConv2D,
-            MobileInputCheck,
-            DepthToSpace,
-            GlobalMinPooling,
-            _NamedMovingAverage,
-            InstanceNormQuantizeConfig,
-            ScaledTanhQuantizeConfig,
-            PassThroughQuantizeConfig,
-            OutputQuantizeConfig,
-        )
-    }
+    classes = [*_CUSTOM, *_QAT_VARIANTS.values(), _NamedMovingAverage]
+    classes += [config for _, config in KINDS.values() if config is not None]
+    objects = {cls.__name__: cls for cls in classes}
     return qk.quantize_scope(objects)
 
 
 def quantize_model(model: keras.Model) -> keras.Model:
     """The model with fake-quant wherever the int8 converter will quantize, and the float weights.
 
-    Activation ranges start where tfmot starts them ([-6, 6]); ``calibrate_ranges`` (or ``quantize_and_fine_tune``, which
-    calls it) sets them from data before the model means anything.
+    Activation ranges start where tfmot starts them ([-6, 6]); ``calibrate_ranges`` (or
+    ``quantize_and_fine_tune``, which calls it) sets them from data before the model means anything.
     """
     registry = qk.default_8bit.Default8BitQuantizeRegistry()
 
     def annotate(layer: keras.layers.Layer) -> keras.layers.Layer:
         if isinstance(layer, keras.layers.InputLayer):
             return layer.__class__.from_config(layer.get_config())
-        for base, (qat_class, config_class) in _CUSTOM.items():
-            if type(layer) is base:
-                return qk.quantize_annotate_layer(qat_class.from_config(layer.get_config()), config_class())
-        if type(layer) in _FORWARD_AS:
-            stock = _FORWARD_AS[type(layer)].from_config(layer.get_config())
+        kind = _CUSTOM.get(type(layer))
+        if kind == "as_conv2d":
+            stock = keras.layers.Conv2D.from_config(layer.get_config())
             config = registry.get_quantize_config(stock)
             return qk.quantize_annotate_layer(layer.__class__.from_config(layer.get_config()), config)
+        if kind is not None:
+            variant, config_class = KINDS[kind]
+            layer_class = variant or type(layer)
+            return qk.quantize_annotate_layer(layer_class.from_config(layer.get_config()), config_class())
         if not registry.supports(layer):
             raise QATError(
                 f"layer {layer.name!r} ({type(layer).__name__}) has no int8 QuantizeConfig: tfmot's default "
-                "8-bit registry does not support it and export/qat/quantize.py gives it none; add a QuantizeConfig"
+                "8-bit registry does not support it and its network's quantize_as (pynet_tf/architectures.py) "
+                "names no kind for it; add one"
             )
         return qk.quantize_annotate_layer(layer.__class__.from_config(layer.get_config()))
 
