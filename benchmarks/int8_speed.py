@@ -75,14 +75,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
-from export_fidelity import time_files
 
 from android_bench import host
+from benchmarks.export_fidelity import time_files
 from export.fidelity import model_level
 from export.pipeline import export_model
 from export.results import STATUS_OK

@@ -14,7 +14,7 @@
    seconds (the sidecar's ``timing.convert_s``; int8's holds its calibration passes and per-layer analysis),
    the file's size, and its PSNR against the float Keras model on the held-out samples as the sidecar
    records it. PSNR against ground truth is left out: the fixture's weights are random, so it means nothing.
-4. Times every file through LiteRT with XNNPACK (``export_fidelity.time_files``: ``--rounds`` interleaved
+4. Times every file through LiteRT with XNNPACK (``benchmarks.export_fidelity.time_files``: ``--rounds`` interleaved
    rounds of ``--runs``, the median) at each of ``--threads`` (default 1,2).
 
 One row per format. ``--out`` keeps the checkpoint, the run, the files and ``official_import.json`` (the
@@ -45,6 +45,7 @@ of a trained PyNET is for its real checkpoint to say.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import subprocess
@@ -54,9 +55,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))  # model_fixtures: the fixture's checkpoint writer
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pynet_tf.cli import command_parser, image_size
 from pynet_tf.shapes import LEVELS
@@ -65,6 +63,14 @@ from pynet_tf.units import MIB
 FORMATS = ("float32", "fp16", "int8")
 SMOKE = {"level": 5, "shape": (32, 32), "runs": 2, "rounds": 1}
 """What ``--smoke`` sets: every step of the benchmark at a fraction of its cost."""
+
+
+def _model_fixtures():
+    """tests/model_fixtures.py, the writer of the shared fixture's checkpoint (the tests are no package)."""
+    spec = importlib.util.spec_from_file_location("model_fixtures", ROOT / "tests" / "model_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def child(config: dict) -> None:
@@ -110,8 +116,10 @@ def show(value: float | None, spec: str) -> str:
 def measure(args: argparse.Namespace, formats: list[str], out: Path) -> dict:
     """Steps 1-4 of the docstring, files under ``out``: the report ``official_import.json`` holds."""
     import tensorflow as tf
-    from export_fidelity import time_files
-    from model_fixtures import official_checkpoint
+
+    from benchmarks.export_fidelity import time_files
+
+    official_checkpoint = _model_fixtures().official_checkpoint
 
     from export.pipeline import export_model  # first: selects Keras 2
 

@@ -73,15 +73,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
-from export_fidelity import time_contents
 
 import pynet_tf  # noqa: F401  (Keras 2 before TensorFlow loads)
+from benchmarks.export_fidelity import time_contents
 from export import fidelity
 from export.formats import ExportSettings, convert_float32
 from export.tflite import converter_for

@@ -84,12 +84,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from export_fidelity import time_contents
-
 import pynet_tf  # noqa: F401  (Keras 2 before TensorFlow loads)
+from benchmarks.export_fidelity import time_contents
 from export import fidelity
 from export.formats import ExportSettings, convert_float32
 from pynet_tf import pruning, runs
