@@ -10,12 +10,14 @@ trains with, so the ratio printed is a lower bound for the richer losses.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import tensorflow as tf
 import tf_keras as keras
 
 import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from benchmarks import record
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.sources import parse_source
 from pynet_tf.model import build_pynet
@@ -70,4 +72,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(record.run(main, "data_pipeline"))

@@ -57,6 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from android_bench import host
+from benchmarks import record
 from export.formats import FORMATS
 from export.pipeline import export_model
 from export.results import STATUS_OK
@@ -181,4 +182,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(record.run(main, "export_fidelity"))

@@ -44,6 +44,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 import pynet_tf  # noqa: F401  (Keras 2 before TensorFlow loads)
+from benchmarks import record
 from calibration.crops import default_calibration
 from export import fidelity
 from export.pipeline import export_model
@@ -122,4 +123,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(record.run(main, "export_speed"))

@@ -79,6 +79,7 @@ import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
 
 from android_bench import host
+from benchmarks import record
 from benchmarks.export_fidelity import time_files
 from export.fidelity import model_level
 from export.pipeline import export_model
@@ -222,4 +223,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(record.run(main, "int8_speed"))

@@ -48,6 +48,7 @@ import numpy as np
 import tensorflow as tf
 
 from android_bench import host
+from benchmarks import record
 from calibration.crops import default_calibration
 from export import third_party
 from export.pipeline import export_model
@@ -213,4 +214,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(record.run(main, "mobile"))

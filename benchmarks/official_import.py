@@ -56,6 +56,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from benchmarks import record
 from pynet_tf.cli import command_parser, image_size
 from pynet_tf.shapes import LEVELS
 from pynet_tf.units import MIB
@@ -242,4 +243,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if "--child" in sys.argv:  # the import's own process: its JSON line is for the parent, not a result
+        sys.exit(main())
+    sys.exit(record.run(main, "official_import_smoke" if "--smoke" in sys.argv else "official_import"))

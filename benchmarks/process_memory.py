@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import record
 from pynet_tf.cli import image_size
 
 DEFAULT_TILES = "256,512,1024"
@@ -198,4 +199,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(record.run(main, "process_memory"))

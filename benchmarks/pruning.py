@@ -78,6 +78,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 import pynet_tf  # noqa: F401  (Keras 2 before TensorFlow loads)
+from benchmarks import record
 from benchmarks.export_fidelity import time_contents
 from export import fidelity
 from export.formats import ExportSettings, convert_float32
@@ -265,4 +266,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(record.run(main, "pruning"))

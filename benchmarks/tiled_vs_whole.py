@@ -27,6 +27,7 @@ output against the whole-image output, and the largest absolute difference; ``in
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -35,6 +36,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from benchmarks import record
 from pynet_tf.data.rawio import read_raw
 from pynet_tf.data.unprocess import unprocess
 from pynet_tf.model import build_pynet, transfer_weights
@@ -163,4 +165,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(record.run(main, "tiled_vs_whole"))

@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -45,6 +46,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from benchmarks import record
 from pynet_tf import trainer
 from pynet_tf.distribute import make_strategy
 from pynet_tf.flops import TRAIN_STEP_FORWARDS, forward_flops
@@ -163,4 +165,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(record.run(main, "train_step"))

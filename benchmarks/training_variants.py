@@ -85,6 +85,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pynet_tf  # noqa: F401  (Keras 2 before TensorFlow loads)
+from benchmarks import record
 from benchmarks.export_fidelity import time_contents
 from export import fidelity
 from export.formats import ExportSettings, convert_float32
@@ -184,4 +185,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(record.run(main, "training_variants"))
