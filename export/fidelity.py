@@ -85,7 +85,7 @@ def held_out_targets(
     classical ISP's render at ``level``'s output size, and no float model (``reference`` None): what a
     third-party file is scored on.
 
-    Uses ``pynet_tf.evaluate``'s preparation (``prepare_test_input``: crop, synthetic RAW seed per image name,
+    Uses ``pynet_tf.held_out``'s preparation (``prepare_test_input``: crop, synthetic RAW seed per image name,
     the classical ISP's render); an example smaller than ``shape`` is mirrored up to it (see the module's
     docstring).
     """

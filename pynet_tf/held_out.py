@@ -1,6 +1,6 @@
 """The held-out inputs a learned ISP is scored on, and the classical ISP rendered from each of them.
 
-Shared by ``pynet_tf.evaluate`` (whole test images) and the exporters' fidelity (``export/fidelity.py``, crops
+Shared by ``pynet_tf.evaluation`` (whole test images) and the exporters' fidelity (``export/fidelity.py``, crops
 of the export's shape): the test split, no augmentation, the largest centred crop whose packed sides are
 multiples of 16 (optionally capped); synthetic RAW drawn, noise included as in training, from the seed pair
 (seed, CRC-32 of the image's name). Which classical ISP runs next to the model depends on what the source

@@ -29,11 +29,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import tf_keras as keras
 
-from pynet_tf import atomic, losses, runs, train, train_config, vgg
+from pynet_tf import atomic, losses, runs, train_config, training, vgg
 from pynet_tf.cli import command_parser, image_size
 from pynet_tf.data.photoio import read_photo
 from pynet_tf.data.sources import DataSourceError
-from pynet_tf.evaluate import IMAGES_FOLDER, EvaluationError, EvaluationResult, evaluate
+from pynet_tf.evaluation import IMAGES_FOLDER, EvaluationError, EvaluationResult, evaluate
 from pynet_tf.train_config import ConfigError
 from pynet_tf.trainer import TrainingDivergedError, TrainingInterrupted
 
@@ -90,7 +90,7 @@ def run_study(
         print(
             f"\n=== {variant.name}: --loss {variant.loss} --lab-alpha {variant.lab_alpha:g} -> {config.out}"
         )
-        train.train(config)
+        training.train(config)
         keras.backend.clear_session()
         results[variant.name] = evaluate(
             config.out,
@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="study folder: one run per variant, the table and the grid",
     )
     add("--max-size", type=image_size, help="cap on the packed evaluation input, HxW multiples of 16")
-    train.add_training_arguments(parser, skip=("--loss", "--lab-alpha", "--out", "--vgg-layer"))
+    train_config.add_training_arguments(parser, skip=("--loss", "--lab-alpha", "--out", "--vgg-layer"))
     return parser
 
 

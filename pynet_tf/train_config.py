@@ -10,14 +10,15 @@ about 40 minutes on a 2-core CPU.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pynet_tf import losses
-from pynet_tf.architectures import ARCHITECTURES, ArchitectureError, architecture
+from pynet_tf import losses, mobile
+from pynet_tf.architectures import ARCHITECTURES, ArchitectureError, architecture, size_rules
 from pynet_tf.architectures import DEFAULT as DEFAULT_ARCH
 from pynet_tf.model import INITIALIZATIONS
 from pynet_tf.runs import DEFAULT_ROOT, RunDir
@@ -392,3 +393,160 @@ def _flag(flag: str, value: Any) -> str:
     if isinstance(value, bool):
         return flag if value else f"--no-{flag.removeprefix('--')}"
     return f"{flag} {value}"
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """The training flags (all but those in ``skip``), shared with ``pynet_tf.study``. Defaults are None: an
+    unset flag keeps the preset's value (``resolve``)."""
+    flags: list[tuple[str, dict]] = [
+        ("--data", {"default": "samples", "help": "samples (default) | zrr:DIR | pairs:DIR | photos:DIR"}),
+        ("--levels", {"type": _levels, "help": "a range such as 5-0 (default) or one level"}),
+        (
+            "--preset",
+            {
+                "default": "reference",
+                "choices": list(PRESETS),
+                "help": "reference: the paper's schedule; quick: minutes on a CPU; cpu: an hour on a "
+                "CPU (default: reference)",
+            },
+        ),
+        (
+            "--arch",
+            {
+                "choices": list(ARCHITECTURES),
+                "help": "network: pynet (default) | mobile (pynet_tf/mobile.py)",
+            },
+        ),
+        (
+            "--base-filters",
+            {
+                "type": int,
+                "help": "width: PyNET's level 1 (paper: 32); the mobile ISP's full "
+                f"resolution (default {mobile.DEFAULT_WIDTH})",
+            },
+        ),
+        (
+            "--kernel-init",
+            {
+                "dest": "init",
+                "choices": list(INITIALIZATIONS),
+                "help": "PyNET's kernel initialisation: reference (std 0.01, the paper's) or he "
+                "(scaled to each layer's fan-in)",
+            },
+        ),
+        (
+            "--instance-norm",
+            {
+                "action": argparse.BooleanOptionalAction,
+                "default": None,
+                "help": "PyNET's instance norms in levels 2-5 (the paper's; off in the quick preset)",
+            },
+        ),
+        (
+            "--instance-norm-level-1",
+            {
+                "action": argparse.BooleanOptionalAction,
+                "default": None,
+                "help": "instance norms in level 1's 9x9 blocks too (an option of the "
+                "official code; off by default)",
+            },
+        ),
+        (
+            "--init",
+            {
+                "dest": "init_from",
+                "metavar": "RUN",
+                "help": "fine-tune: the first level trained starts from RUN's weights of that level (a run "
+                "of the same network, e.g. one pynet_tf.import_official wrote); width and norms "
+                "default to RUN's",
+            },
+        ),
+        (
+            "--loss",
+            {
+                "help": f"a preset ({', '.join(losses.PRESETS)}) or term=weight,... ({', '.join(losses.TERMS)})"
+            },
+        ),
+        (
+            "--lab-alpha",
+            {"type": float, "help": f"weight of MS-SSIM in the LAB loss (default {losses.LAB_ALPHA})"},
+        ),
+        (
+            "--vgg-weights",
+            {"help": "VGG-19 weights: Keras' *_notop.h5 or MatConvNet's imagenet-vgg-verydeep-19.mat"},
+        ),
+        ("--vgg-layer", {"help": "VGG-19 layer of the content loss (default relu5_4)"}),
+        (
+            "--allow-random-vgg",
+            {"action": "store_true", "default": None, "help": "random VGG weights (smoke tests only)"},
+        ),
+        (
+            "--batch-size",
+            {"type": int, "help": "global batch size at every level (default: the preset's per level)"},
+        ),
+        ("--steps", {"type": int, "help": "steps at every level (default: the preset's per level)"}),
+        (
+            "--patch",
+            {
+                "type": int,
+                "help": f"packed training crop side at every level (default: the preset's per "
+                f"level), {size_rules()} as --arch and --teacher's network are",
+            },
+        ),
+        ("--lr", {"type": float, "help": "Adam learning rate"}),
+        (
+            "--lr-schedule",
+            {
+                "choices": LR_SCHEDULES,
+                "help": "constant (reference) or cosine: decayed to 0 over each level's steps",
+            },
+        ),
+        (
+            "--new-layers-first",
+            {
+                "type": float,
+                "help": "share of each level's steps in which only its new layers "
+                "learn (0: none, the reference's; quick: 0.25)",
+            },
+        ),
+        ("--out", {"help": "run folder (default runs/PRESET); an existing run is continued"}),
+        ("--strategy", {"choices": STRATEGIES, "help": "tf.distribute strategy (default auto)"}),
+        ("--mixed-precision", {"action": "store_true", "default": None, "help": "float16 compute (GPUs)"}),
+        (
+            "--jit",
+            {
+                "action": argparse.BooleanOptionalAction,
+                "default": None,
+                "help": "XLA-compile the training step",
+            },
+        ),
+        ("--seed", {"type": int}),
+        ("--checkpoint-every", {"type": int, "help": "steps between checkpoints"}),
+        ("--validate-every", {"type": int, "help": "steps between validations"}),
+        (
+            "--teacher",
+            {
+                "help": "distillation: a trained model (run, level folder, .keras) of the level trained, "
+                "whose outputs the loss also fits"
+            },
+        ),
+        ("--teacher-weight", {"type": float, "help": "weight of the teacher term (default 1)"}),
+        (
+            "--prune",
+            {
+                "type": float,
+                "help": "magnitude pruning (tfmot) to this sparsity per kernel, e.g. 0.5: "
+                "ramped over 80%% of each level's steps, stripped before saving",
+            },
+        ),
+    ]
+    for flag, options in flags:
+        if flag not in skip:
+            parser.add_argument(flag, **options)
+
+
+def _levels(text: str) -> tuple[int, ...]:
+    try:
+        return parse_levels(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

@@ -17,7 +17,8 @@ import tf_keras as keras
 from PIL import Image
 from skimage.color import deltaE_ciede2000, rgb2lab
 
-from pynet_tf import evaluate as ev
+from pynet_tf import evaluate as evaluate_cli
+from pynet_tf import evaluation as ev
 from pynet_tf.data import isp
 from pynet_tf.data.rawio import read_raw, read_zrr_raw
 from pynet_tf.data.unprocess import unprocess
@@ -152,7 +153,10 @@ def test_cli_run_reproduces_the_inputs_and_the_baseline_exactly(samples_result, 
     same baseline numbers, bit for bit; the table and the paths are printed."""
     model = constant_model(tmp_path / "other" / "model.keras", 0.5)
     out = tmp_path / "again"
-    assert ev.main(["--model", str(model), "--data", "samples", "--max-size", "64x64", "-o", str(out)]) == 0
+    assert (
+        evaluate_cli.main(["--model", str(model), "--data", "samples", "--max-size", "64x64", "-o", str(out)])
+        == 0
+    )
     printed = capsys.readouterr().out
     again = json.loads((out / "evaluation.json").read_text())
     assert [image["name"] for image in again["images"]] == ["chelsea", "ihc"]
@@ -263,7 +267,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, case, message):
         args["--max-size"] = "40x40"
     else:
         args["--data"] = flat_photos(tmp_path / "photos", 20)
-    assert ev.main([part for pair in args.items() for part in pair]) == 2
+    assert evaluate_cli.main([part for pair in args.items() for part in pair]) == 2
     stderr = capsys.readouterr().err
     assert len(stderr.splitlines()) == 1 and re.fullmatch(message + ".*\n", stderr), stderr
     assert not (tmp_path / "run" / "eval_photos_photos").exists()

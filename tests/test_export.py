@@ -386,7 +386,7 @@ def test_sidecars_score_the_classical_isp_on_the_same_inputs_as_evaluate(exporte
     """Every file's sidecar (version 5 and on) holds the classical ISP on its held-out inputs: the numbers
     pynet_tf.evaluate gives its baseline on the same crops (samples, 64x64 packed, seed 0: the same inputs),
     and, independently, skimage's PSNR of evaluate's render against the target at level 3's 16x16."""
-    from pynet_tf import evaluate, held_out
+    from pynet_tf import evaluation, held_out
     from pynet_tf.data.augment import target_for_level
     from pynet_tf.data.sources import parse_source
 
@@ -398,7 +398,7 @@ def test_sidecars_score_the_classical_isp_on_the_same_inputs_as_evaluate(exporte
     # one set of inputs: every format records the same classical ISP, to the bit
     recorded = [side["fidelity"]["vs_ground_truth"]["classical_isp"] for side in sidecars.values()]
     assert recorded == [first["vs_ground_truth"]["classical_isp"]] * len(PTQ_FORMATS)
-    evaluated = evaluate.evaluate(workdir / "model.keras", "samples", out=tmp_path, max_size=SHAPE)
+    evaluated = evaluation.evaluate(workdir / "model.keras", "samples", out=tmp_path, max_size=SHAPE)
     examples = parse_source("samples").examples(held_out.SPLIT)
     for image, example, row in zip(evaluated.images, examples, first["per_image"], strict=True):
         scores = row["vs_ground_truth"]["classical_isp"]

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from test_train import records, tiny_config
 
-from pynet_tf import health, runs, train
+from pynet_tf import health, runs, training
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.sources import parse_source
 
@@ -53,7 +53,7 @@ def test_an_absurd_learning_rate_collapses_and_the_run_stops_before_it_is_final(
     with pytest.raises(
         health.TrainingCollapsedError, match=r"level 2 is not a working ISP \(saturated output"
     ):
-        train.train(config)
+        training.train(config)
     record = json.loads((run / "level_2" / "level.json").read_text())
     assert (
         record["problem"].startswith("saturated")
@@ -63,14 +63,14 @@ def test_an_absurd_learning_rate_collapses_and_the_run_stops_before_it_is_final(
     assert notes and notes[0]["text"].startswith("saturated output")
     assert not os.path.lexists(run / "final") and not runs.RunDir(run).completed(2)
     with pytest.raises(health.TrainingCollapsedError):
-        train.train(config)  # resumed at its last step: scored again, refused again
+        training.train(config)  # resumed at its last step: scored again, refused again
 
 
 def test_a_tiny_pynet_learns_a_non_flat_image_and_passes_the_guard(tmp_path):
     """A few dozen steps at width 2 must lower the loss and give an output with the target's structure: the
     test that would have caught the flat grey quick model."""
     run = tmp_path / "run"
-    train.train(
+    training.train(
         tiny_config(
             run,
             levels=(2,),

@@ -17,7 +17,7 @@ import tf_keras as keras
 from model_fixtures import OFFICIAL, official_checkpoint
 from test_console import NOISE, quiet_env
 
-from pynet_tf import runs, train, train_config, trainer
+from pynet_tf import runs, train, train_config, trainer, training
 from pynet_tf.data.sources import parse_source
 from pynet_tf.import_official import import_official
 from pynet_tf.mobile import build_mobile
@@ -56,7 +56,7 @@ def latest_checkpoint_step(run: Path, level: int) -> int:
 
 def test_each_level_is_saved_complete_and_final_points_to_the_finest(tmp_path):
     run = tmp_path / "run"
-    final = train.train(tiny_config(run))
+    final = training.train(tiny_config(run))
     assert final == run / "level_4"
     assert os.readlink(run / "final") == "level_4"
     for level in (5, 4):
@@ -94,7 +94,7 @@ def test_each_level_trains_and_validates_on_its_own_patch(tmp_path, monkeypatch)
         ),
     )
     run = tmp_path / "run"
-    train.train(tiny_config(run, patch=None))
+    training.train(tiny_config(run, patch=None))
     assert sorted(set(crops)) == [(4, "test", 32), (4, "train", 32), (5, "test", 48), (5, "train", 48)]
     assert [json.loads((run / f"level_{level}" / "level.json").read_text())["patch"] for level in (5, 4)] == [
         48,
@@ -105,9 +105,9 @@ def test_each_level_trains_and_validates_on_its_own_patch(tmp_path, monkeypatch)
 def test_level_warm_starts_from_the_coarser_level(tmp_path):
     """Level 4's copy of level 5's layers starts where level 5 ended (checked on level 4's first checkpoint)."""
     run = tmp_path / "run"
-    train.train(tiny_config(run, levels=(5,)))
+    training.train(tiny_config(run, levels=(5,)))
     level5 = runs.load_model(run)
-    train.train(tiny_config(run, levels=(4,), lr=1e-12, steps=1))  # a negligible step: weights stay put
+    training.train(tiny_config(run, levels=(4,), lr=1e-12, steps=1))  # a negligible step: weights stay put
     level4 = runs.load_model(run)
     shared = [layer.name for layer in level5.layers if layer.weights and layer.name != "l5_out_conv"]
     assert shared
@@ -118,10 +118,10 @@ def test_level_warm_starts_from_the_coarser_level(tmp_path):
 
 def test_new_layers_first_holds_the_grown_from_layers_then_releases_them(tmp_path):
     run = tmp_path / "run"
-    train.train(tiny_config(run, levels=(5,)))
+    training.train(tiny_config(run, levels=(5,)))
     level5 = runs.load_model(run)
     config = tiny_config(run, levels=(4,), steps=3, new_layers_first=0.7)  # held for 2 steps, saved at step 2
-    train.train(config)
+    training.train(config)
     at_step_2 = trainer.build_network(config, 4)
     tf.train.Checkpoint(model=at_step_2).restore(
         str(run / "level_4" / "checkpoints" / "ckpt-2")
@@ -162,9 +162,9 @@ def stop_after(calls: int):
 def test_an_interrupted_level_resumes_at_its_step_with_its_optimizer_state(tmp_path, monkeypatch, caplog):
     run = tmp_path / "run"
     config = tiny_config(run, levels=(5,), steps=6, checkpoint_every=100, validate_every=100)
-    monkeypatch.setattr(train, "stop_requests", lambda: stop_after(2))
+    monkeypatch.setattr(training, "stop_requests", lambda: stop_after(2))
     with pytest.raises(trainer.TrainingInterrupted, match="level 5, step 2/6.*same command"):
-        train.train(config)
+        training.train(config)
     assert latest_checkpoint_step(run, 5) == 2  # saved on the way out, though checkpoint_every is 100
     assert not (run / "level_5" / "level.json").exists()
 
@@ -180,7 +180,7 @@ def test_an_interrupted_level_resumes_at_its_step_with_its_optimizer_state(tmp_p
 
     monkeypatch.undo()
     caplog.set_level("INFO", logger="pynet_tf.trainer")
-    train.train(config)
+    training.train(config)
     assert "resumed from" in caplog.text and "at step 2" in caplog.text
     assert [r["step"] for r in records(run, "train", 5)] == [6]  # steps 3..6 only: nothing ran twice
     assert latest_checkpoint_step(run, 5) == 6
@@ -204,14 +204,14 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, m
     with pytest.raises(
         trainer.TrainingDivergedError, match=r"level 5, step 4: the loss is not finite.*ckpt-2"
     ):
-        train.train(tiny_config(run, levels=(5,), steps=10, checkpoint_every=2))
+        training.train(tiny_config(run, levels=(5,), steps=10, checkpoint_every=2))
     assert latest_checkpoint_step(run, 5) == 2
     assert not (run / "level_5" / "model.keras").exists()
 
 
 def test_mixed_precision_trains_in_float16_and_saves_float32(tmp_path):
     run = tmp_path / "run"
-    train.train(tiny_config(run, levels=(5,), steps=2, mixed_precision=True))
+    training.train(tiny_config(run, levels=(5,), steps=2, mixed_precision=True))
     model = runs.load_model(run)
     assert {w.dtype for w in model.weights} == {tf.float32} and model.output.dtype == tf.float32
     assert keras.mixed_precision.global_policy().name == "float32"  # the policy is not left behind
@@ -227,9 +227,9 @@ def test_mixed_precision_trains_in_float16_and_saves_float32(tmp_path):
 )
 def test_another_network_cannot_continue_a_run(tmp_path, change, message):
     run = tmp_path / "run"
-    train.train(tiny_config(run, levels=(5,), steps=1))
-    with pytest.raises(train.ConfigError, match=f"{message}.*another --out"):
-        train.train(tiny_config(run, levels=(4,), **change))
+    training.train(tiny_config(run, levels=(5,), steps=1))
+    with pytest.raises(train_config.ConfigError, match=f"{message}.*another --out"):
+        training.train(tiny_config(run, levels=(4,), **change))
 
 
 @pytest.mark.parametrize("instance_norm", [True, False])
@@ -268,7 +268,7 @@ def assert_same_weights(expected: keras.Model, actual: keras.Model, names: list[
 def source_run(tmp_path_factory) -> Path:
     """A tiny trained run with level 5 only (width 2, instance norms): what --init starts from."""
     run = tmp_path_factory.mktemp("init") / "source"
-    train.train(tiny_config(run, levels=(5,)))
+    training.train(tiny_config(run, levels=(5,)))
     return run
 
 
@@ -276,7 +276,7 @@ def test_init_starts_from_the_runs_weights_and_later_levels_warm_start_as_usual(
     """Level 5 starts from every layer of the source's level 5; level 4 (which the source lacks) grows from the
     level 5 this command trained, as without --init."""
     tuned = tmp_path / "tuned"
-    train.train(tiny_config(tuned, levels=(5, 4), init_from=str(source_run), lr=1e-12, steps=1))
+    training.train(tiny_config(tuned, levels=(5, 4), init_from=str(source_run), lr=1e-12, steps=1))
     source, level5, level4 = (
         runs.load_model(path) for path in (source_run, tuned / "level_5", tuned / "level_4")
     )
@@ -304,7 +304,7 @@ def test_init_holds_no_layer_as_every_one_is_trained(tmp_path, source_run):
         checkpoint_every=1,
         new_layers_first=0.5,
     )
-    train.train(config)
+    training.train(config)
     at_step_1 = trainer.build_network(config, 5)
     tf.train.Checkpoint(model=at_step_1).restore(
         str(tmp_path / "tuned" / "level_5" / "checkpoints" / "ckpt-1")
@@ -328,15 +328,15 @@ def test_an_interrupted_init_level_resumes_from_its_own_checkpoint(tmp_path, sou
         checkpoint_every=100,
         validate_every=100,
     )
-    monkeypatch.setattr(train, "stop_requests", lambda: stop_after(2))
+    monkeypatch.setattr(training, "stop_requests", lambda: stop_after(2))
     with pytest.raises(trainer.TrainingInterrupted, match="level 5, step 2/4"):
-        train.train(config)
+        training.train(config)
     monkeypatch.undo()
     loaded = []
     load_model = runs.load_model
     monkeypatch.setattr(runs, "load_model", lambda path: loaded.append(path) or load_model(path))
     caplog.set_level("INFO", logger="pynet_tf.trainer")
-    train.train(config)
+    training.train(config)
     assert "resumed from" in caplog.text and "at step 2" in caplog.text and loaded == []
     assert [r["step"] for r in records(tmp_path / "tuned", "train", 5)] == [4]
 
@@ -363,8 +363,8 @@ def test_an_interrupted_init_level_resumes_from_its_own_checkpoint(tmp_path, sou
 def test_init_refuses_another_network_or_a_missing_level_before_training(
     tmp_path, source_run, change, message
 ):
-    with pytest.raises(train.ConfigError, match=f"^--init {re.escape(str(source_run))} .*{message}"):
-        train.train(tiny_config(tmp_path / "tuned", init_from=str(source_run), **change))
+    with pytest.raises(train_config.ConfigError, match=f"^--init {re.escape(str(source_run))} .*{message}"):
+        training.train(tiny_config(tmp_path / "tuned", init_from=str(source_run), **change))
     assert not (tmp_path / "tuned").exists()
 
 
@@ -410,7 +410,7 @@ def test_init_fine_tunes_an_imported_official_run(tmp_path, official_run):
         True,
         False,
     )
-    train.train(config)
+    training.train(config)
     imported, tuned = runs.load_model(official_run), runs.load_model(tmp_path / "tuned")
     assert_same_weights(imported, tuned)
     expected = trainer._Validation(config, 5, parse_source(config.data), imported).score()
@@ -445,7 +445,7 @@ def test_the_mobile_isp_trains_distilled_from_a_teacher(tmp_path):
         teacher=str(tmp_path / "teacher.keras"),
         teacher_weight=0.5,
     )
-    assert train.train(config) == run / "level_0"
+    assert training.train(config) == run / "level_0"
     record = json.loads((run / "level_0" / "level.json").read_text())
     assert record["arch"] == "mobile" and record["base_filters"] == 2
     assert set(records(run, "train", 0)[0]) >= {"loss", "lab", "teacher"}
@@ -454,10 +454,12 @@ def test_the_mobile_isp_trains_distilled_from_a_teacher(tmp_path):
     assert any(type(layer).__name__ == "DepthToSpace" for layer in model.layers)
     assert model(tf.zeros([1, 32, 32, 4])).shape == (1, 64, 64, 3)
     # a teacher of another level, and another network in the same run folder, are refused up front
-    with pytest.raises(train.ConfigError, match="computes level 0, but this run trains levels \\[5\\]"):
-        train.train(tiny_config(tmp_path / "other", levels=(5,), teacher=str(tmp_path / "teacher.keras")))
-    with pytest.raises(train.ConfigError, match="arch=mobile, not pynet"):
-        train.train(tiny_config(run, levels=(5,)))
+    with pytest.raises(
+        train_config.ConfigError, match="computes level 0, but this run trains levels \\[5\\]"
+    ):
+        training.train(tiny_config(tmp_path / "other", levels=(5,), teacher=str(tmp_path / "teacher.keras")))
+    with pytest.raises(train_config.ConfigError, match="arch=mobile, not pynet"):
+        training.train(tiny_config(run, levels=(5,)))
 
 
 def test_a_patch_the_teachers_network_cannot_take_is_refused_up_front(tmp_path):
@@ -474,14 +476,14 @@ def test_a_patch_the_teachers_network_cannot_take_is_refused_up_front(tmp_path):
         teacher=str(tmp_path / "pynet.keras"),
     )
     expected = r"--patch 60 does not fit --teacher .*pynet.keras, a pynet model .*16.*--patch 64 or a mobile"
-    with pytest.raises(train.ConfigError, match=expected):
-        train.train(config)
+    with pytest.raises(train_config.ConfigError, match=expected):
+        training.train(config)
     assert not (tmp_path / "run" / "level_0").exists()
 
 
 def test_prune_trains_to_the_sparsity_and_saves_a_plain_model(tmp_path):
     run = tmp_path / "run"
-    train.train(tiny_config(run, levels=(5,), steps=6, prune=0.5))
+    training.train(tiny_config(run, levels=(5,), steps=6, prune=0.5))
     model = runs.load_model(run)
     assert not any("prune" in type(layer).__name__.lower() for layer in model.layers)  # stripped
     kernels = [layer.kernel.numpy() for layer in model.layers if hasattr(layer, "kernel")]
