@@ -13,10 +13,12 @@ import argparse
 import sys
 import time
 
+import pynet_tf  # noqa: F401  (Keras 2 and the quiet console, before TensorFlow loads)
+
+# isort: split
 import tensorflow as tf
 import tf_keras as keras
 
-import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from benchmarks import record
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.sources import parse_source

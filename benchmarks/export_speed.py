@@ -39,11 +39,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import pynet_tf  # noqa: F401  (Keras 2 and the quiet console, before TensorFlow loads)
+
+# isort: split
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-import pynet_tf  # noqa: F401  (Keras 2 before TensorFlow loads)
 from benchmarks import record
 from calibration.crops import default_calibration
 from export import fidelity

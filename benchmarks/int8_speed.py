@@ -75,6 +75,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pynet_tf  # noqa: F401  (Keras 2 and the quiet console, before TensorFlow loads)
+
+# isort: split
 import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
 

@@ -44,6 +44,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pynet_tf  # noqa: F401  (Keras 2 and the quiet console, before TensorFlow loads)
+
+# isort: split
 import numpy as np
 import tensorflow as tf
 

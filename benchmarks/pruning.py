@@ -73,11 +73,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pynet_tf  # noqa: F401  (Keras 2 and the quiet console, before TensorFlow loads)
+
+# isort: split
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-import pynet_tf  # noqa: F401  (Keras 2 before TensorFlow loads)
 from benchmarks import record
 from benchmarks.export_fidelity import time_contents
 from export import fidelity

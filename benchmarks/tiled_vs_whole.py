@@ -31,11 +31,13 @@ import sys
 import time
 from pathlib import Path
 
+import pynet_tf  # noqa: F401  (Keras 2 and the quiet console, before TensorFlow loads)
+
+# isort: split
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from benchmarks import record
 from pynet_tf.data.rawio import read_raw
 from pynet_tf.data.unprocess import unprocess
