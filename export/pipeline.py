@@ -20,10 +20,9 @@ from export.formats import (
     as_conversion,
     check_calibration,
     check_float_fallback,
-    error_summary,
     validate,
 )
-from export.results import DEFAULT_OUT, STATUS_BELOW, STATUS_ERROR, STATUS_OK, FormatResult, load_source
+from export.results import DEFAULT_OUT, STATUS_BELOW, STATUS_OK, FormatResult, load_source, timing
 from pynet_tf import atomic
 
 
@@ -141,23 +140,11 @@ def export_model(
             converted = time.perf_counter()
             measured = conversion.fidelity or fidelity.measure(content, items)
         except Exception as error:  # noqa: BLE001 (a converter failure is one format's error, not the run's)
-            result = FormatResult(
-                export_format.name,
-                STATUS_ERROR,
-                None,
-                None,
-                None,
-                None,
-                time.perf_counter() - started,
-                error_summary(error),
-            )
+            result = FormatResult.failed(export_format.name, started, error)
         else:
             psnr = measured["vs_float"]["psnr"]
             delta = measured["vs_ground_truth"]["delta_psnr"]
-            timing = {
-                "convert_s": round(converted - started, 3),
-                "fidelity_s": round(time.perf_counter() - converted, 3),
-            }
+            seconds = timing(started, converted)
             if min_psnr is not None and not (psnr is not None and psnr >= min_psnr):
                 message = f"not written: PSNR vs float {psnr:.2f} dB < --min-psnr {min_psnr:g}"
                 if conversion.note:
@@ -191,7 +178,7 @@ def export_model(
                     fidelity=measured,
                     analyses=conversion.sidecar,
                 )
-                side["timing"] = timing
+                side["timing"] = seconds
                 atomic.write_bytes(path, content)
                 atomic.write_json(sidecar.sidecar_path(path), side)
                 result = FormatResult(

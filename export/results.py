@@ -4,19 +4,30 @@ and the flags every exporter (``export/to_tflite.py``, ``export/to_onnx.py``) sh
 from __future__ import annotations
 
 import argparse
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import tf_keras as keras
 
 from export import delegates, fidelity, sidecar
-from export.formats import DEFAULT_SHAPE, ExportError
+from export.formats import DEFAULT_SHAPE, ExportError, error_summary
 from pynet_tf import architectures, runs
 from pynet_tf.architectures import Architecture
 from pynet_tf.cli import image_size
 from pynet_tf.units import MB
 
 DEFAULT_OUT = Path("exported")
+
+
+def timing(started: float, converted: float) -> dict[str, float]:
+    """The sidecar's ``timing``: seconds converting (``started`` to ``converted``) and scoring (to now)."""
+    return {
+        "convert_s": round(converted - started, 3),
+        "fidelity_s": round(time.perf_counter() - converted, 3),
+    }
+
+
 STATUS_OK, STATUS_BELOW, STATUS_ERROR = "ok", "below --min-psnr", "error"
 
 
@@ -70,6 +81,20 @@ class FormatResult:
     sidecar: dict | None = None
     note: str = ""
     """What the format adds to the row (e.g. layers kept in float: not full-integer)."""
+
+    @classmethod
+    def failed(cls, format_name: str, started: float, error: Exception):
+        """The ``error`` result of a format whose conversion or scoring raised (timed from ``started``)."""
+        return cls(
+            format_name,
+            STATUS_ERROR,
+            None,
+            None,
+            None,
+            None,
+            time.perf_counter() - started,
+            error_summary(error),
+        )
 
     def row(self) -> str:
         size = f"{self.size_bytes / MB:.3f}" if self.size_bytes is not None else "-"

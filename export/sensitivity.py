@@ -279,10 +279,13 @@ def float_statistics(
     spread across images.
     """
     moments: dict[str, list] = {}
+    flat = flatbuffer_utils.convert_bytearray_to_object(bytearray(float_model))  # parsed once, for every pass
     for group in _output_groups(float_model, pass_bytes):
-        interpreter = Interpreter(
-            model_content=_with_outputs(float_model, list(group.values())), num_threads=os.cpu_count()
-        )
+        flat.subgraphs[0].outputs = np.asarray(
+            list(group.values()), dtype=np.int32
+        )  # its signature unchanged
+        content = bytes(flatbuffer_utils.convert_object_to_bytearray(flat))
+        interpreter = Interpreter(model_content=content, num_threads=os.cpu_count())
         with native_quiet():
             interpreter.allocate_tensors()
         (source,) = interpreter.get_input_details()
@@ -327,13 +330,6 @@ def _output_groups(float_model: bytes, pass_bytes: int) -> list[dict[str, int]]:
         groups[-1][name] = index
         size += nbytes
     return groups
-
-
-def _with_outputs(model: bytes, outputs: list[int]) -> bytes:
-    """``model`` with its subgraph's outputs replaced by the tensors ``outputs`` (its signature unchanged)."""
-    flat = flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
-    flat.subgraphs[0].outputs = np.asarray(outputs, dtype=np.int32)
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(flat))
 
 
 def analyse(

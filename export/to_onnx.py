@@ -29,15 +29,15 @@ import tensorflow as tf
 import tf_keras as keras
 
 from export import fidelity, sidecar
-from export.formats import DEFAULT_SHAPE, ExportError, ExportSettings, error_summary
+from export.formats import DEFAULT_SHAPE, ExportError, ExportSettings
 from export.results import (
     DEFAULT_OUT,
-    STATUS_ERROR,
     STATUS_OK,
     FormatResult,
     add_source_arguments,
     input_shape_argument,
     load_source,
+    timing,
 )
 from pynet_tf import architectures, atomic, runs
 from pynet_tf.cli import command_parser, settings_summary
@@ -157,16 +157,7 @@ def export_onnx(
         converted = time.perf_counter()
         measured = fidelity.measure(content, items, runner=fidelity.OnnxRunner)
     except Exception as error:  # noqa: BLE001 (a converter or runtime failure is a result, exit 1)
-        return OnnxResult(
-            FORMAT_NAME,
-            STATUS_ERROR,
-            None,
-            None,
-            None,
-            None,
-            time.perf_counter() - started,
-            error_summary(error),
-        )
+        return OnnxResult.failed(FORMAT_NAME, started, error)
     psnr = measured["vs_float"]["psnr"]
     delta = measured["vs_ground_truth"]["delta_psnr"]
     max_abs = measured["vs_float"]["max_abs"]
@@ -183,10 +174,7 @@ def export_onnx(
             message,
             max_abs=max_abs,
         )
-    timing = {
-        "convert_s": round(converted - started, 3),
-        "fidelity_s": round(time.perf_counter() - converted, 3),
-    }
+    seconds = timing(started, converted)
     side = sidecar.build_sidecar(
         path,
         content,
@@ -207,7 +195,7 @@ def export_onnx(
         describer=sidecar.describe_onnx,
         packages=sidecar.ONNX_PACKAGES,
     )
-    side["timing"] = timing
+    side["timing"] = seconds
     atomic.write_bytes(path, content)
     atomic.write_json(sidecar.sidecar_path(path), side)
     return OnnxResult(
