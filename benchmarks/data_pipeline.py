@@ -22,7 +22,7 @@ import tf_keras as keras
 from benchmarks import record
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.sources import parse_source
-from pynet_tf.model import build_pynet
+from pynet_tf.nets.pynet.model import build_pynet
 
 
 def samples_per_second(iterator, batch_size: int, batches: int, step=None) -> float:

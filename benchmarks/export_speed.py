@@ -53,7 +53,7 @@ from export.pipeline import export_model
 from export.tflite import converter_for
 from pynet_tf import runs
 from pynet_tf.cli import image_size
-from pynet_tf.model import build_pynet
+from pynet_tf.nets.pynet.model import build_pynet
 
 FORMATS = ("float32", "fp16", "int8")
 

@@ -89,7 +89,7 @@ from export.pipeline import export_model
 from export.results import STATUS_OK
 from pynet_tf import atomic, runs
 from pynet_tf.cli import command_parser, image_size
-from pynet_tf.model import build_pynet, transfer_weights
+from pynet_tf.nets.pynet.model import build_pynet, transfer_weights
 
 VARIANTS = ("norm_float", "rsqrt_float", "no_norm")
 

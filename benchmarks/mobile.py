@@ -62,7 +62,7 @@ from pynet_tf.architectures import ARCHITECTURES
 from pynet_tf.cli import image_size
 from pynet_tf.data import bayer
 from pynet_tf.flops import forward_flops
-from pynet_tf.model import build_pynet
+from pynet_tf.nets.pynet.model import build_pynet
 from pynet_tf.train_config import TrainConfig
 
 MICRO_ISP = Path(__file__).resolve().parents[2] / "shared" / "data" / "third_party" / "MicroISP.tflite"

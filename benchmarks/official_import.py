@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from benchmarks import record
 from pynet_tf.cli import command_parser, image_size
-from pynet_tf.shapes import LEVELS
+from pynet_tf.nets.pynet.levels import LEVELS
 from pynet_tf.units import MIB
 
 FORMATS = ("float32", "fp16", "int8")

@@ -51,7 +51,7 @@ def child(config: dict) -> None:
     import numpy as np
 
     import pynet_tf  # noqa: F401  (selects Keras 2)
-    from pynet_tf.model import build_pynet
+    from pynet_tf.nets.pynet.model import build_pynet
     from pynet_tf.process import encode
     from pynet_tf.tiling import as_model_function, plan_tiles, round_up, run_tiled
 

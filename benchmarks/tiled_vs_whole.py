@@ -41,7 +41,7 @@ import tf_keras as keras
 from benchmarks import record
 from pynet_tf.data.rawio import read_raw
 from pynet_tf.data.unprocess import unprocess
-from pynet_tf.model import build_pynet, transfer_weights
+from pynet_tf.nets.pynet.model import build_pynet, transfer_weights
 from pynet_tf.tiling import as_model_function, default_guard, plan_tiles, run_tiled
 
 KDC = Path(__file__).resolve().parents[2] / "shared" / "data" / "third_party" / "RAW_KODAK_DC50.KDC"

@@ -54,7 +54,7 @@ from pynet_tf.distribute import make_strategy
 from pynet_tf.flops import TRAIN_STEP_FORWARDS, forward_flops
 from pynet_tf.layers import SameConv2D
 from pynet_tf.losses import Loss, parse_loss
-from pynet_tf.model import build_pynet
+from pynet_tf.nets.pynet.model import build_pynet
 from pynet_tf.vgg import load_vgg_features
 
 FLOP_PER_CYCLE_AVX2_FMA = 32  # 2 FMA units x 8 float32 lanes x (multiply + add)

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from pynet_tf import atomic
-from pynet_tf.shapes import InputShapeError, ShapeCheck, validate_input_shape
+from pynet_tf.nets.pynet.levels import validate_input_shape
+from pynet_tf.shapes import InputShapeError, ShapeCheck
 
 FORMAT = "pynet-tf calibration set"
 VERSION = 1

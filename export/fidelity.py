@@ -30,7 +30,7 @@ from pynet_tf import held_out as test_inputs
 from pynet_tf import metrics, runs
 from pynet_tf.console import native_quiet
 from pynet_tf.data.sources import parse_source
-from pynet_tf.shapes import DOWNSAMPLING
+from pynet_tf.nets.pynet.levels import DOWNSAMPLING
 
 
 class FidelityError(ValueError):

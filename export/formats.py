@@ -22,7 +22,8 @@ import tf_keras as keras
 from calibration.calibration_set import CalibrationError, CalibrationSet
 from export import fidelity, qat, sensitivity, sidecar
 from export.tflite import IO_TYPES, convert, converter_for
-from pynet_tf.shapes import InputShapeError, ShapeCheck, validate_input_shape
+from pynet_tf.nets.pynet.levels import validate_input_shape
+from pynet_tf.shapes import InputShapeError, ShapeCheck
 
 DEFAULT_SHAPE = (224, 224)
 """The packed input (H, W) exported when ``--input-shape`` is not given: the paper's 448x448 photo crops."""

@@ -5,7 +5,9 @@ supports only Keras 2, so the project uses ``tf_keras`` throughout; ``TF_USE_LEG
 ``tf.keras``, the TFLite converter and tfmot resolve to that same Keras. TensorFlow reads the variable when
 ``tf.keras`` is first touched, so it is set here, before any module of ours imports TensorFlow. This is the
 one place that sets it: every other package of the project imports ``pynet_tf`` first. It also quiets
-TensorFlow's console output (``pynet_tf.console``; ``PYNET_VERBOSE=1`` shows it).
+TensorFlow's console output (``pynet_tf.console``; ``PYNET_VERBOSE=1`` shows it), and registers every
+network's custom layers (``pynet_tf.architectures``), so a saved model loads with plain
+``tf_keras.models.load_model`` once ``pynet_tf`` is imported.
 """
 
 import os
@@ -28,3 +30,5 @@ from pynet_tf import console
 console.install()
 
 __version__ = "0.1.0"
+
+from pynet_tf import architectures  # noqa: F401  (registers the layers)

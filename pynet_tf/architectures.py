@@ -1,7 +1,8 @@
 """The networks the toolchain trains: PyNET (the default) and the mobile ISP, by name (``--arch``).
 
-Each is a builder ``(level, width) -> keras.Model`` with packed Bayer in and RGB out, the levels it trains
-(coarsest first) and its input-size rule; the trainer, the run records, calibration and the CLIs ask here
+Each lives in its own folder under ``pynet_tf/nets`` and describes itself as an ``Architecture``: a builder
+``(level, width) -> keras.Model`` with packed Bayer in and RGB out, the levels it trains (coarsest first), its
+input-size rule and how QAT treats its layers; the trainer, the run records, calibration and the CLIs ask here
 and nowhere else which network a run or a model file is. PyNET has six levels trained one after the other;
 the mobile ISP has one, level 0 (full resolution), so it trains in one stage.
 """
@@ -9,97 +10,18 @@ the mobile ISP has one, level 0 (full resolution), so it trains in one stage.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import tf_keras as keras
+from pynet_tf import runs
+from pynet_tf.nets import Architecture, mobile, pynet
 
-from pynet_tf import mobile, runs, shapes
-from pynet_tf.layers import InputShapeCheck, InstanceNorm, SameConv2D, ScaledTanh
-from pynet_tf.model import build_pynet
-
-
-@dataclass(frozen=True)
-class Architecture:
-    name: str
-    description: str
-    levels: tuple[int, ...]
-    """The levels it has, coarsest first (its default ``--levels``)."""
-    default_width: int
-    """``--base-filters`` when neither the flag nor the preset sets it for this network."""
-    build: Callable[..., keras.Model]
-    """``(level, width, *, init, instance_norm, instance_norm_level_1) -> model`` taking packed inputs of any
-    valid size; ``init`` names PyNET's kernel initialisation (``model.INITIALIZATIONS``), ``instance_norm``
-    switches its normalised levels (2-5) and ``instance_norm_level_1`` level 1's; the mobile ISP has none of
-    them (He-normal kernels, no norms)."""
-    validate_input_shape: shapes.ShapeCheck
-    """Raises ``shapes.InputShapeError`` for a packed H x W the network cannot take."""
-    downsampling: int
-    """Packed H and W must be multiples of this (what ``validate_input_shape`` checks)."""
-    input_check: type[keras.layers.Layer]
-    """The layer class the builder puts right after the input: how a model file without ``level.json`` is
-    told apart (``of_keras``)."""
-    quantize_as: Mapping[type[keras.layers.Layer], str]
-    """How quantization-aware training treats the layers tfmot's 8-bit registry does not know, by class:
-    ``instance_norm`` and ``scaled_tanh`` (rewritten as the ops the converter emits, a fake-quant after each),
-    ``as_conv2d`` (Conv2D's forward graph and weights: the registry's Conv2D config), ``pass_through`` (no op
-    of its own, or one that keeps its input's scale), ``output`` (one fake-quant on the output);
-    ``export/qat/quantize.py`` holds what each means."""
-
-
-def _pynet(
-    level: int, width: int, *, init: str, instance_norm: bool, instance_norm_level_1: bool = False
-) -> keras.Model:
-    return build_pynet(
-        level,
-        base_filters=width,
-        init=init,
-        instance_norm=instance_norm,
-        instance_norm_level_1=instance_norm_level_1,
-    )
-
-
-def _mobile(level: int, width: int, **_ignored) -> keras.Model:
-    return mobile.build_mobile(width)
+if TYPE_CHECKING:
+    import tf_keras as keras
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    arch.name: arch
-    for arch in (
-        Architecture(
-            "pynet",
-            "PyNET (Ignatov et al. 2020): 6-level inverted pyramid with instance norms",
-            shapes.LEVELS,
-            32,
-            _pynet,
-            shapes.validate_input_shape,
-            shapes.DOWNSAMPLING,
-            InputShapeCheck,
-            {
-                InputShapeCheck: "pass_through",
-                SameConv2D: "as_conv2d",
-                InstanceNorm: "instance_norm",
-                ScaledTanh: "scaled_tanh",
-            },
-        ),
-        Architecture(
-            "mobile",
-            "mobile ISP (pynet_tf/mobile.py): 3 scales, no norms, full-integer int8",
-            (0,),
-            mobile.DEFAULT_WIDTH,
-            _mobile,
-            mobile.validate_input_shape,
-            mobile.DOWNSAMPLING,
-            mobile.MobileInputCheck,
-            {
-                mobile.MobileInputCheck: "pass_through",
-                mobile.DepthToSpace: "pass_through",
-                mobile.GlobalMinPooling: "pass_through",
-                keras.layers.Multiply: "output",
-            },
-        ),
-    )
+    arch.name: arch for arch in (pynet.ARCHITECTURE, mobile.ARCHITECTURE)
 }
 DEFAULT = "pynet"
 

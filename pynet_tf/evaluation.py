@@ -15,7 +15,8 @@ from pynet_tf import atomic, metrics, runs
 from pynet_tf.data.photoio import encode_photo
 from pynet_tf.data.sources import parse_source
 from pynet_tf.held_out import BASELINES, SPLIT, SYNTHETIC_CFA, EvaluationError, prepare_test_input
-from pynet_tf.shapes import DOWNSAMPLING, InputShapeError, level_of_output, validate_input_shape
+from pynet_tf.nets.pynet.levels import DOWNSAMPLING, level_of_output, validate_input_shape
+from pynet_tf.shapes import InputShapeError
 
 JSON_FILE = "evaluation.json"
 MARKDOWN_FILE = "evaluation.md"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import tf_keras as keras
 
-from pynet_tf.layers import InstanceNorm
+from pynet_tf.nets.pynet.layers import InstanceNorm
 
 TRAIN_STEP_FORWARDS = 3
 INSTANCE_NORM_OPS = 6

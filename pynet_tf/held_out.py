@@ -22,7 +22,7 @@ from pynet_tf.data.pipeline import PipelineOptions, load_example
 from pynet_tf.data.rawio import read_raw
 from pynet_tf.data.sources import Example
 from pynet_tf.data.unprocess import unprocess
-from pynet_tf.shapes import DOWNSAMPLING
+from pynet_tf.nets.pynet.levels import DOWNSAMPLING
 
 SPLIT = "test"
 SYNTHETIC_CFA = PipelineOptions.cfa  # the pattern training samples synthetic RAW with (its default)

@@ -32,9 +32,9 @@ import tf_keras as keras
 from pynet_tf import atomic, losses, train_config
 from pynet_tf.cli import command_parser
 from pynet_tf.data import bayer
-from pynet_tf.model import PYRAMID, Block, build_pynet, transfer_weights
+from pynet_tf.nets.pynet.levels import LEVELS, check_level
+from pynet_tf.nets.pynet.model import PYRAMID, Block, build_pynet, transfer_weights
 from pynet_tf.runs import RunDir
-from pynet_tf.shapes import LEVELS, check_level
 from pynet_tf.trainer import save_level
 
 BASE_FILTERS = 32

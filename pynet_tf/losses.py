@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from pynet_tf import metrics
 from pynet_tf.color import rgb_to_lab
-from pynet_tf.shapes import LEVELS, check_level
+from pynet_tf.nets.pynet.levels import LEVELS, check_level
 
 LAB_ALPHA = 0.8
 """DeepISP's weight of MS-SSIM on luminance against L1 in Lab (Schwartz, Giryes and Bronstein, "DeepISP:

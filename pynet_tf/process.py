@@ -99,7 +99,7 @@ from pynet_tf import atomic, runs
 from pynet_tf.cli import settings_summary
 from pynet_tf.data.photoio import encode_photo
 from pynet_tf.data.rawio import RawImage, RawReadError, read_raw, read_zrr_raw
-from pynet_tf.shapes import DOWNSAMPLING, level_of_output
+from pynet_tf.nets.pynet.levels import DOWNSAMPLING, level_of_output
 from pynet_tf.tiling import (
     as_model_function,
     check_tiling,

@@ -30,7 +30,7 @@ Which layers: those tfmot's registry prunes with a non-empty weight list (Conv2D
 exact classes, does not know: its forward op and weights are Conv2D's, so its ``kernel`` is declared through
 tfmot's ``get_prunable_weights`` protocol on the cloned instance (what the registry itself does for Conv2D).
 Norms, the output activation, shape checks, pooling, concatenations, depthwise convolutions (the registry
-prunes none of their weights) and ``pynet_tf.mobile``'s own layers are cloned unwrapped.
+prunes none of their weights) and ``pynet_tf.nets.mobile``'s own layers are cloned unwrapped.
 """
 
 from __future__ import annotations

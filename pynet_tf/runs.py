@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pynet_tf.shapes import DOWNSAMPLING, level_of_output
+from pynet_tf.nets.pynet.levels import DOWNSAMPLING, level_of_output
 
 if TYPE_CHECKING:
     import tf_keras as keras
@@ -112,9 +112,6 @@ def newest_run(root: str | Path = DEFAULT_ROOT) -> Path:
 def load_model(path: str | Path) -> keras.Model:
     """Load a trained PyNET level (see ``resolve_model_path`` for what ``path`` may be)."""
     import tf_keras as keras
-
-    import pynet_tf.layers
-    import pynet_tf.mobile  # noqa: F401  (registers PyNET's and the mobile ISP's layers)
 
     return keras.models.load_model(resolve_model_path(path), compile=False)
 

@@ -16,8 +16,9 @@ import numpy as np
 import tf_keras as keras
 
 from pynet_tf.cli import image_size
-from pynet_tf.model import build_pynet
-from pynet_tf.shapes import LEVELS, InputShapeError, output_size, validate_input_shape
+from pynet_tf.nets.pynet.levels import LEVELS, output_size, validate_input_shape
+from pynet_tf.nets.pynet.model import build_pynet
+from pynet_tf.shapes import InputShapeError
 
 
 @dataclass(frozen=True)

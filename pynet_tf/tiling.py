@@ -44,7 +44,7 @@ from fractions import Fraction
 import numpy as np
 
 DEFAULT_MULTIPLE = 16
-"""Tile sizes and starts are multiples of this (``pynet_tf.shapes.DOWNSAMPLING``: four 2x2 poolings)."""
+"""Tile sizes and starts are multiples of this (``pynet_tf.nets.pynet.levels.DOWNSAMPLING``: four 2x2 poolings)."""
 
 Model = Callable[[np.ndarray], np.ndarray]
 """Anything that maps a float32 batch (1, h, w, c) to (1, h * scale, w * scale, c_out)."""

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pynet_tf import losses, mobile
+from pynet_tf import losses
 from pynet_tf.architectures import ARCHITECTURES, ArchitectureError, architecture, size_rules
 from pynet_tf.architectures import DEFAULT as DEFAULT_ARCH
-from pynet_tf.model import INITIALIZATIONS
+from pynet_tf.nets.mobile import model as mobile
+from pynet_tf.nets.pynet.levels import LEVELS, check_level, output_size
+from pynet_tf.nets.pynet.model import INITIALIZATIONS
 from pynet_tf.runs import DEFAULT_ROOT, RunDir
-from pynet_tf.shapes import LEVELS, check_level, output_size
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")
 LR_SCHEDULES = ("constant", "cosine")
@@ -414,7 +415,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...
             "--arch",
             {
                 "choices": list(ARCHITECTURES),
-                "help": "network: pynet (default) | mobile (pynet_tf/mobile.py)",
+                "help": "network: pynet (default) | mobile (pynet_tf/nets/mobile/)",
             },
         ),
         (

@@ -31,9 +31,9 @@ from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.sources import Source
 from pynet_tf.distribute import Placement
 from pynet_tf.losses import Loss, parse_loss
-from pynet_tf.model import shared_layers, transfer_weights
+from pynet_tf.nets.pynet.levels import output_size
+from pynet_tf.nets.pynet.model import shared_layers, transfer_weights
 from pynet_tf.runs import RunDir
-from pynet_tf.shapes import output_size
 from pynet_tf.train_config import ConfigError, TrainConfig
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from android_bench.adb import Adb, AdbError, ShellResult, TransportError, choose
 from android_bench.device import DeviceSession, parse_thermal
 from export import sidecar
 from export.tflite import to_tflite_float32
-from pynet_tf.model import build_pynet
+from pynet_tf.nets.pynet.model import build_pynet
 from reporting import report
 
 FAKES = Path(__file__).resolve().parent / "fakes"

@@ -6,7 +6,7 @@ import tensorflow as tf
 from PIL import Image
 
 from pynet_tf.data.augment import bayer_dihedral, target_for_level
-from pynet_tf.shapes import LEVELS, output_size
+from pynet_tf.nets.pynet.levels import LEVELS, output_size
 
 H = W = 6  # packed output size; inputs carry one extra quad
 

@@ -14,8 +14,8 @@ from calibration import build as cb
 from calibration import crops
 from calibration.calibration_set import CalibrationError, CalibrationSet, CropSource
 from calibration.selection import FEATURE_NAMES, covering_radius, crop_features, k_center, standardise
-from pynet_tf import mobile
 from pynet_tf.data.rawio import read_zrr_raw
+from pynet_tf.nets.mobile import model as mobile
 
 SHAPE = (64, 64)
 NUM = 6
@@ -242,7 +242,7 @@ def test_representative_dataset_and_shape_check(saved):
 def test_representative_dataset_quantizes_a_model_to_int8(saved):
     import tensorflow as tf
 
-    from pynet_tf.model import build_pynet
+    from pynet_tf.nets.pynet.model import build_pynet
 
     model = build_pynet(5, base_filters=2)
     function = tf.function(lambda raw: model(raw, training=False))

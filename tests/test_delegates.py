@@ -24,8 +24,8 @@ from export.formats import (
     convert_int8,
     convert_int16x8,
 )
-from pynet_tf.layers import InstanceNorm
-from pynet_tf.model import build_pynet
+from pynet_tf.nets.pynet.layers import InstanceNorm
+from pynet_tf.nets.pynet.model import build_pynet
 
 MICRO_ISP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "third_party" / "MicroISP.tflite"
 SHAPE = (64, 64)

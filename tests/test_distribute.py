@@ -47,7 +47,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
     from pynet_tf import train, trainer
     from pynet_tf.distribute import make_strategy
     from pynet_tf.losses import Loss
-    from pynet_tf.model import build_pynet
+    from pynet_tf.nets.pynet.model import build_pynet
     from pynet_tf.train_config import resolve
 
     def one_sgd_step(strategy):

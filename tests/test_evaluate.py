@@ -22,7 +22,7 @@ from pynet_tf import evaluation as ev
 from pynet_tf.data import isp
 from pynet_tf.data.rawio import read_raw, read_zrr_raw
 from pynet_tf.data.unprocess import unprocess
-from pynet_tf.model import build_pynet
+from pynet_tf.nets.pynet.model import build_pynet
 
 KDC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "third_party" / "RAW_KODAK_DC50.KDC"
 GREY = 128  # the 8-bit value of the flat test photos

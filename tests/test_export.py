@@ -27,8 +27,8 @@ from export.pipeline import export_model
 from export.results import STATUS_BELOW, STATUS_OK
 from export.to_tflite import main
 from pynet_tf import metrics
-from pynet_tf.mobile import build_mobile
-from pynet_tf.model import build_pynet
+from pynet_tf.nets.mobile.model import build_mobile
+from pynet_tf.nets.pynet.model import build_pynet
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPE = (64, 64)

@@ -5,7 +5,7 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from pynet_tf.flops import forward_flops
-from pynet_tf.model import build_pynet
+from pynet_tf.nets.pynet.model import build_pynet
 
 
 def profiler_flops(model) -> int:

@@ -27,8 +27,8 @@ from pynet_tf import runs
 from pynet_tf.architectures import of_model
 from pynet_tf.data import bayer
 from pynet_tf.import_official import OfficialCheckpointError, official_key, official_variables
-from pynet_tf.model import build_pynet
-from pynet_tf.shapes import LEVELS
+from pynet_tf.nets.pynet.levels import LEVELS
+from pynet_tf.nets.pynet.model import build_pynet
 
 # float32 outputs of the same graph through other kernels (oneDNN here, the official TF1 run there) and
 # summation orders: measured at most 1.6e-5 per level when the fixture was made. Wrong mappings (scale and

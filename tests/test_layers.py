@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from pynet_tf.layers import PER_IMAGE_MIN_AREA, InstanceNorm, SameConv2D, ScaledTanh, same_conv2d
+from pynet_tf.layers import PER_IMAGE_MIN_AREA, SameConv2D, ScaledTanh, same_conv2d
+from pynet_tf.nets.pynet.layers import InstanceNorm
 
 # float32 arithmetic on O(1) values: the formulas agree to a few ulps; 1e-5 leaves room for the
 # different summation order of reduce_mean, nothing more.
@@ -51,6 +52,35 @@ def test_layers_are_registered_for_serialisation():
         clone = keras.saving.deserialize_keras_object(config)
         assert type(clone) is type(layer)
         assert clone.get_config() == layer.get_config()
+
+
+LOAD_THE_KERAS_WAY = """
+import sys
+import pynet_tf, tf_keras
+for path in sys.argv[1:]:
+    print(type(tf_keras.models.load_model(path, compile=False)).__name__)
+"""
+
+
+def test_saved_models_load_the_keras_way_once_the_package_is_imported(tmp_path):
+    """A fresh process that imports only ``pynet_tf`` loads both networks' files with plain ``load_model``:
+    importing the package registers every custom layer (before, it failed with "'str' object is not
+    callable" until the layer modules were imported by hand)."""
+    import subprocess
+    import sys
+
+    from pynet_tf.architectures import ARCHITECTURES
+
+    paths = []
+    for arch in ARCHITECTURES.values():
+        path = tmp_path / f"{arch.name}.keras"
+        arch.build(arch.levels[-1], 4, init="reference", instance_norm=True).save(path)
+        paths.append(str(path))
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_THE_KERAS_WAY, *paths], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["Functional"] * len(paths)
 
 
 # same_conv2d's gradients against TF's own (Conv2DBackpropInput / Conv2DBackpropFilter): the same sums in

@@ -6,7 +6,7 @@ import skimage.color
 import tensorflow as tf
 
 from pynet_tf import losses, metrics
-from pynet_tf.shapes import LEVELS
+from pynet_tf.nets.pynet.levels import LEVELS
 
 SIDE = 48  # room for 3 MS-SSIM scales: small enough to be fast, large enough to exercise the multi-scale path
 # ScaledTanh lets predictions reach [-0.08, 1.08]: every term must stay differentiable a little outside [0, 1].

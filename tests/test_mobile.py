@@ -1,4 +1,4 @@
-"""The mobile ISP (pynet_tf/mobile.py): PyNET level 0's contract, its budget against PyNET, and its TFLite
+"""The mobile ISP (pynet_tf/nets/mobile/model.py): PyNET level 0's contract, its budget against PyNET, and its TFLite
 files (full-integer int8 close to float, every op on the GPU and NNAPI delegates' lists, no instance norm)."""
 
 import numpy as np
@@ -13,10 +13,10 @@ from export.delegates import FULL, delegate_report
 from export.formats import ExportSettings, convert_float32, convert_int8
 from pynet_tf import architectures, runs
 from pynet_tf.flops import forward_flops
-from pynet_tf.layers import InstanceNorm
-from pynet_tf.mobile import DEFAULT_WIDTH, DOWNSAMPLING, DepthToSpace, build_mobile
-from pynet_tf.mobile import validate_input_shape as validate_mobile_shape
-from pynet_tf.model import build_pynet
+from pynet_tf.nets.mobile.model import DEFAULT_WIDTH, DOWNSAMPLING, DepthToSpace, build_mobile
+from pynet_tf.nets.mobile.model import validate_input_shape as validate_mobile_shape
+from pynet_tf.nets.pynet.layers import InstanceNorm
+from pynet_tf.nets.pynet.model import build_pynet
 from pynet_tf.shapes import InputShapeError
 
 TINY_WIDTH = 2

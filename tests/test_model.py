@@ -12,8 +12,9 @@ from ai_edge_litert.interpreter import Interpreter
 from model_fixtures import informative
 
 from export.tflite import to_tflite_float32
-from pynet_tf.model import build_pynet, level_width, transfer_weights
-from pynet_tf.shapes import LEVELS, InputShapeError, output_size, validate_input_shape
+from pynet_tf.nets.pynet.levels import LEVELS, output_size, validate_input_shape
+from pynet_tf.nets.pynet.model import build_pynet, level_width, transfer_weights
+from pynet_tf.shapes import InputShapeError
 
 SMALL = 4  # base width for runnable test models
 REFERENCE_PARAMS = 47_548_170  # trainable parameters of the official PyNET graph (all six outputs)

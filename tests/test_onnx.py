@@ -28,9 +28,10 @@ import tf_keras as keras
 from model_fixtures import informative
 
 from export.to_onnx import STATUS_ABOVE, STATUS_OK, export_onnx, main
-from pynet_tf.layers import InstanceNorm, ScaledTanh
-from pynet_tf.mobile import build_mobile
-from pynet_tf.model import build_pynet
+from pynet_tf.layers import ScaledTanh
+from pynet_tf.nets.mobile.model import build_mobile
+from pynet_tf.nets.pynet.layers import InstanceNorm
+from pynet_tf.nets.pynet.model import build_pynet
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPE = (64, 64)

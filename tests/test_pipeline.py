@@ -12,7 +12,7 @@ from pynet_tf.data.photoio import read_photo
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.rawio import read_raw, read_zrr_raw
 from pynet_tf.data.sources import parse_source
-from pynet_tf.shapes import output_size
+from pynet_tf.nets.pynet.levels import output_size
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from PIL import Image
 from pynet_tf import process as proc
 from pynet_tf.data.photoio import read_photo
 from pynet_tf.data.rawio import read_raw, read_zrr_raw
-from pynet_tf.model import build_pynet
+from pynet_tf.nets.pynet.model import build_pynet
 from pynet_tf.tiling import run_tiled
 
 KDC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "third_party" / "RAW_KODAK_DC50.KDC"

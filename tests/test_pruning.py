@@ -15,9 +15,10 @@ from ai_edge_litert.interpreter import Interpreter
 
 from export.formats import ExportSettings, convert_float32
 from pynet_tf import pruning
-from pynet_tf.layers import InputShapeCheck, InstanceNorm, SameConv2D, ScaledTanh
-from pynet_tf.mobile import build_mobile
-from pynet_tf.model import build_pynet
+from pynet_tf.layers import SameConv2D, ScaledTanh
+from pynet_tf.nets.mobile.model import build_mobile
+from pynet_tf.nets.pynet.layers import InputShapeCheck, InstanceNorm
+from pynet_tf.nets.pynet.model import build_pynet
 
 SPARSITY = 0.5
 END_STEP = 4

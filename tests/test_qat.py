@@ -28,10 +28,11 @@ from export.sidecar import describe
 from pynet_tf import metrics
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.sources import parse_source
-from pynet_tf.layers import InputShapeCheck, InstanceNorm, SameConv2D, ScaledTanh
+from pynet_tf.layers import SameConv2D, ScaledTanh
 from pynet_tf.losses import Loss
-from pynet_tf.mobile import build_mobile
-from pynet_tf.model import build_pynet
+from pynet_tf.nets.mobile.model import build_mobile
+from pynet_tf.nets.pynet.layers import InputShapeCheck, InstanceNorm
+from pynet_tf.nets.pynet.model import build_pynet
 
 SHAPE = (64, 64)
 FIT_STEPS = 60

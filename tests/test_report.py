@@ -29,7 +29,7 @@ from calibration.crops import build_calibration
 from export.formats import INT16X8_OPS
 from export.pipeline import export_model
 from export.results import STATUS_OK
-from pynet_tf.model import build_pynet
+from pynet_tf.nets.pynet.model import build_pynet
 from reporting import plots, report
 from reporting import rows as report_rows
 from reporting.rows import pareto_front, tflite_facts

@@ -21,7 +21,7 @@ from export import fidelity, sidecar, third_party
 from export.pipeline import export_model
 from export.results import STATUS_OK
 from pynet_tf.data import bayer
-from pynet_tf.mobile import build_mobile
+from pynet_tf.nets.mobile.model import build_mobile
 from reporting import plots
 
 MICROISP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "third_party" / "MicroISP.tflite"

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from pynet_tf import mobile, train_config
+from pynet_tf import train_config
 from pynet_tf.losses import LossSpecError
+from pynet_tf.nets.mobile import model as mobile
 from pynet_tf.train_config import ConfigError, LevelSchedule, TrainConfig, parse_levels, resolve
 
 

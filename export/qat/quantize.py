@@ -16,7 +16,8 @@ from tensorflow_model_optimization.python.core.quantization.keras.graph_transfor
 import pynet_tf  # noqa: F401  (selects Keras 2 before TensorFlow and tfmot load)
 from export.qat.settings import QATError
 from pynet_tf.architectures import ARCHITECTURES
-from pynet_tf.layers import InstanceNorm, ScaledTanh
+from pynet_tf.layers import ScaledTanh
+from pynet_tf.nets.pynet.layers import InstanceNorm
 
 qk = tfmot.quantization.keras
 quantizers = qk.quantizers

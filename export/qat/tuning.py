@@ -22,8 +22,9 @@ from export.qat.settings import DEFAULT_BATCH, DEFAULT_LR, DEFAULT_STEPS, TARGET
 from pynet_tf.data.pipeline import PipelineOptions, make_dataset
 from pynet_tf.data.sources import parse_source
 from pynet_tf.losses import Loss, LossSpecError, check_loss_fits, parse_loss
+from pynet_tf.nets.pynet.levels import output_size, validate_input_shape
 from pynet_tf.runs import level_record
-from pynet_tf.shapes import InputShapeError, ShapeCheck, output_size, validate_input_shape
+from pynet_tf.shapes import InputShapeError, ShapeCheck
 from pynet_tf.vgg import DEFAULT_LAYER, VggFeatures, VggWeightsError, load_vgg_features
 
 # ------------------------------------------------------------------------------------------------ training

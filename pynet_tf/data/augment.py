@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from pynet_tf.shapes import output_size
+from pynet_tf.nets.pynet.levels import output_size
 
 # where R (0) sits in a canonical RGGB quad; numpy, so importing this module does not start TensorFlow's
 # runtime (multi-worker training must configure it first)

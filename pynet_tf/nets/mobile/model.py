@@ -86,7 +86,7 @@ DOWNSAMPLING = 2 ** (len(STAGES) - 1)
 
 def validate_input_shape(height: int | None, width: int | None, channels: int | None = 4) -> None:
     """Raise ``InputShapeError`` unless a packed input of this size fits the strides (None: run time)."""
-    shapes.validate_input_shape(
+    shapes.check_input_shape(
         height,
         width,
         channels,

@@ -25,8 +25,10 @@ from dataclasses import dataclass
 import tensorflow as tf
 import tf_keras as keras
 
-from pynet_tf.layers import InputShapeCheck, InstanceNorm, SameConv2D, ScaledTanh
-from pynet_tf.shapes import InputShapeError, check_level, validate_input_shape
+from pynet_tf.layers import SameConv2D, ScaledTanh
+from pynet_tf.nets.pynet.layers import InputShapeCheck, InstanceNorm
+from pynet_tf.nets.pynet.levels import check_level, validate_input_shape
+from pynet_tf.shapes import InputShapeError
 
 LEVEL0_FILTERS = 8
 """Width of the level-0 transposed conv; the reference's fixed 8, independent of ``base_filters``."""
