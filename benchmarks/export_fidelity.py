@@ -58,9 +58,8 @@ import numpy as np
 
 from android_bench import host
 from benchmarks import record
-from export.formats import FORMATS
+from export.formats import FORMATS, STATUS_OK
 from export.pipeline import export_model
-from export.results import STATUS_OK
 from pynet_tf.cli import image_size
 from pynet_tf.units import MIB
 

@@ -85,8 +85,8 @@ from android_bench import host
 from benchmarks import record
 from benchmarks.export_fidelity import time_files
 from export.fidelity import model_level
+from export.formats import STATUS_OK
 from export.pipeline import export_model
-from export.results import STATUS_OK
 from pynet_tf import atomic, runs
 from pynet_tf.cli import command_parser, image_size
 from pynet_tf.nets.pynet.model import build_pynet, transfer_weights

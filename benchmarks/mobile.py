@@ -54,8 +54,8 @@ from android_bench import host
 from benchmarks import record
 from calibration.crops import default_calibration
 from export import third_party
+from export.formats import STATUS_OK
 from export.pipeline import export_model
-from export.results import STATUS_OK
 from export.tflite import converter_for
 from pynet_tf import runs
 from pynet_tf.architectures import ARCHITECTURES
@@ -145,9 +145,9 @@ def main() -> int:
             quality[name] = {
                 r.format: r for r in export_model(run, formats, out=out / name, input_shape=shape)
             }
-        _, micro = third_party.import_file(
+        micro = third_party.import_file(
             MICRO_ISP, input_shape=shape, out=out / "micro", channel_order=bayer.CHANNEL_ORDERS["reference"]
-        )
+        ).sidecar
         seconds = latency(
             {"MicroISP fp32": MICRO_ISP, "mobile int8": int8_at(args.mobile, FRAME, out)},
             args.threads,

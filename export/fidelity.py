@@ -155,12 +155,14 @@ class OnnxRunner:
     """Runs an ONNX model (bytes) in onnxruntime's CPUExecutionProvider on float inputs: the same call as
     ``TFLiteRunner``, for ``measure(..., runner=OnnxRunner)``. One float32 input, the first output scored."""
 
+    PROVIDER = "CPUExecutionProvider"
+
     def __init__(self, content: bytes) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
-        self.session = onnxruntime.InferenceSession(content, options, providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(content, options, providers=[self.PROVIDER])
         self.input = self.session.get_inputs()[0].name
         self.output = self.session.get_outputs()[0].name
 

@@ -1,4 +1,5 @@
-"""The one registry of TFLite export formats: name, file suffix, what it is, which arguments it takes.
+"""The one registry of export formats (the TFLite ones and ONNX): name, file suffix, what it is, which
+arguments it takes, and the kind of file it writes (how it is run, described and gated).
 
 Every format is converted by one function of the same shape, ``(model, settings) -> bytes | Conversion``
 (a ``Conversion`` when the format has more to tell: analyses for the sidecar, fidelity it already measured).
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +31,15 @@ DEFAULT_SHAPE = (224, 224)
 """The packed input (H, W) exported when ``--input-shape`` is not given: the paper's 448x448 photo crops."""
 AUTO = sensitivity.AUTO
 INT16X8_OPS = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+DEFAULT_OPSET, MIN_OPSET, MAX_OPSET = 17, 17, 18
+"""ONNX opsets: tf2onnx 1.17 converts up to 18."""
+MAX_ABS_ERROR = 1e-4
+"""ONNX's default gate: the file is written only if onnxruntime's outputs are this close to Keras'."""
+ONNX_DIMS = ("height", "width")
+"""The names of an ONNX file's run-time input dims (the output's: ``out_height``, ``out_width``)."""
+STATUS_OK, STATUS_BELOW, STATUS_ABOVE, STATUS_ERROR = "ok", "below --min-psnr", "above --max-abs", "error"
+"""A format's outcome: written, refused by its gate (TFLite: ``--min-psnr``, ONNX: ``--max-abs-error``), or
+failed."""
 QAT_ARGUMENTS = ("qat_steps", "qat_targets", "qat_lr", "qat_batch", "qat_patch", "qat_loss", "vgg_weights")
 """``--qat``'s arguments: ``export.qat.plan_fine_tuning``'s, named ``qat_<argument>`` (``vgg_weights`` as it is)."""
 
@@ -53,6 +64,10 @@ class ExportSettings:
     """The inputs ``--float-fallback auto`` measures each candidate on (``export.fidelity.held_out``)."""
     qat: qat.FineTuning | None = None
     """qat only: the fine-tuning (``export.qat.plan_fine_tuning`` from the ``--qat-*`` flags)."""
+    opset: int = DEFAULT_OPSET
+    """onnx only: the ONNX opset."""
+    max_abs_error: float = MAX_ABS_ERROR
+    """onnx only: the largest max abs error against the float model a written file may have."""
 
     @property
     def batch_shape(self) -> tuple[int | None, ...]:
@@ -221,6 +236,104 @@ def convert_qat(model: keras.Model, settings: ExportSettings) -> Conversion:
     return Conversion(content, record, note=f"QAT: {len(losses)} steps, targets {tuning['targets']}")
 
 
+def check_opset(opset: int) -> int:
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ExportError(
+            f"--opset {opset}: choose {MIN_OPSET}..{MAX_OPSET} ({MIN_OPSET} is the default; "
+            f"tf2onnx {sidecar.package_version('tf2onnx')} converts up to {MAX_OPSET})"
+        )
+    return opset
+
+
+def convert_onnx(model: keras.Model, settings: ExportSettings) -> bytes:
+    """The model as a serialized ONNX ModelProto: input ``raw`` of the batch shape -> output ``rgb``.
+
+    ``None`` dims are set at run time, named ``ONNX_DIMS`` (the output's ``out_`` + the same).
+
+    As ``export.tflite.converter_for``: the inference function inside a bare ``tf.Module`` holding the
+    variables, converted with ``tf2onnx.convert.from_function`` (from_keras would trace every layer). The
+    model is checked with ``onnx.checker`` (full check, with shape inference): tf2onnx leaves ops it cannot
+    map in the graph rather than failing, and those are caught here or when onnxruntime loads the file.
+    """
+    import onnx
+    import tf2onnx
+
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    spec = tf.TensorSpec(settings.batch_shape, tf.float32, name="raw")
+    module = tf.Module()
+    module.variables_ = list(model.variables)
+    module.serve = tf.function(lambda raw: {"rgb": model(raw, training=False)}, input_signature=[spec])
+    proto, _ = tf2onnx.convert.from_function(module.serve, input_signature=[spec], opset=settings.opset)
+    for value, prefix in ((proto.graph.input[0], ""), (proto.graph.output[0], "out_")):
+        for dim, name in zip(value.type.tensor_type.shape.dim[1:3], ONNX_DIMS):
+            if not dim.HasField("dim_value"):  # tf2onnx names run-time dims unk__N
+                dim.dim_param = prefix + name
+    onnx.checker.check_model(proto, full_check=True)
+    return proto.SerializeToString()
+
+
+def below_min_psnr(measured: dict, settings: ExportSettings) -> str | None:
+    """A TFLite file's gate: why it is not written (``--min-psnr`` not reached), or None."""
+    psnr = measured["vs_float"]["psnr"]
+    if settings.min_psnr is None or (psnr is not None and psnr >= settings.min_psnr):
+        return None
+    return f"not written: PSNR vs float {psnr:.2f} dB < --min-psnr {settings.min_psnr:g}"
+
+
+def above_max_abs(measured: dict, settings: ExportSettings) -> str | None:
+    """An ONNX file's gate: why it is not written (max abs error above ``--max-abs-error``), or None."""
+    max_abs = measured["vs_float"]["max_abs"]
+    if max_abs <= settings.max_abs_error:
+        return None
+    return f"not written: max abs error vs float {max_abs:.3g} > --max-abs-error {settings.max_abs_error:g}"
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """What a format's file is: how it runs on the held-out inputs, how its sidecar describes it, which
+    gate decides whether it is written and which settings its sidecar records beyond the common ones."""
+
+    name: str
+    runner: type
+    """``export.fidelity``'s runner for the file's bytes."""
+    gate: Callable[[dict, ExportSettings], str | None]
+    refused: str
+    """The status of a file the gate refuses."""
+    settings: Callable[[ExportFormat, ExportSettings], dict]
+    """The sidecar's ``settings`` keys of this kind's formats beyond the common ones."""
+    describer: Callable[[bytes], dict] | None = None
+    """``sidecar.build_sidecar``'s describer; None: the TFLite one."""
+    packages: tuple[str, ...] = ()
+    """Packages whose versions the sidecar records beyond TensorFlow's."""
+
+
+TFLITE = FileKind(
+    "tflite",
+    fidelity.TFLiteRunner,
+    below_min_psnr,
+    STATUS_BELOW,
+    lambda export_format, settings: {
+        "min_psnr": settings.min_psnr,
+        "float_fallback": (list(settings.float_fallback) or None)
+        if "float_fallback" in export_format.arguments
+        else None,
+    },
+)
+ONNX = FileKind(
+    "onnx",
+    fidelity.OnnxRunner,
+    above_max_abs,
+    STATUS_ABOVE,
+    lambda export_format, settings: {
+        "opset": settings.opset,
+        "max_abs_error": settings.max_abs_error,
+        "execution_provider": fidelity.OnnxRunner.PROVIDER,
+    },
+    sidecar.describe_onnx,
+    sidecar.ONNX_PACKAGES,
+)
+
+
 @dataclass(frozen=True)
 class ExportFormat:
     name: str
@@ -231,6 +344,7 @@ class ExportFormat:
     dynamic_shape: bool
     """Whether ``--input-shape dynamic`` (H and W resizable at run time) is allowed."""
     convert: Callable[[keras.Model, ExportSettings], bytes]
+    kind: FileKind = TFLITE
 
     @property
     def flag(self) -> str:
@@ -243,6 +357,8 @@ class ExportFormat:
             suffix = suffix.replace(".tflite", "_fallback.tflite")
         if "io" in self.arguments and settings.io != "float32":
             suffix = suffix.replace(".tflite", f"_{settings.io}io.tflite")
+        if "opset" in self.arguments:
+            suffix = f"_opset{settings.opset}{suffix}"
         return suffix
 
 
@@ -299,11 +415,24 @@ FORMATS: dict[str, ExportFormat] = {
             False,
             convert_qat,
         ),
+        ExportFormat(
+            "onnx",
+            ".onnx",
+            "ONNX float32 (tf2onnx), verified in onnxruntime CPUExecutionProvider",
+            frozenset({"opset", "max_abs_error"}),
+            True,
+            convert_onnx,
+            ONNX,
+        ),
     )
 }
-ARGUMENT_FLAGS = {"io": "--io", "calibration": "--calibration", "float_fallback": "--float-fallback"} | {
-    name: "--" + name.replace("_", "-") for name in QAT_ARGUMENTS
-}
+ARGUMENT_FLAGS = {
+    "io": "--io",
+    "calibration": "--calibration",
+    "float_fallback": "--float-fallback",
+    "opset": "--opset",
+    "max_abs_error": "--max-abs-error",
+} | {name: "--" + name.replace("_", "-") for name in QAT_ARGUMENTS}
 
 
 def check_format(name: str) -> ExportFormat:

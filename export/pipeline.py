@@ -1,6 +1,6 @@
-"""Export a trained model to TFLite formats: load it, check every argument, calibrate, convert each format,
-score it on held-out inputs, write the file and its sidecar (``export_model``). ``export/to_tflite.py`` is
-its command line."""
+"""Export a trained model to TFLite and ONNX formats: load it, check every argument, calibrate, convert each
+format, score it on held-out inputs, write the file and its sidecar (``export_model``). ``export/to_tflite.py``
+and ``export/to_onnx.py`` are its command lines."""
 
 from __future__ import annotations
 
@@ -14,15 +14,17 @@ from export import fidelity, qat, sidecar
 from export.formats import (
     DEFAULT_SHAPE,
     QAT_ARGUMENTS,
+    STATUS_OK,
     ExportError,
     ExportFormat,
     ExportSettings,
     as_conversion,
     check_calibration,
     check_float_fallback,
+    check_opset,
     validate,
 )
-from export.results import DEFAULT_OUT, STATUS_BELOW, STATUS_OK, FormatResult, load_source, timing
+from export.results import DEFAULT_OUT, FormatResult, load_source, timing
 from pynet_tf import atomic
 
 
@@ -39,12 +41,15 @@ def export_model(
     min_psnr: float | None = None,
     float_fallback: Sequence[str] = (),
     qat_options: Mapping[str, object] | None = None,
+    opset: int | None = None,
+    max_abs_error: float | None = None,
     report=None,
 ) -> list[FormatResult]:
     """Convert the model at ``model_path`` to each of ``formats`` (names in ``FORMATS``) and write those that
     pass ``min_psnr`` into ``out`` with their sidecars; returns one result per format, in registry order.
 
-    ``io`` applies to int8 and qat, ``calibration`` to int8 and int16x8, ``float_fallback`` to int8
+    ``io`` applies to int8 and qat, ``calibration`` to int8 and int16x8, ``float_fallback`` to int8,
+    ``opset`` and ``max_abs_error`` to onnx (None: their defaults)
     (calibration: a path, a loaded set, or None: ``default_calibration`` built on the fly from the samples; float_fallback: names as
     ``parse_float_fallback`` returns them, ``("auto",)`` with ``min_psnr``). ``qat_options``: the qat format's
     arguments by their ``QAT_ARGUMENTS`` names (``{"qat_steps": 50}``; the patch defaults to the export's smaller
@@ -65,6 +70,8 @@ def export_model(
             ("io", io),
             ("calibration", calibration),
             ("float_fallback", float_fallback or None),
+            ("opset", opset),
+            ("max_abs_error", max_abs_error),
         )
         if value is not None
     ]
@@ -76,6 +83,10 @@ def export_model(
     )
     if io is not None and io not in ("float32", "uint8", "int8"):
         raise ExportError(f"--io must be float32, uint8 or int8, got {io!r}")
+    if opset is not None:
+        check_opset(opset)
+    if max_abs_error is not None and not max_abs_error > 0:
+        raise ExportError(f"--max-abs-error must be positive, got {max_abs_error:g}")
     calibration_set, calibration_record = None, None
     calibrated = any("calibration" in f.arguments for f in chosen)
     if calibrated:
@@ -121,6 +132,11 @@ def export_model(
         min_psnr=min_psnr,
         held_out=tuple(items),
         qat=tuning,
+        **{
+            name: value
+            for name, value in (("opset", opset), ("max_abs_error", max_abs_error))
+            if value is not None
+        },
     )
     source = loaded.record()
     calibrations = {"qat": tuning and tuning.calibration_record()} | {
@@ -131,33 +147,33 @@ def export_model(
     results = []
     for export_format in chosen:
         started = time.perf_counter()
-        is_int8 = export_format.name == "int8"
+        kind = export_format.kind
         integer = "io" in export_format.arguments
         path = out / f"{stem}{export_format.file_suffix(settings)}"
         try:
             conversion = as_conversion(export_format.convert(model, settings))
             content = conversion.content
             converted = time.perf_counter()
-            measured = conversion.fidelity or fidelity.measure(content, items)
+            measured = conversion.fidelity or fidelity.measure(content, items, runner=kind.runner)
         except Exception as error:  # noqa: BLE001 (a converter failure is one format's error, not the run's)
             result = FormatResult.failed(export_format.name, started, error)
         else:
-            psnr = measured["vs_float"]["psnr"]
-            delta = measured["vs_ground_truth"]["delta_psnr"]
-            seconds = timing(started, converted)
-            if min_psnr is not None and not (psnr is not None and psnr >= min_psnr):
-                message = f"not written: PSNR vs float {psnr:.2f} dB < --min-psnr {min_psnr:g}"
-                if conversion.note:
-                    message += f"; {conversion.note}"
+            scores = {
+                "psnr_vs_float": measured["vs_float"]["psnr"],
+                "delta_psnr": measured["vs_ground_truth"]["delta_psnr"],
+                "max_abs": measured["vs_float"]["max_abs"],
+            }
+            refused = kind.gate(measured, settings)
+            if refused is not None:
+                message = f"{refused}; {conversion.note}" if conversion.note else refused
                 result = FormatResult(
                     export_format.name,
-                    STATUS_BELOW,
+                    kind.refused,
                     None,
                     len(content),
-                    psnr,
-                    delta,
-                    time.perf_counter() - started,
-                    message,
+                    seconds=time.perf_counter() - started,
+                    message=message,
+                    **scores,
                 )
             else:
                 side = sidecar.build_sidecar(
@@ -171,14 +187,15 @@ def export_model(
                         "io": settings.io if integer else "float32",
                         "data": data,
                         "seed": seed,
-                        "min_psnr": min_psnr,
-                        "float_fallback": (list(float_fallback) or None) if is_int8 else None,
+                        **kind.settings(export_format, settings),
                     },
                     calibration=calibrations.get(export_format.name),
                     fidelity=measured,
+                    describer=kind.describer,
+                    packages=kind.packages,
                     analyses=conversion.sidecar,
                 )
-                side["timing"] = seconds
+                side["timing"] = timing(started, converted)
                 atomic.write_bytes(path, content)
                 atomic.write_json(sidecar.sidecar_path(path), side)
                 result = FormatResult(
@@ -186,11 +203,10 @@ def export_model(
                     STATUS_OK,
                     path,
                     len(content),
-                    psnr,
-                    delta,
-                    time.perf_counter() - started,
+                    seconds=time.perf_counter() - started,
                     sidecar=side,
                     note=conversion.note,
+                    **scores,
                 )
         results.append(result)
         if report is not None:

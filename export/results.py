@@ -1,9 +1,8 @@
-"""What an export produces and how it is shown: one result per format, the table's rows, the files' names,
-and the flags every exporter (``export/to_tflite.py``, ``export/to_onnx.py``) shares."""
+"""What an export produces and how it is shown: one result per format (TFLite, ONNX or a third-party file),
+the table's rows and the files' names."""
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +10,9 @@ from pathlib import Path
 import tf_keras as keras
 
 from export import delegates, fidelity, sidecar
-from export.formats import DEFAULT_SHAPE, ExportError, error_summary
+from export.formats import STATUS_ERROR, ExportError, error_summary
 from pynet_tf import architectures, runs
 from pynet_tf.architectures import Architecture
-from pynet_tf.cli import image_size
 from pynet_tf.units import MB
 
 DEFAULT_OUT = Path("exported")
@@ -26,9 +24,6 @@ def timing(started: float, converted: float) -> dict[str, float]:
         "convert_s": round(converted - started, 3),
         "fidelity_s": round(time.perf_counter() - converted, 3),
     }
-
-
-STATUS_OK, STATUS_BELOW, STATUS_ERROR = "ok", "below --min-psnr", "error"
 
 
 @dataclass(frozen=True)
@@ -66,7 +61,8 @@ def load_source(model_path: str | Path) -> Source:
 
 @dataclass(frozen=True)
 class FormatResult:
-    """One format's outcome: written (``ok``), refused (``below --min-psnr``) or failed (``error``)."""
+    """One format's outcome: written (``ok``), refused by its gate (``below --min-psnr``,
+    ``above --max-abs``) or failed (``error``)."""
 
     format: str
     status: str
@@ -81,6 +77,8 @@ class FormatResult:
     sidecar: dict | None = None
     note: str = ""
     """What the format adds to the row (e.g. layers kept in float: not full-integer)."""
+    max_abs: float | None = None
+    """The largest absolute difference from the float model's output (ONNX's gate)."""
 
     @classmethod
     def failed(cls, format_name: str, started: float, error: Exception):
@@ -100,11 +98,15 @@ class FormatResult:
         size = f"{self.size_bytes / MB:.3f}" if self.size_bytes is not None else "-"
         psnr = f"{self.psnr_vs_float:.2f}" if self.psnr_vs_float is not None else "-"
         delta = f"{self.delta_psnr:+.2f}" if self.delta_psnr is not None else "-"
+        max_abs = f"{self.max_abs:.2e}" if self.max_abs is not None else "-"
         where = str(self.path) if self.path else self.message
         if self.note and self.path:
             where += f"  ({self.note})"
         seconds = f"{self.seconds:.1f}"
-        return f"{self.format:<8} {self.status:<17} {size:>9} {psnr:>13} {delta:>11} {seconds:>7}  {where}"
+        return (
+            f"{self.format:<11} {self.status:<17} {size:>9} {psnr:>13} {max_abs:>9} {delta:>11} {seconds:>7}  "
+            f"{where}"
+        )
 
     def details(self, worst: int = 5) -> list[str]:
         """Indented lines under the row: the worst int8 layers, the float fallback, the delegate report."""
@@ -140,7 +142,7 @@ class FormatResult:
 
 
 HEADER = (
-    f"{'format':<8} {'status':<17} {'size MB':>9} {'PSNR vs float':>13} {'ΔPSNR vs GT':>11} "
+    f"{'format':<11} {'status':<17} {'size MB':>9} {'PSNR vs float':>13} {'max abs':>9} {'ΔPSNR vs GT':>11} "
     f"{'time s':>7}  file"
 )
 
@@ -151,23 +153,3 @@ def file_stem(model_file: Path, level: int, input_shape: tuple[int, int] | None)
     name = run.name if run else model_file.stem
     shape = f"{input_shape[0]}x{input_shape[1]}" if input_shape else "dynamic"
     return f"{name}_level{level}_{shape}"
-
-
-def add_source_arguments(parser: argparse.ArgumentParser, shape_help: str) -> None:
-    """The flags every exporter shares: the model, its input shape, the held-out data, the output folder."""
-    add = parser.add_argument
-    add("--model", help="a .keras file, a level folder or a run folder (default: the newest runs/*/final)")
-    add("--input-shape", default=f"{DEFAULT_SHAPE[0]}x{DEFAULT_SHAPE[1]}", help=shape_help)
-    add("--data", default="samples", help="held-out inputs for fidelity: the test split of this source")
-    add("--seed", type=int, default=0, help="seed of the synthetic RAW of photo sources (default 0)")
-    add("-o", "--out", default=str(DEFAULT_OUT), help="output folder (default exported/)")
-
-
-def input_shape_argument(text: str) -> tuple[int, int] | None:
-    """``--input-shape``: packed ``HxW``, or ``dynamic`` (None)."""
-    if text.lower() == "dynamic":
-        return None
-    try:
-        return image_size(text)
-    except argparse.ArgumentTypeError as error:
-        raise ExportError(f"--input-shape: {error}, or 'dynamic'") from None

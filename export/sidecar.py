@@ -75,14 +75,19 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def package_version(package: str) -> str | None:
+    """The installed version of distribution ``package``; None when it is not installed."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def tool_versions(extra: tuple[str, ...] = ()) -> dict[str, str | None]:
     """Versions of Python and the conversion packages; ``extra`` names more packages (distribution names)."""
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for package in ("tensorflow", "tf_keras", "ai-edge-litert", "numpy", *extra):
-        try:
-            versions[package.replace("-", "_")] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package.replace("-", "_")] = None
+        versions[package.replace("-", "_")] = package_version(package)
     return versions
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import export  # noqa: F401  (Keras 2 and the quiet console, before ai_edge_litert loads TensorFlow)
@@ -33,6 +34,8 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from export import fidelity, sidecar
+from export.formats import STATUS_OK
+from export.results import FormatResult, timing
 from pynet_tf import atomic
 from pynet_tf.cli import command_parser, image_size
 from pynet_tf.data import bayer
@@ -126,11 +129,13 @@ def import_file(
     data: str = "samples",
     seed: int = 0,
     out: str | Path = DEFAULT_OUT,
-) -> tuple[Path, dict]:
-    """Write the fixed-shape copy of ``path`` and its sidecar into ``out``; (the copy's path, its sidecar).
+) -> FormatResult:
+    """Write the fixed-shape copy of ``path`` and its sidecar into ``out``; the exporters' result type, with
+    no PSNR vs float (there is no float model) and its PSNR vs ground truth in the note.
 
     ``input_shape`` None keeps the file's own. Nothing is written when any check or measurement fails.
     """
+    started = time.perf_counter()
     path = Path(path)
     if not path.is_file():
         raise ThirdPartyError(f"{path}: no such file; give a third-party .tflite file")
@@ -139,6 +144,7 @@ def import_file(
         given = _interpreter(content, path.name).get_input_details()[0]["shape"]
         input_shape = (int(given[1]), int(given[2])) if len(given) == 4 else (0, 0)
     fixed = fix_input_shape(content, input_shape, path.name)
+    converted = time.perf_counter()
     items = fidelity.held_out_targets(input_shape, data, level=0, seed=seed)
     measured = fidelity.measure(fixed, items, channels=bayer.channel_permutation(channel_order))
     target = Path(out) / f"{path.stem}_{input_shape[0]}x{input_shape[1]}.tflite"
@@ -166,9 +172,20 @@ def import_file(
         calibration=None,
         fidelity=measured,
     )
+    side["timing"] = timing(started, converted)
     atomic.write_bytes(target, fixed)
     atomic.write_json(sidecar.sidecar_path(target), side)
-    return target, side
+    return FormatResult(
+        FORMAT["name"],
+        STATUS_OK,
+        target,
+        len(fixed),
+        None,
+        measured["vs_ground_truth"]["delta_psnr"],
+        time.perf_counter() - started,
+        sidecar=side,
+        note=f"PSNR vs GT {measured['vs_ground_truth']['file']['psnr']:.2f} dB",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,12 +216,13 @@ def main(argv: list[str] | None = None) -> int:
             order = bayer.parse_channel_order(args.channel_order)
         except ValueError as error:
             raise ThirdPartyError(f"--channel-order: {error}") from None
-        target, side = import_file(
+        result = import_file(
             args.file, input_shape=shape, channel_order=order, data=args.data, seed=args.seed, out=args.out
         )
     except (ThirdPartyError, DataSourceError, fidelity.FidelityError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    target, side = result.path, result.sidecar
     measured = side["fidelity"]
     truth, classical = measured["vs_ground_truth"]["file"], measured["vs_ground_truth"]["classical_isp"]
     ssim = "–" if truth["ssim"] is None else f"{truth['ssim']:.4f}"

@@ -1,5 +1,5 @@
-"""Convert a trained PyNET level to TFLite (float32, fp16, dynamic range, int8, int16x8, int8 QAT), each with
-a JSON sidecar.
+"""Convert a trained PyNET level to TFLite (float32, fp16, dynamic range, int8, int16x8, int8 QAT) and ONNX,
+each with a JSON sidecar.
 
     python export/to_tflite.py --model runs/NAME/final --float32 --fp16 --dynamic --int8 --out exported/
     python export/to_tflite.py --int8 --io uint8 --calibration calibration/set.npz --input-shape 224x224
@@ -7,8 +7,9 @@ a JSON sidecar.
     python export/to_tflite.py --int8 --float-fallback auto --min-psnr 40      # worst layers in float
     python export/to_tflite.py --int8 --float-fallback '*_norm'                # every instance norm in float
     python export/to_tflite.py --int8 --qat --qat-steps 200                    # PTQ and QAT side by side
+    python export/to_tflite.py --fp16 --onnx                                   # ONNX too (export/to_onnx.py)
 
-Batch 1 and a static packed H x W (--input-shape, default 224x224; `dynamic` for float32/fp16/dynamic only).
+Batch 1 and a static packed H x W (--input-shape, default 224x224; `dynamic` for float32/fp16/dynamic/onnx only).
 Every file is scored against the float Keras model (and ground truth) on held-out inputs (--data's test
 split) and written atomically with <file>.json beside it; one below --min-psnr (dB vs the float model) is not
 written and the command exits 1 after the other formats. User errors exit 2 with one line. Every int8 file
@@ -24,29 +25,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 
 import export  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from calibration.calibration_set import CalibrationError
-from export import fidelity, qat
+from export import command, qat
 from export.formats import FORMATS, QAT_ARGUMENTS, ExportError, parse_float_fallback
-from export.pipeline import export_model, ptq_versus_qat
-from export.results import (
-    HEADER,
-    STATUS_OK,
-    FormatResult,
-    add_source_arguments,
-    input_shape_argument,
-)
-from pynet_tf import architectures, runs
-from pynet_tf.cli import command_parser, settings_summary
-from pynet_tf.data.sources import DataSourceError
+from pynet_tf import architectures
+from pynet_tf.cli import command_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser("export.to_tflite", __doc__, script=True)
     add = parser.add_argument
-    add_source_arguments(
+    command.add_source_arguments(
         parser,
         f"packed HxW, {architectures.size_rules()} as the model's network "
         "is; default 224x224; or 'dynamic' (not with --int8)",
@@ -77,54 +67,29 @@ def build_parser() -> argparse.ArgumentParser:
     add("--qat-patch", type=int, help="qat only: packed crop side (default: the export's smaller side)")
     add("--qat-loss", help="qat only: a --loss spec (default: the run's training loss, from its level.json)")
     add("--vgg-weights", help="qat only: VGG-19 weights when the loss has a vgg term (default: the run's)")
+    command.add_onnx_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore", module="tf_keras")
+    args = build_parser().parse_args(argv)
     names = [f.name for f in FORMATS.values() if getattr(args, f.name)]
     names += [name for name in (args.format or "").split(",") if name.strip()]
     try:
-        input_shape = input_shape_argument(args.input_shape)
         float_fallback = parse_float_fallback(args.float_fallback) if args.float_fallback is not None else ()
-        model = args.model if args.model is not None else runs.newest_run()
-        print(settings_summary("export", {**vars(args), "model": str(model), "formats": names}))
-        printed: list[FormatResult] = []
-
-        def report(result: FormatResult) -> None:
-            if not printed:
-                print(HEADER)
-            printed.append(result)
-            print(result.row(), flush=True)
-            for line in result.details():
-                print(line, flush=True)
-
-        results = export_model(
-            model,
-            names,
-            out=args.out,
-            input_shape=input_shape,
-            io=args.io,
-            calibration=args.calibration,
-            data=args.data,
-            seed=args.seed,
-            min_psnr=args.min_psnr,
-            float_fallback=float_fallback,
-            qat_options={name: getattr(args, name) for name in QAT_ARGUMENTS},
-            report=report,
-        )
-        comparison = ptq_versus_qat(results)
-        if comparison:
-            print(comparison)
-    except (ExportError, runs.RunError, CalibrationError, DataSourceError, fidelity.FidelityError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    failed = [r for r in results if r.status != STATUS_OK]
-    for result in failed:
-        print(f"{result.format}: {result.status}: {result.message}", file=sys.stderr)
-    return 1 if failed else 0
+    except ExportError as error:
+        return command.fail(error)
+    return command.run(
+        args,
+        names,
+        io=args.io,
+        calibration=args.calibration,
+        min_psnr=args.min_psnr,
+        float_fallback=float_fallback,
+        qat_options={name: getattr(args, name) for name in QAT_ARGUMENTS},
+        opset=args.opset,
+        max_abs_error=args.max_abs_error,
+    )
 
 
 if __name__ == "__main__":

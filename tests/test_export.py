@@ -22,9 +22,9 @@ from test_console import NOISE, quiet_env
 
 from calibration.crops import build_calibration
 from export import fidelity
-from export.formats import ExportError, check_format, error_summary, validate
+from export.formats import STATUS_BELOW, STATUS_OK, ExportError, check_format, error_summary, validate
 from export.pipeline import export_model
-from export.results import STATUS_BELOW, STATUS_OK
+from export.results import HEADER
 from export.to_tflite import main
 from pynet_tf import metrics
 from pynet_tf.nets.mobile.model import build_mobile
@@ -226,6 +226,9 @@ def test_format_typo_suggests_the_name():
         (["--int8", "--io", "int16"], "--io must be"),
         (["--float32", "--qat-steps", "5"], "--qat-steps applies only to --qat"),
         (["--int8", "--vgg-weights", "v.h5"], "--vgg-weights applies only to --qat"),
+        (["--fp16", "--opset", "17"], "--opset applies only to --onnx"),
+        (["--onnx", "--opset", "12"], "--opset 12: choose 17..18"),
+        (["--format", "onx"], "did you mean 'onnx'"),
         (["--qat", "--qat-targets", "distil"], "did you mean 'distill'"),
         (["--qat", "--qat-patch", "40", "--qat-loss", "mse=1"], "--qat-patch 40"),
         (["--qat"], "no level.json beside the model says its training loss; pass one with --qat-loss"),
@@ -335,7 +338,7 @@ def test_the_console_shows_the_table_not_the_converters_chatter(workdir, tmp_pat
     )
     output = process.stdout + process.stderr
     assert process.returncode == 0, output
-    assert "format   status" in process.stdout and "int8" in process.stdout
+    assert HEADER in process.stdout and "int8" in process.stdout
     assert not NOISE.findall(output), output
 
 

@@ -27,7 +27,9 @@ import pytest
 import tf_keras as keras
 from model_fixtures import informative
 
-from export.to_onnx import STATUS_ABOVE, STATUS_OK, export_onnx, main
+from export.formats import STATUS_ABOVE, STATUS_OK
+from export.pipeline import export_model
+from export.to_onnx import main
 from pynet_tf.layers import ScaledTanh
 from pynet_tf.nets.mobile.model import build_mobile
 from pynet_tf.nets.pynet.layers import InstanceNorm
@@ -54,7 +56,8 @@ def model(workdir) -> keras.Model:
 
 @pytest.fixture(scope="module")
 def static(workdir):
-    return export_onnx(workdir / "model.keras", out=workdir / "out", input_shape=SHAPE)
+    (result,) = export_model(workdir / "model.keras", ["onnx"], out=workdir / "out", input_shape=SHAPE)
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -189,12 +192,35 @@ def test_over_the_error_bar_is_not_written(workdir, tmp_path, capsys):
     assert "onnx: above --max-abs: not written: max abs error" in captured.err
 
 
+def test_one_export_writes_tflite_and_onnx_side_by_side(workdir, tmp_path, capsys):
+    """ONNX is a row of the one format registry: ``export/to_tflite.py --float32 --onnx`` writes both in one
+    run, one table, each file with the sidecar settings of its kind."""
+    from export.to_tflite import main as export_main
+
+    argv = ["--model", str(workdir / "model.keras"), "--input-shape", "64x64", "--out", str(tmp_path)]
+    assert export_main([*argv, "--float32", "--onnx", "--opset", "18"]) == 0
+    rows = [
+        line.split()[0]
+        for line in capsys.readouterr().out.splitlines()
+        if line.endswith((".tflite", ".onnx"))
+    ]
+    assert rows == ["float32", "onnx"]
+    onnx_side = sidecar_of(tmp_path / "model_level3_64x64_opset18.onnx")
+    tflite_side = sidecar_of(tmp_path / "model_level3_64x64_float32.tflite")
+    assert (
+        onnx_side["settings"]["opset"] == 18
+        and onnx_side["settings"]["execution_provider"] == "CPUExecutionProvider"
+    )
+    assert "min_psnr" not in onnx_side["settings"] and "opset" not in tflite_side["settings"]
+    assert onnx_side["fidelity"]["vs_float"]["max_abs"] <= TOL
+
+
 def test_a_mobile_isp_exports_at_its_own_sizes(tmp_path):
     """The network is the model's (a bare mobile ISP file: read off its layers): 36x52 is a multiple of its 4,
     not of PyNET's 16."""
     keras.utils.set_random_seed(0)
     build_mobile(2).save(tmp_path / "mobile.keras")
-    result = export_onnx(tmp_path / "mobile.keras", out=tmp_path / "out", input_shape=(36, 52))
+    (result,) = export_model(tmp_path / "mobile.keras", ["onnx"], out=tmp_path / "out", input_shape=(36, 52))
     assert result.status == STATUS_OK, result.message
     side = result.sidecar
     assert side["source"]["arch"] == "mobile" and side["settings"]["input_shape"] == "36x52"

@@ -26,9 +26,8 @@ from PIL import Image
 from android_bench import report as report_cli
 from android_bench import run
 from calibration.crops import build_calibration
-from export.formats import INT16X8_OPS
+from export.formats import INT16X8_OPS, STATUS_OK
 from export.pipeline import export_model
-from export.results import STATUS_OK
 from pynet_tf.nets.pynet.model import build_pynet
 from reporting import plots, report
 from reporting import rows as report_rows

@@ -17,9 +17,8 @@ from model_fixtures import informative
 from calibration.calibration_set import CalibrationSet
 from calibration.crops import build_calibration
 from export import fidelity, sensitivity
-from export.formats import FORMATS, ExportSettings
+from export.formats import FORMATS, STATUS_BELOW, STATUS_OK, ExportSettings
 from export.pipeline import export_model
-from export.results import STATUS_BELOW, STATUS_OK
 from export.tflite import converter_for
 from export.to_tflite import main
 from pynet_tf import runs

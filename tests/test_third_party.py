@@ -18,8 +18,8 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from android_bench import report, run
 from export import fidelity, sidecar, third_party
+from export.formats import STATUS_OK
 from export.pipeline import export_model
-from export.results import STATUS_OK
 from pynet_tf.data import bayer
 from pynet_tf.nets.mobile.model import build_mobile
 from reporting import plots
@@ -35,8 +35,9 @@ PSNR_TOL_DB = 1e-4
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("imported")
-    path, side = third_party.import_file(MICROISP, input_shape=SHAPE, channel_order=REFERENCE, out=out)
-    return {"path": path, "sidecar": side, "out": out}
+    result = third_party.import_file(MICROISP, input_shape=SHAPE, channel_order=REFERENCE, out=out)
+    assert result.status == STATUS_OK and result.psnr_vs_float is None  # no float model to compare with
+    return {"path": result.path, "sidecar": result.sidecar, "out": out}
 
 
 def test_the_copy_has_the_shape_and_computes_what_the_resized_original_does(imported):
