@@ -6,7 +6,7 @@
 
 1. Writes the shared fixture's official checkpoint (``tests/model_fixtures.official_checkpoint``: the
    official PyNET's 437 variables, 47,548,170 values, by its fill rule; random, not trained weights).
-2. Imports it with ``pynet_tf.import_official.import_official`` (width 32, ``--level``, default 0) in a child
+2. Imports it with ``pynet_tf.official.import_official`` (width 32, ``--level``, default 0) in a child
    process of its own, so that the peak is the import's alone: the import's seconds, and the child's resident
    high-water mark (VmHWM, ``android_bench.host.peak_rss_kb``) after TensorFlow loaded and at the end.
 3. Exports the imported run to each of ``--formats`` (default float32, fp16, int8) with
@@ -77,7 +77,7 @@ def _model_fixtures():
 def child(config: dict) -> None:
     """The import, in this fresh process; prints one JSON line (KiB, seconds)."""
     from android_bench.host import peak_rss_kb
-    from pynet_tf.import_official import import_official  # TensorFlow and Keras load here
+    from pynet_tf.official import import_official  # TensorFlow and Keras load here
 
     baseline = peak_rss_kb()
     started = time.perf_counter()

@@ -52,7 +52,7 @@ def child(config: dict) -> None:
 
     import pynet_tf  # noqa: F401  (selects Keras 2)
     from pynet_tf.nets.pynet.model import build_pynet
-    from pynet_tf.process import encode
+    from pynet_tf.processing import encode
     from pynet_tf.tiling import as_model_function, plan_tiles, round_up, run_tiled
 
     model = build_pynet(0, base_filters=config["base_filters"])

@@ -29,7 +29,7 @@ Exactness: a model whose output at a pixel depends only on inputs within ``r`` p
 normalisation over the image, receptive-field radius ``r``) gives exactly the whole-image output when
 ``r <= guard`` (float rounding of the blend aside, ~1e-7); with ``tile`` at least the padded image there is
 one tile and the result is the whole-image output bit for bit. PyNET is neither: its receptive field spans
-hundreds of pixels and instance norm makes every tile see its own statistics; see ``pynet_tf.process`` for
+hundreds of pixels and instance norm makes every tile see its own statistics; see ``pynet_tf.processing`` for
 how far tiled output is from whole-image output and what the project does about it.
 """
 

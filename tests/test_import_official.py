@@ -22,13 +22,13 @@ from model_fixtures import OFFICIAL as FIXTURE
 from model_fixtures import official_checkpoint, official_table, save_checkpoint
 from model_fixtures import official_fill as fill
 
-from pynet_tf import import_official as importer
-from pynet_tf import runs
+from pynet_tf import import_official, runs
+from pynet_tf import official as importer
 from pynet_tf.architectures import of_model
 from pynet_tf.data import bayer
-from pynet_tf.import_official import OfficialCheckpointError, official_key, official_variables
 from pynet_tf.nets.pynet.levels import LEVELS
 from pynet_tf.nets.pynet.model import build_pynet
+from pynet_tf.official import OfficialCheckpointError, official_key, official_variables
 
 # float32 outputs of the same graph through other kernels (oneDNN here, the official TF1 run there) and
 # summation orders: measured at most 1.6e-5 per level when the fixture was made. Wrong mappings (scale and
@@ -178,7 +178,9 @@ def test_the_instance_norm_level_1_variant_is_detected_from_its_501_variables(tm
 def test_the_cli_writes_a_run_the_project_loads(official, golden, tmp_path, capsys):
     """Level 5, the cheapest to write and load (a width-32 level 0's model.keras takes a minute to load here)."""
     run = tmp_path / "runs" / "official"
-    assert importer.main([str(official.parent), "--out", str(run), "--level", "5"]) == 0  # CKPT as its folder
+    assert (
+        import_official.main([str(official.parent), "--out", str(run), "--level", "5"]) == 0
+    )  # CKPT as its folder
     assert os.readlink(run / "final") == "level_5" and sorted(p.name for p in run.iterdir()) == [
         "config.json",
         "final",
@@ -218,7 +220,7 @@ def test_the_cli_writes_a_run_the_project_loads(official, golden, tmp_path, caps
     )
 
     capsys.readouterr()
-    assert importer.main([str(official), "--out", str(run)]) == 2
+    assert import_official.main([str(official), "--out", str(run)]) == 2
     error = capsys.readouterr().err
     assert f"--out {run} exists" in error and "Traceback" not in error
 
@@ -233,10 +235,10 @@ def test_the_cli_imports_level_0_by_default_or_the_levels_asked(flag, levels, tm
         (Path(out) / "final").symlink_to(f"level_{min(levels)}")
         return runs.RunDir(out)
 
-    monkeypatch.setattr(importer, "import_official", record)
-    assert importer.main(["ckpt", "--out", str(tmp_path / "run"), *flag]) == 0 and asked == [levels]
+    monkeypatch.setattr(import_official, "import_official", record)
+    assert import_official.main(["ckpt", "--out", str(tmp_path / "run"), *flag]) == 0 and asked == [levels]
     with pytest.raises(SystemExit):
-        importer.main(["ckpt", "--out", str(tmp_path / "other"), "--level", "6"])
+        import_official.main(["ckpt", "--out", str(tmp_path / "other"), "--level", "6"])
 
 
 def test_a_failure_while_writing_leaves_no_run_folder(official, tmp_path, monkeypatch):
@@ -351,6 +353,6 @@ def test_bad_input_is_one_error_naming_the_file_and_key_and_writes_nothing(case,
 
 
 def test_the_cli_prints_a_bad_checkpoint_in_one_line_and_exits_2(tmp_path, capsys):
-    assert importer.main([str(tmp_path / "nope.ckpt"), "--out", str(tmp_path / "run")]) == 2
+    assert import_official.main([str(tmp_path / "nope.ckpt"), "--out", str(tmp_path / "run")]) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: ") and "nope.ckpt: no such file" in error and "Traceback" not in error

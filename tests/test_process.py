@@ -12,6 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 from pynet_tf import process as proc
+from pynet_tf import processing
 from pynet_tf.data.photoio import read_photo
 from pynet_tf.data.rawio import read_raw, read_zrr_raw
 from pynet_tf.nets.pynet.model import build_pynet
@@ -40,7 +41,7 @@ def model_file(tmp_path_factory) -> Path:
     return path
 
 
-_real_load_level0 = proc.load_level0
+_real_load_level0 = processing.load_level0
 _loaded = {}
 
 
@@ -55,7 +56,7 @@ def _load_once(path):
 
 @pytest.fixture(autouse=True)
 def _cached_models(monkeypatch):
-    monkeypatch.setattr(proc, "load_level0", _load_once)
+    monkeypatch.setattr(processing, "load_level0", _load_once)
 
 
 @pytest.fixture(scope="module")
@@ -129,12 +130,12 @@ def test_compare_writes_the_classical_isp_beside_it(model_file, kdc, zrr_png, tm
     assert code == 0
     classical = read_photo(out / "RAW_KODAK_DC50_classical.png")
     assert classical.shape == (512, 768, 3)
-    expected = proc.classical(read_raw(kdc).packed(), read_raw(kdc))
+    expected = processing.classical(read_raw(kdc).packed(), read_raw(kdc))
     np.testing.assert_array_equal(np.rint(classical * 255), np.rint(np.clip(expected, 0, 1) * 255))
     # a ZRR PNG has no metadata: grey world, camera RGB
     zrr = read_photo(out / "1234_classical.png")
     assert zrr.shape == (80, 112, 3)
-    zrr_expected = proc.classical(read_zrr_raw(zrr_png), None)
+    zrr_expected = processing.classical(read_zrr_raw(zrr_png), None)
     np.testing.assert_allclose(zrr, zrr_expected, atol=0.5 / 255 + 1e-6)
     assert not np.allclose(zrr, read_photo(out / "1234.png"), atol=0.05)  # the model's, not the ISP's
 
@@ -145,7 +146,7 @@ def test_sixteen_bit_png_round_trips(model_file, zrr_png, tmp_path, capsys):
     assert code == 0
     decoded = tf.io.decode_png(tf.io.read_file(str(out / "1234.png")), dtype=tf.uint16).numpy()
     expected = _expected(
-        model_file, read_zrr_raw(zrr_png), tile=proc.DEFAULT_TILE, overlap=proc.DEFAULT_OVERLAP
+        model_file, read_zrr_raw(zrr_png), tile=processing.DEFAULT_TILE, overlap=processing.DEFAULT_OVERLAP
     )
     np.testing.assert_array_equal(decoded, np.rint(np.clip(expected, 0, 1) * 65535).astype(np.uint16))
     assert len(np.unique(decoded)) > 256  # more levels than 8 bits hold
@@ -245,7 +246,7 @@ def test_an_interrupt_leaves_only_whole_files(model_file, kdc, zrr_png, tmp_path
             raise KeyboardInterrupt
         return run_tiled(*args, **kwargs)
 
-    monkeypatch.setattr(proc, "run_tiled", interrupted)
+    monkeypatch.setattr(processing, "run_tiled", interrupted)
     out = tmp_path / "out"
     code, _, err = _run(capsys, zrr_png, kdc, "-o", out, "--model", model_file, "--no-progress")
     assert code == 130 and "interrupted" in err

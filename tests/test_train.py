@@ -19,9 +19,9 @@ from test_console import NOISE, quiet_env
 
 from pynet_tf import runs, train, train_config, trainer, training
 from pynet_tf.data.sources import parse_source
-from pynet_tf.import_official import import_official
 from pynet_tf.nets.mobile.model import build_mobile
 from pynet_tf.nets.pynet.model import build_pynet
+from pynet_tf.official import import_official
 from pynet_tf.train_config import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
