@@ -37,6 +37,7 @@ from calibration.crops import (
     build_calibration,
     default_candidates,
 )
+from pynet_tf import atomic
 from pynet_tf.architectures import ARCHITECTURES, size_rules
 from pynet_tf.architectures import DEFAULT as DEFAULT_ARCH
 from pynet_tf.cli import command_parser, image_size, settings_summary
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = {**vars(args), "shape": shape, "out": str(args.out), "candidates": candidates}
     print(settings_summary("calibration", settings))
     try:
+        atomic.check_output(args.out, folder=False)
         built = build_calibration(
             args.data,
             args.num,
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             cfa=args.cfa,
             arch=args.arch,
         )
-    except (CalibrationError, DataSourceError) as error:
+    except (CalibrationError, DataSourceError, atomic.OutputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:

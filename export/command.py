@@ -22,11 +22,18 @@ from export.formats import (
 )
 from export.pipeline import export_model, ptq_versus_qat
 from export.results import DEFAULT_OUT, HEADER, FormatResult
-from pynet_tf import runs
+from pynet_tf import atomic, runs
 from pynet_tf.cli import image_size, settings_summary
 from pynet_tf.data.sources import DataSourceError
 
-USER_ERRORS = (ExportError, runs.RunError, CalibrationError, DataSourceError, fidelity.FidelityError)
+USER_ERRORS = (
+    ExportError,
+    runs.RunError,
+    CalibrationError,
+    DataSourceError,
+    fidelity.FidelityError,
+    atomic.OutputError,
+)
 """What a bad flag or input raises before any conversion: one line on stderr, exit 2."""
 
 

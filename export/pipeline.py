@@ -57,6 +57,7 @@ def export_model(
     result as it is done. Bad arguments raise ``ExportError`` (or ``RunError``, ``CalibrationError``,
     ``DataSourceError``) before any conversion.
     """
+    out = atomic.check_output(out)
     float_fallback = tuple(float_fallback)
     qat_options = dict(qat_options or {})
     unknown = sorted(set(qat_options) - set(QAT_ARGUMENTS))
@@ -143,7 +144,6 @@ def export_model(
         f.name: calibration_record for f in chosen if "calibration" in f.arguments
     }
     stem = loaded.file_stem(input_shape)
-    out = Path(out)
     results = []
     for export_format in chosen:
         started = time.perf_counter()

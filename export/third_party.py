@@ -136,14 +136,15 @@ def import_file(
     ``input_shape`` None keeps the file's own. Nothing is written when any check or measurement fails.
     """
     started = time.perf_counter()
+    out = atomic.check_output(out)
     path = Path(path)
     if not path.is_file():
         raise ThirdPartyError(f"{path}: no such file; give a third-party .tflite file")
     content = path.read_bytes()
     if input_shape is None:
-        given = _interpreter(content, path.name).get_input_details()[0]["shape"]
+        given = _interpreter(content, str(path)).get_input_details()[0]["shape"]
         input_shape = (int(given[1]), int(given[2])) if len(given) == 4 else (0, 0)
-    fixed = fix_input_shape(content, input_shape, path.name)
+    fixed = fix_input_shape(content, input_shape, str(path))
     converted = time.perf_counter()
     items = fidelity.held_out_targets(input_shape, data, level=0, seed=seed)
     measured = fidelity.measure(fixed, items, channels=bayer.channel_permutation(channel_order))
@@ -219,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         result = import_file(
             args.file, input_shape=shape, channel_order=order, data=args.data, seed=args.seed, out=args.out
         )
-    except (ThirdPartyError, DataSourceError, fidelity.FidelityError) as error:
+    except (ThirdPartyError, DataSourceError, fidelity.FidelityError, atomic.OutputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     target, side = result.path, result.sidecar

@@ -1,7 +1,8 @@
 """Writes that never leave a half-written file behind: write beside the target, then rename onto it.
 
 A rename within one folder is atomic on POSIX: a reader (or a crash) sees the old file or the new one,
-never a torn one. Models, checkpoints' companions, configs, calibration sets and reports all go through here.
+never a torn one. Models, checkpoints' companions, configs, calibration sets and reports all go through here,
+and every command checks its output location here (``check_output``) before it starts working.
 """
 
 from __future__ import annotations
@@ -14,6 +15,43 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+
+class OutputError(ValueError):
+    """An output location this process cannot write; the message names the flag, the path and the fix."""
+
+
+def check_output(path: str | os.PathLike, flag: str = "--out", *, folder: bool = True) -> Path:
+    """``path`` if this process can write it, else ``OutputError``: checked before the work starts, so a
+    file in the way or a read-only folder costs a second, not the minutes of work before the first write.
+
+    ``folder``: ``path`` is a folder to create or fill (a file there is in the way); otherwise a file to
+    write (a folder there is in the way). Writability is probed by creating and removing a temporary file
+    in the folder, or in its nearest existing parent when it is yet to be made (permissions alone do not
+    say it: a read-only mount, an ACL, root).
+    """
+    path = Path(path).expanduser()
+    if folder and path.exists() and not path.is_dir():
+        raise OutputError(f"{flag} {path}: a file is in the way; give a folder (it is created if needed)")
+    if not folder and path.is_dir():
+        raise OutputError(f"{flag} {path}: is a folder; give the path of the file to write")
+    existing = path if folder and path.is_dir() else path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(
+            f"{flag} {path}: {existing} is a file, so no folder can be made there; give another path"
+        )
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write_probe.", dir=existing)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise OutputError(
+            f"{flag} {path}: cannot write in {existing} ({reason}); give a writable location"
+        ) from None
+    os.close(handle)
+    os.unlink(probe)
+    return path
 
 
 @contextmanager

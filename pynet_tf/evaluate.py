@@ -30,7 +30,7 @@ import argparse
 import sys
 import warnings
 
-from pynet_tf import runs
+from pynet_tf import atomic, runs
 from pynet_tf.cli import command_parser, image_size, settings_summary
 from pynet_tf.data.pipeline import BadExampleError
 from pynet_tf.data.rawio import RawReadError
@@ -63,7 +63,14 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             save_images=args.save_images,
         )
-    except (EvaluationError, runs.RunError, DataSourceError, BadExampleError, RawReadError) as error:
+    except (
+        EvaluationError,
+        runs.RunError,
+        DataSourceError,
+        BadExampleError,
+        RawReadError,
+        atomic.OutputError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(result.to_markdown())

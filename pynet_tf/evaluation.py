@@ -172,6 +172,7 @@ def evaluate(
     model_file = runs.resolve_model_path(model_path)
     source = parse_source(data_spec)
     examples = source.examples(SPLIT)
+    out_dir = atomic.check_output(out if out is not None else default_out_dir(model_file, data_spec))
     try:
         model = runs.load_model(model_file)
     except (OSError, ValueError) as error:
@@ -183,7 +184,6 @@ def evaluate(
     predict = tf.function(lambda raw: model(raw, training=False), input_signature=[spec])
     level = _model_level(model_file, predict, record.get("level"))
 
-    out_dir = Path(out) if out is not None else default_out_dir(model_file, data_spec)
     images = []
     for example in tqdm(examples, desc="evaluate", unit="image", disable=None, mininterval=1.0):
         item = prepare_test_input(example, source.kind, max_size, seed)

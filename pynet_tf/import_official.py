@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pynet_tf.atomic import OutputError
 from pynet_tf.cli import command_parser
 from pynet_tf.nets.pynet.levels import LEVELS
 from pynet_tf.official import OfficialCheckpointError, import_official
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         run = import_official(args.checkpoint, args.out, args.level)
-    except OfficialCheckpointError as error:
+    except (OfficialCheckpointError, OutputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"imported: {run.root} (final -> {run.final.readlink()})")

@@ -266,6 +266,7 @@ def import_official(path: str | Path, out: str | Path, levels: tuple[int, ...] =
             f"--out {out} exists: an import never overwrites a run; pass a new --out "
             "(or delete that folder first)"
         )
+    atomic.check_output(out)
     for level in levels:
         check_level(level)
     checkpoint = read_checkpoint(path)

@@ -6,6 +6,7 @@ runs/NAME/
   tensorboard/level_K/   the same, for TensorBoard
   level_K/
     checkpoints/         tf.train.CheckpointManager: model, optimizer (and its step); resume point
+    started.json         the settings the level started with; resuming under others is refused
     model.keras          the trained level (float32, loads with ``load_model``)
     saved_model/         the same as an export-ready SavedModel: signature serving_default, raw -> rgb
     level.json           written last: the level is complete (network, steps, validation, the run
@@ -61,6 +62,10 @@ class RunDir:
 
     def checkpoints(self, level: int) -> Path:
         return self.level_dir(level) / "checkpoints"
+
+    def started(self, level: int) -> Path:
+        """The settings the level started with (``TrainConfig.level_settings``): what a resume must match."""
+        return self.level_dir(level) / "started.json"
 
     def model_file(self, level: int) -> Path:
         return self.level_dir(level) / MODEL_FILE

@@ -76,7 +76,7 @@ def run_study(
     **overrides,
 ) -> dict:
     """Train and evaluate every variant (resuming any already started), then write the table and the grid."""
-    out = Path(out)
+    out = atomic.check_output(out)
     configs = {
         v.name: train_config.resolve(
             preset, loss=v.loss, lab_alpha=v.lab_alpha, out=str(out / _folder(v.name)), **overrides
@@ -264,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (
         ConfigError,
+        atomic.OutputError,
         losses.LossSpecError,
         DataSourceError,
         vgg.VggWeightsError,

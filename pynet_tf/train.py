@@ -26,7 +26,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from pynet_tf import health, losses, runs, train_config
+from pynet_tf import atomic, health, losses, runs, train_config
 from pynet_tf.cli import command_parser
 from pynet_tf.data.sources import DataSourceError
 from pynet_tf.distribute import StrategyError
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (
         ConfigError,
+        atomic.OutputError,
         losses.LossSpecError,
         DataSourceError,
         StrategyError,

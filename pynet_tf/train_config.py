@@ -119,6 +119,31 @@ class ConfigError(ValueError):
     """A flag value or combination training cannot run with; the message names the flag."""
 
 
+LEVEL_SETTINGS = (
+    "arch",
+    "data",
+    "base_filters",
+    "init",
+    "instance_norm",
+    "instance_norm_level_1",
+    "init_from",
+    "loss",
+    "lab_alpha",
+    "vgg_weights",
+    "vgg_layer",
+    "allow_random_vgg",
+    "lr",
+    "lr_schedule",
+    "new_layers_first",
+    "mixed_precision",
+    "seed",
+    "teacher",
+    "teacher_weight",
+    "prune",
+)
+"""The ``TrainConfig`` fields a level's training depends on besides its schedule (``level_settings``)."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     preset: str = "reference"
@@ -174,6 +199,19 @@ class TrainConfig:
     def patch_at(self, level: int) -> int:
         """The packed crop side level ``level`` trains and validates on."""
         return self.schedule[level].patch or self.patch
+
+    def level_settings(self, level: int) -> dict[str, Any]:
+        """Every setting that shapes what level ``level`` learns, step by step: a level stopped part-way may
+        resume only under the same values (``runs.RunDir.started``), or its record would be untrue. Left out:
+        where and how fast it runs (``out``, ``strategy``, ``jit``), when it checkpoints and validates, and
+        which other levels this invocation trains."""
+        schedule = self.schedule[level]
+        shaping = {name: getattr(self, name) for name in LEVEL_SETTINGS}
+        return shaping | {
+            "steps": schedule.steps,
+            "batch_size": schedule.batch_size,
+            "patch": self.patch_at(level),
+        }
 
     def to_json(self) -> dict[str, Any]:
         record = dataclasses.asdict(self)
@@ -295,7 +333,9 @@ def resolve(preset: str = "reference", **overrides: Any) -> TrainConfig:
     steps, batch_size, patch = (overrides.pop(key, None) for key in ("steps", "batch_size", "patch"))
     schedule = {
         level: LevelSchedule(
-            steps or s.steps, batch_size or s.batch_size, None if patch is not None else s.patch
+            s.steps if steps is None else steps,
+            s.batch_size if batch_size is None else batch_size,
+            None if patch is not None else s.patch,
         )
         for level, s in schedule.items()
     }
@@ -328,8 +368,9 @@ def validate(config: TrainConfig) -> None:
     for level in config.levels:
         check_level(level)
         schedule = config.schedule[level]
-        if schedule.steps < 1 or schedule.batch_size < 1:
-            raise ConfigError(f"--steps and --batch-size must be positive, got {schedule} at level {level}")
+        for flag, value in (("--steps", schedule.steps), ("--batch-size", schedule.batch_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{flag} must be a positive integer, got {value!r} (level {level})")
     if not config.lr > 0:
         raise ConfigError(f"--lr must be positive, got {config.lr}")
     if not 0.0 <= config.new_layers_first < 1.0:

@@ -24,7 +24,7 @@ from pynet_tf import atomic, health, losses, runs, train_config
 from pynet_tf.architectures import architecture, of_model
 from pynet_tf.cli import settings_summary
 from pynet_tf.data.sources import parse_source
-from pynet_tf.distribute import make_strategy
+from pynet_tf.distribute import Placement, make_strategy
 from pynet_tf.runs import RunDir
 from pynet_tf.shapes import InputShapeError, nearest_valid_size
 from pynet_tf.train_config import ConfigError, TrainConfig
@@ -44,10 +44,11 @@ _MODEL_FIELDS = ("arch", "base_filters", "instance_norm", "instance_norm_level_1
 
 def train(config: TrainConfig) -> Path:
     """Run ``config`` to completion (or resume it); returns the folder of the finest level trained."""
+    atomic.check_output(config.out)
     placement = make_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
     run = RunDir(config.out)
-    _check_resumable(run, config)
+    _check_resumable(run, config, placement)
     init = None if config.init_from is None else train_config.check_init(config)
     initial = None if init is None else init.provenance(config.levels[0])  # what level.json records as "init"
     source = parse_source(config.data)
@@ -78,8 +79,10 @@ def train(config: TrainConfig) -> Path:
                 previous = None  # loaded only if a level after it still needs training
                 continue
             from_init = init is not None and level == config.levels[0]
+            resumes = checkpoint_to_resume(run, level, placement) is not None
+            if not resumes and placement.is_chief:
+                atomic.write_json(run.started(level), config.level_settings(level))
             if from_init:  # RUN's weights of this level, unless the level resumes from its own checkpoints
-                resumes = checkpoint_to_resume(run, level, placement) is not None
                 previous = None if resumes else runs.load_model(RunDir(init.path).level_dir(level))
                 previous_psnr = _init_psnr(init, level, config)
             else:
@@ -145,7 +148,10 @@ def train(config: TrainConfig) -> Path:
     return run.level_dir(config.levels[-1])
 
 
-def _check_resumable(run: RunDir, config: TrainConfig) -> None:
+def _check_resumable(run: RunDir, config: TrainConfig, placement: Placement) -> None:
+    """``ConfigError`` unless ``config`` may continue the run in ``--out``: the same network as its levels, and
+    every level stopped part-way resumed under the settings it started with (else its record would claim
+    steps it did not take, with a loss or batch it did not use)."""
     if not run.config.is_file():
         return
     before = json.loads(run.config.read_text())["config"]
@@ -158,6 +164,30 @@ def _check_resumable(run: RunDir, config: TrainConfig) -> None:
                 f"--out {run.root} holds a run with {name}={earlier}, not {getattr(config, name)}: "
                 "use the same value to continue it, or another --out for a new run"
             )
+    for level in config.levels:
+        checkpoint = checkpoint_to_resume(run, level, placement)
+        if checkpoint is None or run.completed(level):
+            continue
+        started = _started_settings(run, level, before)
+        now = json.loads(json.dumps(config.level_settings(level)))
+        changed = [
+            f"{name} {started[name]!r} (now {now[name]!r})" for name in now if started.get(name) != now[name]
+        ]
+        if changed:
+            step = checkpoint.rsplit("-", 1)[-1]
+            raise ConfigError(
+                f"--out {run.root}: level {level} stopped at step {step}; it started with {', '.join(changed)}; "
+                f"give the same flags to resume it, or delete {run.level_dir(level)} (or use another --out) "
+                "to train the level afresh"
+            )
+
+
+def _started_settings(run: RunDir, level: int, before: dict) -> dict:
+    """The settings level ``level`` started with: its ``started.json``, or for runs from before it was
+    written, those of the invocation recorded in ``config.json``."""
+    if run.started(level).is_file():
+        return json.loads(run.started(level).read_text())
+    return TrainConfig.from_json(before).level_settings(level)
 
 
 def _teacher(config: TrainConfig) -> keras.Model | None:

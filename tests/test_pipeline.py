@@ -87,9 +87,23 @@ def test_bad_pair_stops_with_its_name_or_is_skipped(zrr_root, tmp_path, caplog):
 def test_patch_larger_than_the_photos_is_named(zrr_root):
     options = PipelineOptions(level=0, patch=32, batch_size=1, seed=0)  # augmenting needs 33 packed pixels
     with pytest.raises(
-        tf.errors.OpError, match=r"example .0. .* smaller than --patch 32 needs \(33 packed pixels\)"
+        tf.errors.OpError,
+        match=r"/0\.\w+: packs to \d+x\d+, smaller than --patch 32 needs \(66x66 photo pixels, 33 packed\)",
     ):
         _first(make_dataset(parse_source(f"zrr:{zrr_root}"), "train", options))
+
+
+def test_a_photo_too_small_for_any_crop_is_named_with_its_real_size(tmp_path):
+    """A 1x1 photo: the message names the file and its size as stored (not the 0x0 left after pairing), and
+    offers removing it, as no --patch makes a 1-pixel photo trainable."""
+    (tmp_path / "train").mkdir()
+    Image.new("RGB", (1, 1), (90, 120, 200)).save(tmp_path / "train" / "dot.png")
+    options = PipelineOptions(level=0, patch=16, batch_size=1, augment=False)
+    with pytest.raises(tf.errors.OpError) as raised:
+        _first(make_dataset(parse_source(f"photos:{tmp_path}"), "train", options))
+    message = raised.value.message
+    assert f"{tmp_path / 'train' / 'dot.png'}: a 1x1 photo, smaller than --patch 16 needs" in message
+    assert "remove it from --data" in message
 
 
 def test_samples_unprocess_into_synthetic_raw():

@@ -218,8 +218,8 @@ def test_a_patch_larger_than_the_data_is_one_clear_error():
     model = build_pynet(5, base_filters=2)
     with pytest.raises(
         qat.QATError,
-        match=r"--qat-patch 1024: no training crops from 'samples': example .* "
-        r"is smaller than --patch 1024 needs",
+        match=r"--qat-patch 1024: no training crops from 'samples': .*: a \d+x\d+ photo, "
+        r"smaller than --patch 1024 needs",
     ):
         qat.quantize_and_fine_tune(model, qat.FineTuning({"mse": 1.0}, steps=1, patch=1024), progress=False)
 

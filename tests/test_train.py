@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from pynet_tf.data.sources import parse_source
 from pynet_tf.nets.mobile.model import build_mobile
 from pynet_tf.nets.pynet.model import build_pynet
 from pynet_tf.official import import_official
-from pynet_tf.train_config import resolve
+from pynet_tf.train_config import ConfigError, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 # Levels 5 and 4 at base width 2 on 32x32 crops: a few seconds per level, every code path of the loop. Instance
@@ -184,6 +185,32 @@ def test_an_interrupted_level_resumes_at_its_step_with_its_optimizer_state(tmp_p
     assert "resumed from" in caplog.text and "at step 2" in caplog.text
     assert [r["step"] for r in records(run, "train", 5)] == [6]  # steps 3..6 only: nothing ran twice
     assert latest_checkpoint_step(run, 5) == 6
+
+
+def test_a_level_stopped_part_way_resumes_only_under_the_settings_it_started_with(tmp_path, monkeypatch):
+    """Resuming with another batch, crop, loss, data or step count would make level.json claim steps the
+    level did not take: refused before any step, naming each change and the fix; the settings that do not
+    shape the level (validation and checkpoint intervals, jit) may change."""
+    run = tmp_path / "run"
+    config = tiny_config(run, levels=(5,), steps=6, checkpoint_every=100, validate_every=100)
+    monkeypatch.setattr(training, "stop_requests", lambda: stop_after(2))
+    with pytest.raises(trainer.TrainingInterrupted):
+        training.train(config)
+    monkeypatch.undo()
+    before = (run / "config.json").read_bytes()
+    changed = {"batch_size": 4, "patch": 64, "loss": "mse=1", "data": "photos:" + str(tmp_path), "steps": 20}
+    with pytest.raises(ConfigError) as refused:
+        training.train(tiny_config(run, levels=(5,), checkpoint_every=100, validate_every=100, **changed))
+    message = str(refused.value)
+    assert "level 5 stopped at step 2" in message and "give the same flags" in message
+    for name, value in changed.items():
+        assert f"{name} " in message and f"(now {value!r})" in message
+    assert (run / "config.json").read_bytes() == before  # nothing rewritten by the refused invocation
+    assert latest_checkpoint_step(run, 5) == 2
+
+    training.train(replace(config, checkpoint_every=50, validate_every=3, jit=False))
+    record = json.loads((run / "level_5" / "level.json").read_text())
+    assert record["steps"] == 6 and latest_checkpoint_step(run, 5) == 6
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
@@ -567,7 +594,7 @@ def test_cli_ctrl_c_saves_and_kill_9_loses_at_most_one_checkpoint_interval(tmp_p
     "args, message",
     [
         (["--patch", "40"], "error: --patch 40: .*nearest valid size is 32x32"),
-        (["--patch", "256", "--levels", "5"], "error: example '.*' .* is smaller than --patch 256 needs"),
+        (["--patch", "256", "--levels", "5"], "error: .*: a \\d+x\\d+ photo, smaller than --patch 256 needs"),
         (["--loss", "mse=1,vgg=1", "--vgg-weights", "/nope/vgg.h5"], "error: .*/nope/vgg.h5"),
         (
             ["--loss", "pynet"],

@@ -111,7 +111,10 @@ def test_bad_levels_are_refused(text):
     [
         ({"patch": 72}, ConfigError, r"--patch 72: .*nearest valid size is 64x64"),
         ({"patch": 0}, ConfigError, "--patch must be a positive integer"),
-        ({"steps": -1}, ConfigError, "must be positive"),
+        ({"steps": -1}, ConfigError, "--steps must be a positive integer, got -1"),
+        # 0 is the user's value, not "unset": it must reach the check, not become the preset's
+        ({"steps": 0}, ConfigError, "--steps must be a positive integer, got 0"),
+        ({"batch_size": 0}, ConfigError, "--batch-size must be a positive integer, got 0"),
         ({"lr": 0.0}, ConfigError, "--lr must be positive"),
         ({"strategy": "tpu"}, ConfigError, "--strategy 'tpu'"),
         ({"lab_alpha": 2.0}, ConfigError, "--lab-alpha"),

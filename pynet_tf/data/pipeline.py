@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -45,11 +46,18 @@ class PipelineOptions:
     """The sensor pattern synthetic RAW is sampled with (photo sources): match the phone you deploy to."""
 
 
-def load_example(example: Example, kind: str) -> tuple[np.ndarray | None, np.ndarray]:
-    """(packed RAW or None for photo sources, RGB target), cropped so the target is exactly 2x the input."""
+def load_example(
+    example: Example, kind: str, min_packed: int = 0, patch: int | None = None
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """(packed RAW or None for photo sources, RGB target), cropped so the target is exactly 2x the input;
+    ``BadExampleError`` naming the file and its size when it packs to less than ``min_packed`` a side (what
+    ``--patch`` ``patch`` needs)."""
     try:
         target = read_photo(example.target)
         if kind == "photos":
+            _check_size(
+                example.target, f"a {target.shape[1]}x{target.shape[0]} photo", target, min_packed, patch
+            )
             return None, target[: target.shape[0] // 2 * 2, : target.shape[1] // 2 * 2]
         packed = read_zrr_raw(example.raw) if kind == "zrr" else read_raw(example.raw).packed()
     except (OSError, ValueError, RawReadError) as error:
@@ -61,7 +69,19 @@ def load_example(example: Example, kind: str) -> tuple[np.ndarray | None, np.nda
             f"example {example.name!r}: RAW packs to {packed.shape[0]}x{packed.shape[1]} but the photo is "
             f"{target.shape[0]}x{target.shape[1]}; a pair must be aligned (photo = 2x the packed RAW)"
         )
+    _check_size(example.raw, f"packs to {width}x{height}", target, min_packed, patch)
     return packed.astype(np.float32), target
+
+
+def _check_size(path: Path, size: str, target: np.ndarray, min_packed: int, patch: int | None) -> None:
+    """``BadExampleError`` when ``target`` gives fewer than ``min_packed`` packed pixels a side."""
+    if min(target.shape[:2]) // 2 >= min_packed:
+        return
+    photo = 2 * min_packed
+    raise BadExampleError(
+        f"{path}: {size}, smaller than --patch {patch} needs ({photo}x{photo} photo pixels, {min_packed} "
+        "packed): remove it from --data or lower --patch"
+    )
 
 
 def make_dataset(source: Source, split: str, options: PipelineOptions) -> tf.data.Dataset:
@@ -95,12 +115,7 @@ def _decoded(examples: tuple[Example, ...], kind: str, options: PipelineOptions)
     def read(index: np.int64):
         example = examples[int(index)]
         try:
-            packed, target = load_example(example, kind)
-            if min(target.shape[:2]) // 2 < needed:
-                raise BadExampleError(
-                    f"example {example.name!r} ({target.shape[1]}x{target.shape[0]} photo) is smaller than "
-                    f"--patch {options.patch} needs ({needed} packed pixels); use a smaller --patch"
-                )
+            packed, target = load_example(example, kind, needed, options.patch)
         except BadExampleError as error:
             if not options.skip_bad:
                 raise
