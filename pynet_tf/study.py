@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except TrainingInterrupted as stop:
         print(stop, file=sys.stderr)
-        return 130
+        return stop.exit_code
     except (
         ConfigError,
         atomic.OutputError,

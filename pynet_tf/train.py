@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         final = train(config)
     except TrainingInterrupted as stop:
         print(stop, file=sys.stderr)
-        return 130
+        return stop.exit_code
     except tf.errors.InvalidArgumentError as error:  # raised inside tf.data, where examples are read
         bad_example = re.search(r"BadExampleError: ([^\n]*)", str(error))
         if bad_example is None:

@@ -49,6 +49,11 @@ class TrainingDivergedError(RuntimeError):
 class TrainingInterrupted(Exception):
     """Ctrl-C or SIGTERM: the level's state was checkpointed; the same command resumes it."""
 
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+        """The shell's code for the signal: 130 for Ctrl-C, 143 for SIGTERM."""
+
 
 @dataclass
 class LevelResult:
@@ -98,7 +103,7 @@ class MetricsLog:
 @contextmanager
 def stop_requests() -> Iterator[Callable[[], bool]]:
     """While inside, the first Ctrl-C / SIGTERM only asks the loop to stop after the current step; a second
-    Ctrl-C interrupts at once. Yields a function that says whether a stop was asked for."""
+    Ctrl-C interrupts at once. Yields a function that returns the signal that asked for a stop, 0 if none."""
     asked: list[int] = []
 
     def handler(signum, frame):
@@ -109,7 +114,7 @@ def stop_requests() -> Iterator[Callable[[], bool]]:
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield lambda: bool(asked)
+        yield lambda: asked[0] if asked else 0
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
@@ -123,7 +128,7 @@ def train_level(
     source: Source,
     vgg: Callable[[tf.Tensor], tf.Tensor] | None,
     warm_start: keras.Model | None,
-    stop_requested: Callable[[], bool],
+    stop_requested: Callable[[], int],
     teacher: keras.Model | None = None,
     warm_start_psnr: float | None = None,
     from_init: bool = False,
@@ -252,11 +257,13 @@ def train_level(
             progress.set_postfix_str(
                 _format(values | {f"val_{k}": v for k, v in scores.items()}), refresh=False
             )
-            if stop_requested() and step < schedule.steps:
+            signum = stop_requested()
+            if signum and step < schedule.steps:
                 manager.save(checkpoint_number=step)
                 raise TrainingInterrupted(
                     f"stopped at level {level}, step {step}/{schedule.steps}; checkpoint saved in "
-                    f"{run.checkpoints(level)}. Run the same command to continue."
+                    f"{run.checkpoints(level)}. Run the same command to continue.",
+                    signum if signum in (signal.SIGINT, signal.SIGTERM) else signal.SIGINT,
                 )
     finally:
         progress.close()

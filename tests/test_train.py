@@ -187,6 +187,28 @@ def test_an_interrupted_level_resumes_at_its_step_with_its_optimizer_state(tmp_p
     assert latest_checkpoint_step(run, 5) == 6
 
 
+def test_sigterm_asks_for_a_stop_and_the_command_exits_143(tmp_path, monkeypatch, capsys):
+    """What a CI time-out or ``kill`` sends: the loop stops after the step, checkpoints, and the command exits
+    with the shell's code for SIGTERM (128 + 15), as Ctrl-C exits 130."""
+    with trainer.stop_requests() as stop_requested:
+        assert stop_requested() == 0
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop_requested() == signal.SIGTERM
+
+    @contextmanager
+    def terminated_after_two_steps():
+        with stop_after(2) as asked:
+            yield lambda: signal.SIGTERM if asked() else 0
+
+    monkeypatch.setattr(training, "stop_requests", terminated_after_two_steps)
+    run = tmp_path / "run"
+    argv = ["--preset", "quick", "--levels", "5", "--base-filters", "2", "--patch", "32", "--batch-size", "2"]
+    argv += ["--steps", "6", "--checkpoint-every", "100", "--validate-every", "100", "--out", str(run)]
+    assert train.main(argv) == 143
+    assert "stopped at level 5, step 2/6" in capsys.readouterr().err
+    assert latest_checkpoint_step(run, 5) == 2
+
+
 def test_a_level_stopped_part_way_resumes_only_under_the_settings_it_started_with(tmp_path, monkeypatch):
     """Resuming with another batch, crop, loss, data or step count would make level.json claim steps the
     level did not take: refused before any step, naming each change and the fix; the settings that do not
