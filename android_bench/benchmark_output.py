@@ -4,9 +4,13 @@ The tool's wording has moved between releases, and its lines arrive bare (``coun
 severity tag (``INFO: ``, ``VERBOSE: ``, LiteRT's ``INFO: [file.cc:12] ``) or inside Android logcat
 (``05-30 15:16:44.857  3380  3380 I tflite  : ...``) when run through the benchmark APK. Every pattern is
 therefore searched on the message with any such prefix removed. What is read, and from which releases
-(tests/data/benchmark_model/ holds verbatim outputs of TF 2.4 to 2.15 and LiteRT 2.1.5):
+(tests/data/benchmark_model/ holds verbatim outputs of TF 2.4 to 2.15 and LiteRT 2.1.5, and a TF 1.x one
+assembled from that tool's source and docs):
 
-- ``Inference timings in us: Init: I, First inference: F, Warmup (avg): W, Inference (avg): A``
+- ``Inference timings in us: Init: I, First inference: F, Warmup (avg): W, Inference (avg): A``, or TF 1.x's
+  ``Average inference timings in us: Warmup: W, Init: I, Inference: A`` (older: ``no stats: A``), which has
+  no first inference: that is then the warm-up phase's first run (TF's own graph tool,
+  tensorflow/tools/benchmark, prints ``Warmup: W, no stats: .., with stats: ..`` without Init: not read)
 - the per-phase statistics ``count=N first=.. curr=.. min=.. max=.. avg=.. std=..``, one after each
   ``Running benchmark for at least ...`` line (warm-up, then the measured runs); a single run prints
   ``count=1 curr=X``; LiteRT's ``StatWithPercentiles`` appends ``p5=.. median=.. p95=..``
@@ -39,6 +43,10 @@ _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _SUMMARY = re.compile(
     rf"Inference timings in us: Init: ({_NUMBER}), First inference: ({_NUMBER}), "
     rf"Warmup \(avg\): ({_NUMBER}), Inference \(avg\): ({_NUMBER})"
+)
+_TF1_SUMMARY = re.compile(
+    rf"Average inference timings in us: Warmup: ({_NUMBER}), Init: ({_NUMBER}), "
+    rf"(?:Inference|no stats): ({_NUMBER})"
 )
 _RUNNING = re.compile(r"^Running benchmark for at least (\d+) iterations")
 _STAT = re.compile(r"^count=(\d+)\b(.*)$")
@@ -213,6 +221,8 @@ def parse(text: str) -> BenchmarkOutput:
             out.init_us, out.first_inference_us, out.warmup_avg_us, out.inference_avg_us = map(
                 float, match.groups()
             )
+        elif match := _TF1_SUMMARY.search(msg):
+            out.warmup_avg_us, out.init_us, out.inference_avg_us = map(float, match.groups())
         elif match := _COMPILED.match(msg):
             compiled[match.group(1)] = (
                 float(match.group(2)),
@@ -253,6 +263,8 @@ def parse(text: str) -> BenchmarkOutput:
     if phases:
         out.inference = phases[-1]
         out.warmup = phases[-2] if len(phases) > 1 else None
+    if out.first_inference_us is None and out.warmup_avg_us is not None and out.warmup is not None:
+        out.first_inference_us = out.warmup.first_us  # TF 1.x's summary has no first inference
     if out.inference_avg_us is None and "Inference (avg)" in compiled:
         _read_compiled_summary(out, compiled)
     return out

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 import pynet_tf  # noqa: F401  (Keras 2 and the quiet console)
+from pynet_tf import atomic
 from pynet_tf.cli import command_parser
 from reporting.inputs import ReportInputError
 from reporting.report import DEFAULT_MIN_PSNR, build, ship_summary, write
@@ -59,10 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not math.isfinite(args.min_psnr):
             raise ReportInputError(f"--min-psnr {args.min_psnr}: give a finite number of dB, e.g. 40")
-        if args.out.exists() and not args.out.is_dir():
-            raise ReportInputError(f"-o {args.out}: a file is in the way; give a folder for the report")
+        atomic.check_output(args.out, "-o")
         report = build(args.results, min_psnr=args.min_psnr, crops=not args.no_crops)
-    except ReportInputError as error:
+    except (ReportInputError, atomic.OutputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     written = write(report, args.out)

@@ -12,7 +12,9 @@
 One row per (model, delegate, threads), written to --out/<UTC time>_<serial|host>.json after every row
 (schema: android_bench/results.py). A failing combination (delegate unsupported, crash, timeout, device
 unplugged) is that row's error with the tool's message; the others still run. Exit status: 0 all rows ok,
-1 some row failed (results saved), 2 bad flags or no usable device (one line on stderr), 130 interrupted.
+1 some row failed (results saved), 2 bad flags or no usable device (one line on stderr), 130 Ctrl-C (SIGINT)
+and 143 SIGTERM (a CI time-out, `kill`): either stops the running tool, cleans the device, keeps the finished
+rows and says so on stderr.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ import os
 import platform
 import re
 import shlex
+import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -44,6 +49,7 @@ from android_bench.device import (
     parse_thermal,
 )
 from export.sidecar import sha256_file
+from pynet_tf import atomic
 from pynet_tf.cli import command_parser
 
 DEFAULT_DEVICE_DELEGATES = "cpu,xnnpack,gpu,nnapi"
@@ -53,6 +59,37 @@ DEVICE_ONLY = ("serial", "benchmark_binary", "extra_args", "keep", "inference_di
 
 class UsageError(Exception):
     """Bad flags: one line naming the flag and the fix; exit 2."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, so it unwinds through the same clean-up as Ctrl-C."""
+
+
+STOPS = (KeyboardInterrupt, Terminated)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the clean-up short
+    raise Terminated
+
+
+@contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM's default would end Python at once, leaving the tool on the device, its adb shell running
+    and the results file incomplete; the previous handler is back afterwards (tests call ``main``)."""
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def stopped(stop: BaseException, rows: int | None, path: Path | None) -> int:
+    """Say on stderr what the signal left behind; the exit status a shell gives for it (128 + number)."""
+    number = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
+    kept = f"{rows} finished row(s) kept in {path}" if path is not None else "before any row ran"
+    print(f"interrupted by {number.name}: {kept}", file=sys.stderr)
+    return 128 + number
 
 
 def _csv(text: str, flag: str) -> list[str]:
@@ -189,8 +226,10 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         re.fullmatch(r"(0x)?[0-9a-fA-F]+", args.cpu_mask) and int(args.cpu_mask, 16) > 0
     ):
         raise UsageError(f"--cpu-mask {args.cpu_mask!r}: give a non-zero hexadecimal CPU mask such as f0")
-    if args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out {args.out}: a file is in the way; give a folder for the results")
+    try:
+        atomic.check_output(args.out)
+    except atomic.OutputError as error:
+        raise UsageError(str(error)) from None
     try:
         args.extra = shlex.split(args.extra_args)
     except ValueError as error:
@@ -207,9 +246,11 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
             f"--inference-diff-binary {args.inference_diff_binary}: no such file; give the path of "
             f"{inference_diff.BUILD_HINT}"
         )
-    names = [model.name for model in args.models]
-    if len(set(names)) != len(names):
-        raise UsageError("--models: two files share a name; the device folder holds one per name, rename one")
+    if clash := _same_name(args.models):
+        raise UsageError(
+            f"--models {clash[0]} and {clash[1]}: both are named {clash[0].name!r} and the device folder holds "
+            "one file per name; rename one"
+        )
     for arg in args.extra:
         owner = delegate_of(arg)
         if owner is not None and owner not in args.delegate_list:
@@ -224,6 +265,16 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
             "--delegates external needs --extra-args '--external_delegate_path=/path/on/device.so'"
         )
     return args
+
+
+def _same_name(models: list[Path]) -> tuple[Path, Path] | None:
+    """The first two models with one file name (they would overwrite each other on the device)."""
+    by_name: dict[str, Path] = {}
+    for model in models:
+        if model.name in by_name:
+            return by_name[model.name], model
+        by_name[model.name] = model
+    return None
 
 
 def _tool(path: Path | None) -> dict | None:
@@ -492,34 +543,35 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    with sigterm_unwinds():
+        return benchmark(args, argv)
+
+
+def benchmark(args: argparse.Namespace, argv: list[str]) -> int:
+    """Open the device (or the host) and run every row; a stop signal at any point unwinds through the clean-up
+    of what is open by then."""
     started = time.time()
-    session = None
     try:
-        if args.host:
-            device = host_facts()
-        else:
-            session, device = open_device(args)
+        config = settings(args)
+        session, device = (None, host_facts()) if args.host else open_device(args)
     except AdbError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except STOPS as stop:
+        return stopped(stop, None, None)
+    mode = "host" if args.host else "device"
     document = results.new_document(
-        "host" if args.host else "device",
-        ["python", "-m", "android_bench.run", *argv],
-        settings(args),
-        device,
-        started,
+        mode, ["python", "-m", "android_bench.run", *argv], config, device, started
     )
     path = results.result_path(args.out, started, device.get("serial") or "host")
-    runner = Runner(args, document, path)
-    results.save(path, document)
-    interrupted = False
+    interrupted = None
     try:
+        results.save(path, document)
+        runner = Runner(args, document, path)
         runner.run_host() if session is None else runner.run_device(session)
         document["run"]["complete"] = True
-    except KeyboardInterrupt:
-        interrupted = True
+    except STOPS as stop:
+        interrupted = stop
     finally:
         warning = session.cleanup() if session is not None and not session.lost else None
         if warning:
@@ -528,8 +580,8 @@ def main(argv: list[str] | None = None) -> int:
         document["run"]["finished"] = results.utc_now()
         results.save(path, document)
     print(f"results: {path}")
-    if interrupted:
-        return 130
+    if interrupted is not None:
+        return stopped(interrupted, len(document["rows"]), path)
     return 0 if all(row["status"] == "ok" for row in document["rows"]) else 1
 
 

@@ -11,7 +11,9 @@ written atomically as ``OUT/<stem>.png`` (8-bit, or ``--bits 16``) or ``OUT/<ste
 also writes ``OUT/<stem>_classical.<ext>``: the classical ISP (``pynet_tf.data.isp``) with the file's
 as-shot white balance and colour matrix; a ZRR PNG carries no metadata, so it gets grey-world white balance
 and no colour matrix (camera RGB). A bad input is one ``error:`` line; the other inputs are still
-processed and the exit status is 2. The resolved settings and per-file results go to ``OUT/process.json``.
+processed and the exit status is 2. A frame whose header declares more than ``--max-megapixels`` is refused
+before it is decoded (a corrupt header would otherwise cost gigabytes); raise the limit for larger real
+frames. The resolved settings and per-file results of a run that wrote any image go to ``OUT/process.json``.
 
 The tiling, its defaults and their measurements: ``pynet_tf.processing``.
 """
@@ -22,7 +24,9 @@ import argparse
 import sys
 from dataclasses import asdict
 
+from pynet_tf.atomic import OutputError
 from pynet_tf.cli import settings_summary
+from pynet_tf.data.rawio import DEFAULT_MAX_MEGAPIXELS
 from pynet_tf.processing import DEFAULT_OVERLAP, DEFAULT_TILE, FORMATS, ProcessError, ProcessOptions, process
 
 
@@ -63,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--format", choices=list(FORMATS), default="png", help="png (default) or jpg")
     add("--bits", type=int, choices=(8, 16), default=8, help="PNG bits per channel (default 8)")
     add("--quality", type=int, default=95, help="JPEG quality, 1-100 (default 95)")
+    add(
+        "--max-megapixels",
+        type=float,
+        default=DEFAULT_MAX_MEGAPIXELS,
+        help=f"refuse inputs whose header declares more megapixels (default {DEFAULT_MAX_MEGAPIXELS}: "
+        "108 MP sensors with room to spare); raise it for larger real frames",
+    )
     add("--compare", action="store_true", help="also write OUT/<stem>_classical.<ext> from the classical ISP")
     add("--no-progress", dest="progress", action="store_false", help="no progress bar over tiles")
     return parser
@@ -80,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         results = process(model_path, inputs, out, options)
-    except ProcessError as error:
+    except (ProcessError, OutputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -84,7 +84,7 @@ import numpy as np
 
 from pynet_tf import atomic, runs
 from pynet_tf.data.photoio import encode_photo
-from pynet_tf.data.rawio import RawImage, RawReadError, read_raw, read_zrr_raw
+from pynet_tf.data.rawio import DEFAULT_MAX_MEGAPIXELS, RawImage, RawReadError, read_raw, read_zrr_raw
 from pynet_tf.nets.pynet.levels import DOWNSAMPLING, level_of_output
 from pynet_tf.tiling import (
     as_model_function,
@@ -116,6 +116,7 @@ class ProcessOptions:
     quality: int = 95
     compare: bool = False
     progress: bool = True
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
 
     def check(self) -> None:
         try:
@@ -130,6 +131,8 @@ class ProcessOptions:
             raise ProcessError("--bits 16 needs --format png: JPEG holds 8 bits per channel")
         if not 1 <= self.quality <= 100:
             raise ProcessError(f"--quality must be between 1 and 100, got {self.quality!r}")
+        if not self.max_megapixels > 0:  # also refuses NaN
+            raise ProcessError(f"--max-megapixels must be positive, got {self.max_megapixels!r}")
 
     @property
     def suffix(self) -> str:
@@ -193,11 +196,11 @@ def load_level0(path: str | Path) -> LoadedModel:
     return LoadedModel(file, function, runs.level_record(file).get("base_filters"))
 
 
-def read_packed(path: Path) -> tuple[np.ndarray, RawImage | None]:
+def read_packed(path: Path, max_megapixels: float) -> tuple[np.ndarray, RawImage | None]:
     """The canonical packed (H/2, W/2, 4) of a camera RAW (with its metadata) or a ZRR PNG (None)."""
     if path.suffix.lower() == ZRR_SUFFIX:
-        return read_zrr_raw(path), None
-    raw = read_raw(path)
+        return read_zrr_raw(path, max_megapixels), None
+    raw = read_raw(path, max_megapixels)
     return raw.packed(), raw
 
 
@@ -233,7 +236,7 @@ def output_paths(inputs: list[Path], out: Path, options: ProcessOptions) -> dict
 def process_file(model: LoadedModel, path: Path, target: Path, options: ProcessOptions) -> FileResult:
     """One input -> ``target`` (and its classical rendering with ``compare``); raises RawReadError."""
     started = time.perf_counter()
-    packed, raw = read_packed(path)
+    packed, raw = read_packed(path, options.max_megapixels)
     grid = plan_tiles(packed.shape[0], packed.shape[1], options.tile, options.overlap)
     rgb = run_tiled(
         model.function,
@@ -273,14 +276,8 @@ def process(
 
     error = error or (lambda line: print(f"error: {line}", file=sys.stderr))
     options.check()
+    out = atomic.check_output(out)
     model = load_level0(model_path)
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as failure:
-        raise ProcessError(
-            f"-o {out}: cannot create the output folder ({failure.strerror or failure})"
-        ) from None
     inputs = [Path(path) for path in inputs]
     results = []
     for path, target in output_paths(inputs, out, options).items():
@@ -319,5 +316,6 @@ def process(
         "options": {**asdict(options), "guard": default_guard(options.overlap)},
         "files": [asdict(result) for result in results],
     }
-    atomic.write_json(out / "process.json", record)
+    if any(result.error is None for result in results):  # a run that wrote nothing keeps an earlier record
+        atomic.write_json(out / "process.json", record)
     return results

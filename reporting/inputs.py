@@ -2,7 +2,8 @@
 
 A path is a results file or a folder of them (its ``*.json``, not recursive). A file named on the command line
 must be a results file of a supported version; in a folder, JSON files of another kind (export sidecars,
-an earlier report.json) are skipped and listed in the report, so nothing is left out silently.
+an earlier report.json) or that cannot be read are skipped and listed in the report, so nothing is left out
+silently; a folder where that leaves nothing is an error naming each file and why, as if it were named.
 """
 
 from __future__ import annotations
@@ -65,19 +66,29 @@ def _check(path: Path, document: dict) -> None:
             raise ReportInputError(f"{path}: row {number} lacks {', '.join(missing)}; {RUN_HINT}")
 
 
+def _candidates(given: Path) -> list[Path]:
+    if given.is_dir():
+        return sorted(given.glob("*.json"))
+    if given.is_file():
+        return [given]
+    raise ReportInputError(f"{given}: no such file or folder; {RUN_HINT}")
+
+
+def _nothing_read(folder: Path, passed_over: list[str]) -> ReportInputError:
+    """A folder without a results file: each JSON file's reason, else that it holds none."""
+    if not passed_over:
+        return ReportInputError(f"{folder}: the folder holds no benchmark results file (*.json); {RUN_HINT}")
+    return ReportInputError(
+        f"{folder}: no benchmark results file could be read there: {'; '.join(passed_over)}; {RUN_HINT}"
+    )
+
+
 def load(paths: list[Path]) -> Inputs:
     """The results files at ``paths`` (files or folders), in order, each once."""
     inputs, seen = Inputs(), set()
-    for given in paths:
-        given = Path(given)
-        if given.is_dir():
-            candidates = sorted(given.glob("*.json"))
-        elif given.is_file():
-            candidates = [given]
-        else:
-            raise ReportInputError(f"{given}: no such file or folder; {RUN_HINT}")
-        found = 0
-        for path in candidates:
+    for given in map(Path, paths):
+        found, passed_over = 0, []
+        for path in _candidates(given):
             if path.resolve() in seen:
                 found += 1
                 continue
@@ -85,14 +96,13 @@ def load(paths: list[Path]) -> Inputs:
             if document is None:
                 if given.is_file():
                     raise ReportInputError(f"{path}: {why}; {RUN_HINT}")
-                inputs.skipped.append(f"{path}: {why}")
+                passed_over.append(f"{path}: {why}")
                 continue
             _check(path, document)
             seen.add(path.resolve())
             inputs.files.append(ResultsFile(path, document))
             found += 1
         if given.is_dir() and not found:
-            raise ReportInputError(
-                f"{given}: the folder holds no benchmark results file (*.json); {RUN_HINT}"
-            )
+            raise _nothing_read(given, passed_over)
+        inputs.skipped += passed_over
     return inputs

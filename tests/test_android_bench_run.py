@@ -10,8 +10,10 @@ CUMSUM XNNPACK cannot take; and the third-party MicroISP (1x1500x2000x4).
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ from pynet_tf.nets.pynet.model import build_pynet
 from reporting import report
 
 FAKES = Path(__file__).resolve().parent / "fakes"
+REPO = Path(__file__).resolve().parents[1]
 MICROISP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "third_party" / "MicroISP.tflite"
 WEIRD = "a b;rm -rf x.tflite"
 
@@ -88,6 +91,7 @@ def phone(tmp_path, monkeypatch) -> dict:
         "FAKE_BENCHMARK_FAIL_DELEGATE",
         "FAKE_BENCHMARK_GPU_FALLBACK",
         "FAKE_BENCHMARK_SLEEP",
+        "FAKE_BENCHMARK_SLEEP_DELEGATE",
         "FAKE_BENCHMARK_CRASH",
         "FAKE_DIFF_FORMAT",
     ):
@@ -501,6 +505,115 @@ def test_ctrl_c_while_opening_the_device_exits_130_and_cleans_up(phone, models, 
     code, doc = device_run(phone, "--models", str(models["pynet"]), *ONE_XNNPACK_RUN)
     assert code == 130 and doc is None
     assert not (phone["device"] / "pynet_bench").exists()
+
+
+def fake_adb_processes(device: Path) -> list[int]:
+    """Live tests/fakes/adb processes of the fake phone at ``device`` (Linux /proc; zombies read empty)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline, environ = (proc / "cmdline").read_bytes(), (proc / "environ").read_bytes()
+        except OSError:  # not a process, gone, or another user's
+            continue
+        if str(FAKES / "adb").encode() in cmdline and f"FAKE_ADB_DEVICE_DIR={device}".encode() in environ:
+            found.append(int(proc.name))
+    return found
+
+
+def terminate_when(ready, command: list[str], env: dict) -> tuple[subprocess.Popen, str]:
+    """Run ``command`` (python -m android_bench.run ...), SIGTERM it once ``ready()``; (process, stderr)."""
+    child = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 240  # TensorFlow's import and the first row on a busy 2-core machine
+        while not ready():
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline, "the run never got there"
+            time.sleep(0.1)
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=30)  # well before the hanging row's 60 s would end
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    return child, err
+
+
+def saved(out: Path) -> dict | None:
+    files = sorted(out.glob("*.json"))
+    return json.loads(files[-1].read_text()) if files else None
+
+
+def test_sigterm_mid_row_cleans_the_device_and_keeps_the_finished_rows(phone, models):
+    """What CI time-outs and `kill` send, while the second row's benchmark_model runs: handled as Ctrl-C,
+    with exit status 128 + 15."""
+    env = {**os.environ, "FAKE_BENCHMARK_SLEEP": "60", "FAKE_BENCHMARK_SLEEP_DELEGATE": "gpu"}
+    command = [sys.executable, "-m", "android_bench.run", "--models", str(models["pynet"]), "--delegates"]
+    command += [
+        "xnnpack,gpu",
+        "--threads",
+        "1",
+        "--runs",
+        "1",
+        "--benchmark-binary",
+        str(FAKES / "benchmark_model"),
+    ]
+    command += ["--out", str(phone["out"])]
+
+    def gpu_row_running() -> bool:
+        return phone["log"].is_file() and sum("--graph=" in " ".join(call) for call in adb_calls(phone)) == 2
+
+    child, err = terminate_when(gpu_row_running, command, env)
+    assert child.returncode == 143, err
+    assert len(err.strip().splitlines()) == 1 and "SIGTERM" in err and "Traceback" not in err, err
+    doc = saved(phone["out"])
+    assert [(row["delegate"], row["status"]) for row in doc["rows"]] == [("xnnpack", "ok")]
+    assert doc["run"]["complete"] is False and doc["run"]["finished"] is not None
+    assert not (phone["device"] / "pynet_bench").exists()  # benchmark_model and the model removed
+    assert not fake_adb_processes(phone["device"])  # the adb shell running the tool was killed, not orphaned
+
+
+def test_sigterm_during_a_host_run_keeps_the_finished_rows(models, tmp_path):
+    out = tmp_path / "results"
+    command = [sys.executable, "-m", "android_bench.run", "--host", "--models", str(models["pynet"])]
+    command += [
+        "--delegates",
+        "cpu,xnnpack",
+        "--threads",
+        "1",
+        "--runs",
+        "1",
+        "--cooldown",
+        "60",
+        "--out",
+        str(out),
+    ]
+
+    def first_row_saved() -> bool:
+        try:
+            return bool((saved(out) or {}).get("rows"))
+        except ValueError:  # read while being replaced
+            return False
+
+    child, err = terminate_when(first_row_saved, command, dict(os.environ))
+    assert child.returncode == 143, err
+    assert len(err.strip().splitlines()) == 1 and "SIGTERM" in err and "Traceback" not in err, err
+    doc = saved(out)
+    assert [(row["delegate"], row["status"]) for row in doc["rows"]] == [("cpu", "ok")]
+    assert doc["run"]["complete"] is False
+
+
+def test_two_models_of_one_name_are_both_named(phone, models, tmp_path, capsys):
+    """The device folder holds one file per name: the error says which two files collide."""
+    other = tmp_path / "other" / models["pynet"].name
+    other.parent.mkdir()
+    shutil.copyfile(models["pynet"], other)
+    code, doc = device_run(phone, "--models", str(models["pynet"]), str(other), *ONE_XNNPACK_RUN)
+    err = capsys.readouterr().err
+    assert code == 2 and doc is None
+    assert err.startswith("error: --models ") and len(err.strip().splitlines()) == 1, err
+    assert str(models["pynet"]) in err and str(other) in err, err
 
 
 def test_binary_for_another_cpu_is_refused(phone, models, tmp_path, capsys):

@@ -5,7 +5,8 @@ Every case runs the command's ``main`` in this process (the same code as its scr
 case's arguments are files the ``world`` fixture makes: ``{model}`` a trained-shape level-0 PyNET (width 2),
 ``{file}`` a text file where a folder is expected, ``{good}`` a folder of earlier outputs, ``{corrupt}`` a
 ``.keras`` file holding text, ``{text_tflite}`` a ``.tflite`` holding text, ``{empty}`` an empty ``.png``,
-``{missing}`` a path that does not exist and ``{read_only}`` a folder under ``/sys``: sysfs refuses new files
+``{unreadable}`` a folder whose one results file is cut short, ``{missing}`` a path that does not exist, ``{kdc}`` a real camera RAW (``../shared/data/third_party/``) and
+``{read_only}`` a folder under ``/sys``: sysfs refuses new files
 to every user, root included (the tests run as root here, where a chmod-ed folder would not stop a write).
 Interrupts and SIGTERM have their own tests beside each command (train, the phone benchmark, process).
 """
@@ -20,12 +21,14 @@ from pathlib import Path
 import pytest
 import tf_keras as keras
 
+from android_bench import report, run
 from calibration import build
 from export import third_party, to_onnx, to_tflite
-from pynet_tf import evaluate, import_official, study, train
+from pynet_tf import evaluate, import_official, process, study, train
 from pynet_tf.nets.pynet.model import build_pynet
 
 READ_ONLY = Path("/sys/pynet_tf_bad_inputs")
+KDC = Path(__file__).resolve().parents[2] / "shared" / "data" / "third_party" / "RAW_KODAK_DC50.KDC"
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,55 @@ CASES = {
     "import_official missing checkpoint": Case(
         import_official.main, ("{missing}.ckpt", "--out", "{good}/official"), "{missing}.ckpt"
     ),
+    # full-resolution processing: a bad input is its own error line (the others still run), exit 2
+    "process --out on a file": Case(
+        process.main, ("{kdc}", "--model", "{model}", "-o", "{file}"), "--out {file}: a file is in the way"
+    ),
+    "process --out read-only": Case(
+        process.main, ("{kdc}", "--model", "{model}", "-o", "{read_only}"), "cannot write in /sys"
+    ),
+    "process missing input": Case(
+        process.main, ("{missing}.dng", "--model", "{model}", "-o", "{good}"), "{missing}.dng: no such file"
+    ),
+    "process empty PNG": Case(
+        process.main, ("{empty}", "--model", "{model}", "-o", "{good}"), "{empty}: empty file"
+    ),
+    "process a text file as RAW": Case(
+        process.main, ("{file}", "--model", "{model}", "-o", "{good}"), "{file}"
+    ),
+    "process --model corrupt": Case(
+        process.main, ("{kdc}", "--model", "{corrupt}", "-o", "{good}"), "{corrupt}"
+    ),
+    "process --tile": Case(
+        process.main,
+        ("{kdc}", "--model", "{model}", "--tile", "40", "-o", "{good}"),
+        "--tile/--overlap: tile must be a positive multiple of 16",
+    ),
+    "process --max-megapixels": Case(
+        process.main,
+        ("{kdc}", "--model", "{model}", "--max-megapixels", "0", "-o", "{good}"),
+        "--max-megapixels",
+    ),
+    # the phone (or host) benchmark and its report
+    "bench --out on a file": Case(
+        run.main, ("--host", "--models", "{good}", "--out", "{file}"), "--out {file}: a file is in the way"
+    ),
+    "bench --out read-only": Case(
+        run.main, ("--host", "--models", "{good}", "--out", "{read_only}"), "cannot write in /sys"
+    ),
+    "bench --models missing": Case(
+        run.main, ("--host", "--models", "{missing}.tflite", "--out", "{good}"), "{missing}"
+    ),
+    "bench --threads 0": Case(
+        run.main, ("--host", "--models", "{good}", "--threads", "0", "--out", "{good}"), "--threads"
+    ),
+    "report a folder of unreadable results": Case(
+        report.main, ("{unreadable}", "-o", "{good}/report"), "{unreadable}/r.json: not JSON"
+    ),
+    "report -o on a file": Case(
+        report.main, ("{unreadable}", "-o", "{file}"), "-o {file}: a file is in the way"
+    ),
+    "report -o read-only": Case(report.main, ("{unreadable}", "-o", "{read_only}"), "cannot write in /sys"),
     # the loss study
     "study --out on a file": Case(
         study.main,
@@ -154,6 +206,8 @@ def world(tmp_path_factory) -> dict[str, Path]:
     (root / "corrupt.keras").write_text("not a Keras file\n")
     (root / "notes.tflite").write_text("not a TFLite flatbuffer\n")
     (root / "empty.png").write_bytes(b"")
+    (root / "unreadable").mkdir()
+    (root / "unreadable" / "r.json").write_text('{"format": "pynet_tf.benchmark_results", "rows": [')
     good = root / "good"
     good.mkdir()
     (good / "earlier_float32.tflite").write_bytes(bytes(range(256)) * 4)
@@ -167,6 +221,8 @@ def world(tmp_path_factory) -> dict[str, Path]:
         "empty": root / "empty.png",
         "missing": root / "missing" / "nothing",
         "read_only": READ_ONLY,
+        "kdc": KDC,
+        "unreadable": root / "unreadable",
     }
 
 

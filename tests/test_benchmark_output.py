@@ -1,6 +1,7 @@
 """The benchmark_model parser on verbatim outputs of the real tool (tests/data/benchmark_model/, each file's
-header names its source and TFLite version: 2.4.0, 2.6.0, 2.8, 2.9, 2.15.0, LiteRT 2.1.5). Expected numbers are read off
-the files by eye; the parser must reproduce them exactly (they are printed decimals, parsed with float())."""
+header names its source and TFLite version: 2.4.0, 2.6.0, 2.8, 2.9, 2.15.0, LiteRT 2.1.5; the 1.x one is assembled from
+the old tool's source and docs). Expected numbers are read off the files by eye; the parser must reproduce them exactly
+(they are printed decimals, parsed with float())."""
 
 from pathlib import Path
 
@@ -232,6 +233,52 @@ def test_litert_compiled_model_summary():
         7430.2,
         10,
     )
+
+
+def test_the_tf1_tools_average_inference_timings():
+    # "Average inference timings in us: Warmup: W, Init: I, Inference: A": W is the warm-up runs' average and
+    # the tool prints no first inference, so that is the warm-up phase's first run (its "count=1 curr=X")
+    out = parse(load("tf1.x_average_inference_timings.txt"))
+    assert out.ok and out.error_message() is None
+    assert (out.init_us, out.first_inference_us, out.warmup_avg_us, out.inference_avg_us) == (
+        38467,
+        83235,
+        83235,
+        79760.9,
+    )
+    assert (out.inference.count, out.inference.min_us, out.inference.max_us, out.inference.std_us) == (
+        50,
+        78432,
+        83002,
+        921,
+    )
+    assert (out.warmup.count, out.session_init_ms) == (1, 38.467)
+    timings = timings_from_output(out)
+    assert (timings["init_ms"], timings["first_inference_ms"], timings["inference_avg_ms"]) == (
+        38.467,
+        83.235,
+        79.7609,
+    )
+
+
+def test_the_oldest_wording_no_stats_and_without_a_warmup_phase():
+    # TF 1.x builds before "Inference:" printed "no stats:" for the measured average (the 1.x
+    # benchmark_model.cc's BenchmarkLoggingListener); an excerpt of that line alone has no first inference
+    out = parse("Average inference timings in us: Warmup: 146161, Init: 4452, no stats: 137722\n")
+    assert out.ok
+    assert (out.init_us, out.first_inference_us, out.warmup_avg_us, out.inference_avg_us) == (
+        4452,
+        None,
+        146161,
+        137722,
+    )
+
+
+def test_tensorflows_own_benchmark_line_is_not_a_tflite_summary():
+    # tensorflow/tools/benchmark (the TF graph tool, no Init) shares the opening words; its "no stats" and
+    # "with stats" averages are not the fields above
+    out = parse("Average inference timings in us: Warmup: 169371, no stats: 154047, with stats: 165939\n")
+    assert not out.ok and out.init_us is None and out.inference_avg_us is None
 
 
 def test_unrelated_text_parses_to_nothing():

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from test_rawio import png16_bytes
 
 from pynet_tf import process as proc
 from pynet_tf import processing
@@ -216,6 +217,56 @@ def test_missing_and_corrupt_inputs_are_one_line_each_and_the_others_are_written
     assert sorted(p.name for p in out.iterdir()) == ["1234.png", "process.json"]
     record = json.loads((out / "process.json").read_text())
     assert [bool(f["error"]) for f in record["files"]] == [True, False, True, True]
+
+
+def test_truncated_and_bogus_zrr_inputs_are_one_line_each_and_write_nothing(
+    model_file, zrr_png, tmp_path, capsys
+):
+    """Each was read before: zero-filled rows went through the model, a tiny header as a 144 MP frame."""
+    data = zrr_png.read_bytes()
+    cut, short, bogus = tmp_path / "cut.png", tmp_path / "short.png", tmp_path / "bogus.png"
+    cut.write_bytes(data[:-12])  # every row there, the file cut before its IEND chunk
+    short.write_bytes(png16_bytes(112, 80, rows=30))
+    bogus.write_bytes(png16_bytes(12000, 12000, rows=0))
+    out = tmp_path / "out"
+    code, stdout, err = _run(
+        capsys, cut, short, bogus, zrr_png, "-o", out, "--model", model_file, "--no-progress"
+    )
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert [line.split(": ")[1] for line in errors] == [str(cut), str(short), str(bogus)]
+    assert "truncated or corrupt PNG data" in errors[0] and "truncated or corrupt PNG data" in errors[1]
+    assert "declares 12000x12000 pixels (144 MP)" in errors[2] and "--max-megapixels" in errors[2]
+    assert err.splitlines()[-1] == "3 of 4 inputs failed (see the error lines above)"
+    assert sorted(p.name for p in out.iterdir()) == ["1234.png", "process.json"]
+    assert "1234.png: 112x80 RGB" in stdout  # the good input after them is still processed
+
+
+def test_max_megapixels_refuses_a_larger_input_and_raising_it_admits_it(
+    model_file, zrr_png, tmp_path, capsys
+):
+    """The ZRR fixture is 112 x 80, 0.00896 MP: refused under 0.008, processed under 0.009."""
+    out = tmp_path / "out"
+    code, _, err = _run(capsys, zrr_png, "-o", out, "--model", model_file, "--max-megapixels", "0.008")
+    assert code == 2
+    assert err.splitlines()[0] == (
+        f"error: {zrr_png}: declares 112x80 pixels (0.00896 MP), over the limit of 0.008 MP (a corrupt header, "
+        "or a frame beyond 108 MP-class sensors); if the image is real, raise the limit with --max-megapixels"
+    )
+    assert not out.exists()  # nothing written: no folder, no record
+    code, _, _ = _run(
+        capsys, zrr_png, "-o", out, "--model", model_file, "--max-megapixels", "0.009", "--no-progress"
+    )
+    assert code == 0 and (out / "1234.png").is_file()
+    assert json.loads((out / "process.json").read_text())["options"]["max_megapixels"] == 0.009
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan"])
+def test_max_megapixels_must_be_positive(zrr_png, tmp_path, capsys, value):
+    code, _, err = _run(
+        capsys, zrr_png, "-o", tmp_path / "out", "--model", tmp_path / "none", "--max-megapixels", value
+    )
+    assert code == 2 and err == f"error: --max-megapixels must be positive, got {float(value)!r}\n"
 
 
 def test_two_inputs_with_one_output_name(model_file, zrr_png, tmp_path, capsys):

@@ -1,6 +1,9 @@
 """Camera RAW (real KDC file, DNGs written here) and ZRR PNG reading; every bad file is one RawReadError."""
 
 import faulthandler
+import struct
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,14 @@ import tifffile
 from PIL import Image
 
 from pynet_tf.data.bayer import PATTERNS, channel_offsets, unpack
-from pynet_tf.data.rawio import RawImage, RawReadError, read_raw, read_zrr_raw
+from pynet_tf.data.rawio import (
+    DEFAULT_MAX_MEGAPIXELS,
+    ZRR_SCALE,
+    RawImage,
+    RawReadError,
+    read_raw,
+    read_zrr_raw,
+)
 
 KDC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "third_party" / "RAW_KODAK_DC50.KDC"
 
@@ -52,6 +62,23 @@ def _reference_zrr(raw: np.ndarray) -> np.ndarray:
 def _write_png16(path: Path, mosaic: np.ndarray) -> Path:
     Image.fromarray(mosaic.astype(np.uint16)).save(path)
     return path
+
+
+def png16_bytes(width: int, height: int, rows: int) -> bytes:
+    """A 16-bit grey PNG whose header declares ``width`` x ``height`` but whose IDAT holds ``rows`` rows
+    (of the sample 300); every chunk is well formed, so only the row count is wrong when ``rows < height``."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)  # 16-bit grey, not interlaced
+    scanlines = (b"\x00" + np.full(width, 300, ">u2").tobytes()) * rows  # each: filter type 0, samples
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(scanlines))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +237,66 @@ def test_zrr_refuses_images_that_are_not_16_bit_mosaics(tmp_path, mode):
     Image.new(mode, (8, 8)).save(path)
     with pytest.raises(RawReadError, match=f"not a 16-bit single-channel mosaic \\(image mode '{mode}'\\)"):
         read_zrr_raw(path)
+
+
+def _one_line_error(reader, path: Path, match: str, **cap) -> str:
+    with pytest.raises(RawReadError, match=match) as error:
+        reader(path, **cap)
+    message = str(error.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("cut", ["half", "no IEND"])
+def test_zrr_png_cut_short_is_refused_as_truncated(tmp_path, cut):
+    """A copy cut short must not reach the model: Pillow read a PNG missing only its IEND chunk as whole."""
+    data = _write_png16(tmp_path / "whole.png", np.arange(224 * 224).reshape(224, 224) % 1024).read_bytes()
+    path = tmp_path / "cut.png"
+    path.write_bytes(data[: len(data) // 2] if cut == "half" else data[:-12])
+    message = _one_line_error(read_zrr_raw, path, "truncated or corrupt PNG data")
+    assert "copy the file again" in message
+
+
+def test_zrr_png_with_fewer_rows_than_its_header_is_refused(tmp_path):
+    """Pillow zero-filled the 124 missing rows of this file and raised nothing."""
+    path = tmp_path / "short.png"
+    path.write_bytes(png16_bytes(224, 224, rows=100))
+    _one_line_error(read_zrr_raw, path, "truncated or corrupt PNG data")
+    path.write_bytes(png16_bytes(224, 224, rows=224))  # the same file whole reads: only the rows were wrong
+    np.testing.assert_array_equal(read_zrr_raw(path), np.full((112, 112, 4), np.float32(300) / ZRR_SCALE))
+
+
+def test_a_bogus_header_is_refused_before_decoding(tmp_path):
+    """A tiny file declaring 12000 x 12000 ran as a 144 MP frame (2.2 GB); the header alone now refuses it."""
+    path = tmp_path / "bogus.png"
+    path.write_bytes(png16_bytes(12000, 12000, rows=0))
+    assert path.stat().st_size < 100
+    message = _one_line_error(read_zrr_raw, path, r"declares 12000x12000 pixels \(144 MP\)")
+    assert f"limit of {DEFAULT_MAX_MEGAPIXELS} MP" in message and "--max-megapixels" in message
+
+
+def test_raising_the_cap_past_pillows_own_guard_reaches_the_decoder(tmp_path):
+    """The cap is the only size guard: Pillow's (a warning from 89 MP, an error from 179 MP) would overrule
+    a raised --max-megapixels. This 182 MP header then fails where it should, on its missing rows."""
+    path = tmp_path / "bogus.png"
+    path.write_bytes(png16_bytes(13500, 13500, rows=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _one_line_error(read_zrr_raw, path, "truncated or corrupt PNG data", max_megapixels=200)
+
+
+@pytest.mark.parametrize("reader", [read_raw, read_zrr_raw])
+def test_a_frame_over_a_lowered_cap_is_refused_and_passes_when_raised(tmp_path, reader):
+    """32 x 48 is 0.001536 MP: the cap is checked on the declared size of both kinds of RAW input."""
+    mosaic = np.random.default_rng(5).integers(0, 1024, size=(32, 48), dtype=np.uint16)
+    if reader is read_raw:
+        path = _write_dng(tmp_path / "small.dng", mosaic, "RGGB")
+    else:
+        path = _write_png16(tmp_path / "small.png", mosaic)
+    message = _one_line_error(reader, path, r"declares 48x32 pixels \(0.00154 MP\)", max_megapixels=0.0015)
+    assert "limit of 0.0015 MP" in message and "--max-megapixels" in message
+    raised = reader(path, max_megapixels=0.0016)
+    default = reader(path)
+    if reader is read_raw:
+        raised, default = raised.mosaic, default.mosaic
+    np.testing.assert_array_equal(raised, default)

@@ -454,6 +454,27 @@ def test_bad_input_is_one_line_error(make, expected, tmp_path, capsys):
     assert err.startswith("error: ") and expected in err and err.count("\n") == 1, err
 
 
+def test_a_folder_without_a_readable_results_file_says_which_files_and_why(tmp_path, capsys):
+    """The reason each file was passed over is the one-line reason given when that file is named itself."""
+    folder = tmp_path / "results"
+    folder.mkdir()
+    corrupt = _write(
+        folder, "20261206T101010Z_FAKE0001.json", '{"format": "pynet-tf benchmark results", "rows": ['
+    )
+    sidecar = _results(folder, format="pynet-tf export sidecar")
+    reasons = {}
+    for path in (corrupt, sidecar):
+        assert report_cli.main([str(path)]) == 2
+        reasons[path] = capsys.readouterr().err.removeprefix(f"error: {path}: ").partition("; give ")[0]
+    assert reasons[corrupt].startswith("not JSON (")
+    assert reasons[sidecar].startswith("not a benchmark results file")
+    assert report_cli.main([str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {folder}: ") and err.count("\n") == 1, err
+    assert all(f"{path}: {reason}" in err for path, reason in reasons.items()), err
+    assert "holds no benchmark results file" not in err
+
+
 def test_without_ground_truth_the_plot_uses_psnr_vs_float(bench, tmp_path):
     (path,) = bench["results"].glob("*.json")
     document = json.loads(path.read_text())

@@ -2,8 +2,9 @@
 encoding results as PNG (8 or 16 bit) or JPEG.
 
 DSLR targets are often 16-bit PNG or TIFF. Pillow opens 16-bit RGB files as 8-bit "RGB", silently dropping
-the low byte, so PNGs are decoded by TensorFlow (8 and 16 bit) and TIFFs by tifffile; JPEG and BMP, 8-bit
-formats, by Pillow. Every failure is one ``PhotoReadError`` naming the file.
+the low byte, so TIFFs (by their suffix) are decoded by tifffile, and everything else by the readers' common
+rule (``pynet_tf.data.rawio``): PNGs by libpng (8 and 16 bit), JPEG and BMP, 8-bit formats, by Pillow; each
+frame's size checked from its header first. Every failure is one ``PhotoReadError`` naming the file.
 """
 
 from __future__ import annotations
@@ -13,32 +14,45 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 import tifffile
-from PIL import Image
 
-from pynet_tf.data.rawio import PILLOW_ERRORS
+from pynet_tf.data.rawio import (
+    DEFAULT_MAX_MEGAPIXELS,
+    check_file,
+    check_frame_size,
+    damaged,
+    decode_image,
+    open_image,
+)
+
+TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 class PhotoReadError(OSError):
     """A photo that cannot be read as an RGB image; the message names the file and the cause."""
 
 
-def read_photo(path: str | Path) -> np.ndarray:
+def read_photo(path: str | Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> np.ndarray:
     """An RGB photo as float32 (H, W, 3) in [0, 1]: grey becomes RGB, alpha is dropped."""
     path = Path(path)
+    check_file(path, PhotoReadError)
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        return _as_rgb(_read_tiff(path, max_megapixels), path)
+    with open_image(path, PhotoReadError, max_megapixels) as image:
+        # a PNG's 8-bit samples are widened exactly (v * 257 / 65535 == v / 255)
+        return _as_rgb(decode_image(image, path, PhotoReadError, channels=3), path)
+
+
+def _read_tiff(path: Path, max_megapixels: float) -> np.ndarray:
+    """The first series, as ``tifffile.imread`` reads it, once its first page's size is within the cap."""
     try:
-        if path.suffix.lower() == ".png":
-            # decode_png widens 8-bit files exactly (v * 257 / 65535 == v / 255)
-            array = tf.io.decode_png(tf.io.read_file(str(path)), channels=3, dtype=tf.uint16).numpy()
-        elif path.suffix.lower() in (".tif", ".tiff"):
-            array = tifffile.imread(path)
-        else:
-            with Image.open(path) as image:
-                array = np.asarray(image)
-    except (tf.errors.OpError, tifffile.TiffFileError, *PILLOW_ERRORS) as error:
-        raise PhotoReadError(
-            f"{path}: cannot read the photo ({error.__class__.__name__}: {error})"
-        ) from error
-    return _as_rgb(array, path)
+        with tifffile.TiffFile(path) as tiff:
+            page = tiff.series[0].keyframe
+            check_frame_size(path, page.imagewidth, page.imagelength, max_megapixels, PhotoReadError)
+            return tiff.asarray()
+    except (PhotoReadError, MemoryError):
+        raise
+    except Exception as error:  # tifffile parses in Python: a damaged file can raise any type
+        raise PhotoReadError(damaged(path, "TIFF", error)) from error
 
 
 def _as_rgb(array: np.ndarray, path: Path) -> np.ndarray:

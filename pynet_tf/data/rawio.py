@@ -1,12 +1,22 @@
 """Reading Bayer mosaics: camera RAW files through rawpy (LibRaw), and the ZRR dataset's raw PNGs.
 
-Every failure to read (missing, directory, empty, truncated, corrupt, not a RAW file, not a 2x2 Bayer
-sensor) is one ``RawReadError`` whose message names the file and the cause, so that CLIs can print one
+Every failure to read (missing, directory, empty, truncated, corrupt, over the size cap, not a RAW file,
+not a 2x2 Bayer sensor) is one ``RawReadError`` whose message names the file and the cause, so that CLIs can print one
 line. It is an ``OSError``, like Pillow's ``UnidentifiedImageError``: the problem is the file.
 
 LibRaw refuses every truncation of a RAW file that we tested (the KDC sample cut at any length, see
 ``tests/test_rawio.py``) with an I/O error, which becomes ``RawReadError``; a truncated file that LibRaw
 still decodes would come back as a ``RawImage`` with whatever samples LibRaw filled in.
+
+This module also holds the rule every reader of images (here, and ``photoio``) follows, so that no path
+accepts what another refuses:
+
+- the frame's size comes from its header (Pillow's lazy ``Image.open``, tifffile's first IFD, LibRaw's
+  metadata) and is checked against ``max_megapixels`` before any pixel is decoded (``check_frame_size``);
+- PNGs are decoded by libpng (TensorFlow's ``decode_png``), which refuses an IDAT stream that ends before
+  the last row; Pillow fills the missing rows with zeros and raises nothing. Other formats are decoded by
+  Pillow, which raises when the data ends early (``ImageFile.LOAD_TRUNCATED_IMAGES`` is off), or tifffile;
+- a file whose data is cut or damaged is one error saying so (``damaged``).
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import rawpy
+import tensorflow as tf
 from PIL import Image
 
 from pynet_tf.data import bayer
@@ -26,8 +37,21 @@ ZRR_SCALE = 4 * 255
 # Pillow's modes for 16-bit single-channel images (a ZRR raw PNG opens as "I;16").
 _MODES_16BIT = frozenset({"I;16", "I;16L", "I;16B"})
 
-# What Pillow raises for files it cannot identify or decode (truncated, corrupt, bad chunks, bombs).
-PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+# What Pillow raises for files it cannot identify or decode (truncated, corrupt, bad chunks).
+PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
+
+DEFAULT_MAX_MEGAPIXELS = 128
+"""The largest frame any reader decodes unless told otherwise, in megapixels of the header's declared size.
+
+The largest phone and camera sensors in common use are 108 MP class (Samsung's 12000 x 9000, Fujifilm's
+GFX100 at 11648 x 8736): 128 admits them with ~20% to spare, while a corrupt or hostile header, such as a
+173-byte PNG declaring 12000 x 12000 (144 MP, 2.2 GB when processed), is refused in milliseconds. Larger real
+frames (150 MP medium-format backs, 200 MP phone modes) need ``--max-megapixels`` of ``pynet_tf.process``.
+"""
+
+# check_frame_size, applied to every header, replaces Pillow's decompression-bomb guard: its warning at 89 MP
+# would fire on real 108 MP frames, and its error at 179 MP would overrule a raised --max-megapixels.
+Image.MAX_IMAGE_PIXELS = None
 
 
 class RawReadError(OSError):
@@ -58,14 +82,66 @@ class RawImage:
         return bayer.pack(self.mosaic, self.pattern, self.black_levels, self.white_level)
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path, error: type[OSError]) -> None:
     """Name the common causes plainly: LibRaw reports all of them as 'Input/output error'."""
     if path.is_dir():
-        raise RawReadError(f"{path}: is a directory, not a RAW file")
+        raise error(f"{path}: is a directory, not a file")
     if not path.is_file():
-        raise RawReadError(f"{path}: no such file")
+        raise error(f"{path}: no such file")
     if path.stat().st_size == 0:
-        raise RawReadError(f"{path}: empty file (0 bytes)")
+        raise error(f"{path}: empty file (0 bytes)")
+
+
+def check_frame_size(
+    path: Path, width: int, height: int, max_megapixels: float, error: type[OSError]
+) -> None:
+    """Refuse a frame over ``max_megapixels`` by its header's size, before its pixels cost memory and time."""
+    megapixels = width * height / 1e6
+    if megapixels > max_megapixels:
+        raise error(
+            f"{path}: declares {width}x{height} pixels ({megapixels:.3g} MP), over the limit of "
+            f"{max_megapixels:g} MP (a corrupt header, or a frame beyond 108 MP-class sensors); if the image "
+            "is real, raise the limit with --max-megapixels"
+        )
+
+
+def damaged(path: Path, what: str, cause: Exception) -> str:
+    """The message for a file whose data a decoder refused: cut short or damaged, and what to do."""
+    if isinstance(cause, tf.errors.OpError):  # drop TensorFlow's op and device names around libpng's words
+        reason = cause.message.split("}}")[-1].split(" [Op:")[0].strip()
+    else:
+        reason = f"{type(cause).__name__}: {cause}"
+    advice = "copy the file again from its source, or leave it out"
+    return f"{path}: truncated or corrupt {what} data ({reason}); {advice}"
+
+
+def open_image(path: Path, error: type[OSError], max_megapixels: float) -> Image.Image:
+    """The image's header (format, size, mode) without its pixels, refused when over ``max_megapixels``."""
+    try:
+        image = Image.open(path)
+    except PILLOW_ERRORS as cause:
+        raise error(f"{path}: cannot decode it as an image ({type(cause).__name__}: {cause})") from cause
+    try:
+        check_frame_size(path, image.width, image.height, max_megapixels, error)
+    except error:
+        image.close()
+        raise
+    return image
+
+
+def decode_image(image: Image.Image, path: Path, error: type[OSError], channels: int) -> np.ndarray:
+    """All pixels of an image from ``open_image``, at full bit depth; refuses data cut short or damaged.
+
+    PNGs come from libpng as uint16 (H, W, ``channels``): it widens 8-bit samples exactly, keeps 16-bit ones
+    (Pillow reads 16-bit RGB as 8-bit) and refuses missing rows. Other formats come from Pillow as they are.
+    """
+    try:
+        if image.format == "PNG":
+            return tf.io.decode_png(tf.io.read_file(str(path)), channels=channels, dtype=tf.uint16).numpy()
+        image.load()
+        return np.asarray(image)
+    except (tf.errors.OpError, *PILLOW_ERRORS) as cause:
+        raise error(damaged(path, image.format, cause)) from cause
 
 
 def _visible_tile(path: Path, raw: rawpy.RawPy) -> np.ndarray:
@@ -123,12 +199,18 @@ def _from_rawpy(path: Path, raw: rawpy.RawPy) -> RawImage:
     )
 
 
-def read_raw(path: str | Path) -> RawImage:
-    """Read any 2x2 Bayer RAW file LibRaw knows (DNG, NEF, CR2, ARW, KDC, ...)."""
+def read_raw(path: str | Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> RawImage:
+    """Read any 2x2 Bayer RAW file LibRaw knows (DNG, NEF, CR2, ARW, KDC, ...).
+
+    The size check uses the full raw area (margins included, what unpacking allocates) from the metadata
+    LibRaw parses on opening; the samples are unpacked only when ``_from_rawpy`` reads them.
+    """
     path = Path(path)
-    _check_file(path)
+    check_file(path, RawReadError)
     try:
         with rawpy.imread(str(path)) as raw:
+            sizes = raw.sizes
+            check_frame_size(path, sizes.raw_width, sizes.raw_height, max_megapixels, RawReadError)
             return _from_rawpy(path, raw)
     except rawpy.LibRawError as error:
         cause = error.args[0] if error.args else ""
@@ -137,7 +219,7 @@ def read_raw(path: str | Path) -> RawImage:
         raise RawReadError(f"{path}: LibRaw cannot read it ({type(error).__name__}: {cause})") from error
 
 
-def read_zrr_raw(path: str | Path) -> np.ndarray:
+def read_zrr_raw(path: str | Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> np.ndarray:
     """A Zurich RAW-to-RGB raw PNG as canonical packed (H/2, W/2, 4) float32, exactly as reference PyNET.
 
     The reference loader packs ``(B, Gb, R, Gr) = (raw[1::2, 1::2], raw[0::2, 1::2], raw[0::2, 0::2],
@@ -146,19 +228,14 @@ def read_zrr_raw(path: str | Path) -> np.ndarray:
     its Gb, its Gr, its B). No clipping, like the reference: 10-bit values reach 1023 / 1020 = 1.0029.
     """
     path = Path(path)
-    _check_file(path)
+    check_file(path, RawReadError)
+    with open_image(path, RawReadError, max_megapixels) as image:
+        if image.mode not in _MODES_16BIT:
+            raise RawReadError(f"{path}: not a 16-bit single-channel mosaic (image mode {image.mode!r})")
+        mosaic = decode_image(image, path, RawReadError, channels=1)
     try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
-            mosaic = np.array(image)
-    except PILLOW_ERRORS as error:
-        cause = f"{type(error).__name__}: {error}"
-        raise RawReadError(f"{path}: cannot decode it as an image ({cause})") from error
-    if mode not in _MODES_16BIT:
-        raise RawReadError(f"{path}: not a 16-bit single-channel mosaic (image mode {mode!r})")
-    try:
-        planes = bayer.split(mosaic, "RGGB")
+        # libpng's (H, W, 1), or Pillow's (H, W) for another format
+        planes = bayer.split(mosaic.reshape(mosaic.shape[:2]), "RGGB")
     except ValueError as error:
         raise RawReadError(f"{path}: {error}") from error
     return planes.astype(np.float32) / ZRR_SCALE
