@@ -4,7 +4,8 @@ file or flag, no traceback, and the good outputs already on disk left byte for b
 Every case runs the command's ``main`` in this process (the same code as its script). The placeholders in a
 case's arguments are files the ``world`` fixture makes: ``{model}`` a trained-shape level-0 PyNET (width 2),
 ``{file}`` a text file where a folder is expected, ``{good}`` a folder of earlier outputs, ``{corrupt}`` a
-``.keras`` file holding text, ``{text_tflite}`` a ``.tflite`` holding text, ``{empty}`` an empty ``.png``,
+``.keras`` file holding text, ``{text_tflite}`` a ``.tflite`` holding text, ``{empty}`` an empty ``.png``, ``{cut_png}`` a ZRR mosaic PNG
+cut to half its bytes,
 ``{unreadable}`` a folder whose one results file is cut short, ``{missing}`` a path that does not exist, ``{kdc}`` a real camera RAW (``../shared/data/third_party/``) and
 ``{read_only}`` a folder under ``/sys``: sysfs refuses new files
 to every user, root included (the tests run as root here, where a chmod-ed folder would not stop a write).
@@ -18,8 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tf_keras as keras
+from PIL import Image
 
 from android_bench import report, run
 from calibration import build
@@ -67,6 +70,11 @@ CASES = {
     "train --patch not a multiple": Case(
         train.main, (*TRAIN, "--patch", "40", "--out", "{good}/run"), "--patch 40"
     ),
+    "train --vgg-weights missing": Case(
+        train.main,
+        (*TRAIN, "--loss", "mse=1,vgg=1", "--vgg-weights", "{missing}.h5", "--out", "{good}/run"),
+        "{missing}.h5",
+    ),
     "train --steps text": Case(
         train.main, (*TRAIN, "--steps", "many"), "argument --steps: invalid int value"
     ),
@@ -79,6 +87,11 @@ CASES = {
     ),
     "evaluate --out on a file": Case(
         evaluate.main, ("--model", "{model}", "--out", "{file}"), "--out {file}: a file is in the way"
+    ),
+    "evaluate --max-size not a multiple": Case(
+        evaluate.main,
+        ("--model", "{model}", "--max-size", "100x100", "--out", "{good}"),
+        "--max-size 100x100",
     ),
     "evaluate --data unknown": Case(
         evaluate.main, ("--model", "{model}", "--data", "bogus:x", "--out", "{good}"), "--data 'bogus:x'"
@@ -116,6 +129,9 @@ CASES = {
     "third_party --out on a file": Case(
         third_party.main, ("{text_tflite}", "--out", "{file}"), "--out {file}: a file is in the way"
     ),
+    "third_party --input-shape": Case(
+        third_party.main, ("{text_tflite}", "--input-shape", "big", "--out", "{good}"), "--input-shape"
+    ),
     "third_party --channel-order": Case(
         third_party.main, ("{text_tflite}", "--channel-order", "R,G,B", "--out", "{good}"), "--channel-order"
     ),
@@ -126,6 +142,11 @@ CASES = {
     "calibration --out read-only": Case(
         build.main, ("--num", "2", "--shape", "32x32", "--out", "{read_only}/set.npz"), "cannot write in /sys"
     ),
+    "calibration --data missing folder": Case(
+        build.main,
+        ("--data", "photos:{missing}", "--shape", "32x32", "--out", "{good}/set.npz"),
+        "{missing} is not a folder",
+    ),
     "calibration --shape": Case(
         build.main, ("--num", "2", "--shape", "big", "--out", "{good}/set.npz"), "argument --shape"
     ),
@@ -135,6 +156,9 @@ CASES = {
     ),
     "import_official --out read-only": Case(
         import_official.main, ("{missing}.ckpt", "--out", "{read_only}/run"), "cannot write in /sys"
+    ),
+    "import_official text as checkpoint": Case(
+        import_official.main, ("{file}", "--out", "{good}/official"), "{file}"
     ),
     "import_official missing checkpoint": Case(
         import_official.main, ("{missing}.ckpt", "--out", "{good}/official"), "{missing}.ckpt"
@@ -157,6 +181,9 @@ CASES = {
     ),
     "process --model corrupt": Case(
         process.main, ("{kdc}", "--model", "{corrupt}", "-o", "{good}"), "{corrupt}"
+    ),
+    "process truncated PNG": Case(
+        process.main, ("{cut_png}", "--model", "{model}", "-o", "{good}"), "{cut_png}: truncated or corrupt"
     ),
     "process --tile": Case(
         process.main,
@@ -206,6 +233,9 @@ def world(tmp_path_factory) -> dict[str, Path]:
     (root / "corrupt.keras").write_text("not a Keras file\n")
     (root / "notes.tflite").write_text("not a TFLite flatbuffer\n")
     (root / "empty.png").write_bytes(b"")
+    whole = root / "whole.png"  # a 16-bit mosaic as ZRR stores them, then cut to its first half
+    Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)).save(whole)
+    (root / "cut.png").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     (root / "unreadable").mkdir()
     (root / "unreadable" / "r.json").write_text('{"format": "pynet_tf.benchmark_results", "rows": [')
     good = root / "good"
@@ -223,6 +253,7 @@ def world(tmp_path_factory) -> dict[str, Path]:
         "read_only": READ_ONLY,
         "kdc": KDC,
         "unreadable": root / "unreadable",
+        "cut_png": root / "cut.png",
     }
 
 
