@@ -163,6 +163,13 @@ class Adb:
             reason = (done.stderr.strip() or done.stdout.strip()).splitlines()
             raise TransportError(f"adb push {local} failed: {reason[-1] if reason else done.returncode}")
 
+    def pull(self, remote: str, local: str, timeout: float | None = 600) -> None:
+        """Copy the device file ``remote`` to ``local``; ``TransportError`` naming the file otherwise."""
+        done = self.call("pull", remote, os.path.abspath(local), timeout=timeout)
+        if done.returncode != 0:
+            reason = (done.stderr.strip() or done.stdout.strip()).splitlines()
+            raise TransportError(f"adb pull {remote} failed: {reason[-1] if reason else done.returncode}")
+
     def remote_sha256(self, remote: str) -> str | None:
         """``sha256sum`` of a device file (toybox has it since Android 6), or None if absent/unreadable."""
         result = self.run(["sha256sum", remote], timeout=120)

@@ -20,12 +20,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from android_bench import inference_diff
+from android_bench import inference_diff, tensor_files
 from android_bench.adb import Adb, AdbError, DeviceEntry, TransportError
 from export.sidecar import sha256_file
 
 REMOTE_DIR = "/data/local/tmp/pynet_bench"
 BINARY_NAME = "benchmark_model"
+NPU_DIR = f"{REMOTE_DIR}/npu"
+"""Where --npu-libraries go: the vendor's LiteRT dispatch library, compiler plugin and runtime libraries."""
 # benchmark_model's flags per --delegates name. "cpu" turns off XNNPACK, which newer tools apply by default;
 # "external" adds nothing: the vendor delegate comes from --extra-args (--external_delegate_path=...).
 DELEGATE_FLAGS = {
@@ -35,7 +37,17 @@ DELEGATE_FLAGS = {
     "nnapi": ["--use_nnapi=true"],
     "hexagon": ["--use_hexagon=true"],
     "external": [],
+    # LiteRT's NPU path (its benchmark_model; NNAPI is deprecated from Android 15): the flags and the
+    # library folder as LiteRT's own command-line tool passes them (litert_cli's benchmark command)
+    "npu": [
+        "--use_npu=true",
+        f"--dispatch_library_path={NPU_DIR}",
+        f"--compiler_plugin_library_path={NPU_DIR}",
+    ],
 }
+NPU_ENVIRONMENT = [f"LD_LIBRARY_PATH={NPU_DIR}", f"ADSP_LIBRARY_PATH={NPU_DIR}"]
+"""What an npu row's process needs to find the vendor's runtime (ADSP: Qualcomm's DSP loader), as LiteRT's
+command-line tool sets it."""
 # --extra-args flags that configure one delegate's provider (TFLite's tools/delegates/README.md) go to that
 # delegate's rows only, so that e.g. a vendor library is not loaded on the cpu and gpu rows; others go to all.
 DELEGATE_ARG_PREFIXES = {
@@ -44,6 +56,7 @@ DELEGATE_ARG_PREFIXES = {
     "gpu": ("--gpu_",),
     "xnnpack": ("--xnnpack_",),
     "hexagon": ("--hexagon_",),
+    "npu": ("--dispatch_library_path", "--compiler_plugin_library_path", "--qnn_", "--mediatek_"),
 }
 # Fills the row's memory.peak_mb ("Overall peak memory footprint (MB) via periodic monitoring"); a tool too
 # old for it warns "Unconsumed cmdline flags" and goes on.
@@ -138,11 +151,19 @@ class Outcome:
 
 class DeviceSession:
     def __init__(
-        self, adb: Adb, binary: Path, *, keep: bool, timeout_s: float, diff_binary: Path | None = None
+        self,
+        adb: Adb,
+        binary: Path,
+        *,
+        keep: bool,
+        timeout_s: float,
+        diff_binary: Path | None = None,
+        npu_libraries: tuple[Path, ...] = (),
     ):
         self.adb = adb
         self.binary = binary
         self.diff_binary = diff_binary
+        self.npu_libraries = npu_libraries
         self.keep = keep
         self.timeout_s = timeout_s
         self.pushed: list[str] = []
@@ -195,6 +216,10 @@ class DeviceSession:
         if self.diff_binary is not None:
             tools.append(self.install(self.diff_binary, inference_diff.TOOL_NAME))
         self.adb.run(["chmod", "755", *tools])
+        if self.npu_libraries:
+            self.adb.run(["mkdir", "-p", NPU_DIR])
+            for library in self.npu_libraries:
+                self.install(library, f"npu/{library.name}")
         self.has_timeout = self.adb.shell("command -v timeout >/dev/null").exit_code == 0
 
     def install(self, local: Path, name: str) -> str:
@@ -223,10 +248,39 @@ class DeviceSession:
             *extra_args,
         ]
 
-    def command_line(self, argv: list[str], cpu_mask: str | None) -> str:
-        """The device-shell string: [timeout -s KILL N] [taskset MASK] argv..., stderr merged into stdout."""
+    def accuracy_argv(
+        self,
+        remote_model: str,
+        delegate: str,
+        threads: int,
+        extra_args: list[str],
+        tensors: tuple[str, tuple[int, ...], str, str],
+    ) -> list[str]:
+        """benchmark_model's argv for one held-out input through the row's delegate and threads: one run,
+        no warm-up; ``tensors`` is (input name, input shape, remote input file, remote output dump)."""
+        name, shape, remote_input, remote_output = tensors
+        return [
+            f"{REMOTE_DIR}/{BINARY_NAME}",
+            f"--graph={remote_model}",
+            f"--num_threads={threads}",
+            "--warmup_runs=0",
+            "--warmup_min_secs=0",
+            "--num_runs=1",
+            "--min_secs=0",
+            f"--input_layer={name}",
+            f"--input_layer_shape={','.join(map(str, shape))}",
+            f"--input_layer_value_files={name}:{remote_input}",
+            f"{tensor_files.OUTPUT_DUMP_FLAG}={remote_output}",
+            *DELEGATE_FLAGS[delegate],
+            *extra_args,
+        ]
+
+    def command_line(self, argv: list[str], cpu_mask: str | None, delegate: str | None = None) -> str:
+        """The device-shell string: [timeout -s KILL N] [taskset MASK] [env NPU_ENVIRONMENT] argv..., stderr
+        merged into stdout."""
         prefix = ["timeout", "-s", "KILL", str(self.kill_after_s)] if self.has_timeout else []
         prefix += ["taskset", cpu_mask] if cpu_mask else []
+        prefix += ["env", *NPU_ENVIRONMENT] if delegate == "npu" else []
         return f"{shlex.join(prefix + argv)} 2>&1"
 
     def run(self, command_line: str) -> Outcome:
@@ -265,6 +319,12 @@ class DeviceSession:
         cpu_mask: str | None,
     ) -> dict:
         """Run inference_diff on one (model, delegate): its metrics, or the error that stopped it."""
+        if delegate not in inference_diff.DELEGATE_VALUES:
+            return {
+                "tool": inference_diff.TOOL_NAME,
+                "status": "error",
+                "error": f"inference_diff has no {delegate} delegate",
+            }
         output = f"{REMOTE_DIR}/{inference_diff.TOOL_NAME}_metrics.pb"
         argv = inference_diff.argv(
             f"{REMOTE_DIR}/{inference_diff.TOOL_NAME}",

@@ -55,6 +55,12 @@ Schema (``FORMAT``, ``VERSION`` 1)::
                         mean_abs, std_over_runs, worst_run_mean_abs (null where the tool does not print
                         it)}]}: each run's mean |output - 1-thread CPU output| on random inputs, in the
                         output's raw values, summarised over the runs
+      device_accuracy   device rows of a run without --no-device-accuracy, else null: the export's held-out
+                        inputs through this row's delegate and threads on the device, scored here
+                        (android_bench/device_accuracy.py): {status ("ok" | "unavailable": no sidecar or
+                        float model here | "unsupported": the tool cannot dump outputs | "error"), error,
+                        images, psnr_vs_float, ssim_vs_float, max_abs_vs_float, psnr_vs_gt, ssim_vs_gt,
+                        ms_ssim_vs_gt, fidelity (export.fidelity.measure's whole record, as the sidecar's)}
       temperature_c     {zone type: degrees C} read just before the row, {} when unreadable
       started, wall_s   ISO start time and seconds the row took (push and cooldown excluded)
       log               the tail of the tool's output (device: stdout+stderr; host: the child's stderr)
@@ -135,6 +141,7 @@ def new_row(
         "tool_version": None,
         "coverage": None,
         "deviation": None,
+        "device_accuracy": None,
         "temperature_c": {},
         "started": utc_now(),
         "wall_s": None,

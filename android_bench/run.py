@@ -28,13 +28,14 @@ import shlex
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
-from android_bench import host, inference_diff, results
+from android_bench import device_accuracy, host, inference_diff, results
 from android_bench.adb import Adb, AdbError, TransportError, choose_device, find_adb, list_devices
 from android_bench.benchmark_output import coverage, parse
 from android_bench.device import (
@@ -42,19 +43,21 @@ from android_bench.device import (
     DELEGATE_ARG_PREFIXES,
     DELEGATE_FLAGS,
     KILL_GRACE_S,
+    REMOTE_DIR,
     DeviceSession,
     delegate_of,
     exit_status_text,
     extra_args_for,
     parse_thermal,
 )
+from export.fidelity import FidelityError
 from export.sidecar import sha256_file
 from pynet_tf import atomic
 from pynet_tf.cli import command_parser
 
 DEFAULT_DEVICE_DELEGATES = "cpu,xnnpack,gpu,nnapi"
 DEFAULT_HOST_DELEGATES = "cpu,xnnpack"
-DEVICE_ONLY = ("serial", "benchmark_binary", "extra_args", "keep", "inference_diff_binary")
+DEVICE_ONLY = ("serial", "benchmark_binary", "extra_args", "keep", "inference_diff_binary", "npu_libraries")
 
 
 class UsageError(Exception):
@@ -188,6 +191,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--host", action="store_true", help="benchmark here through LiteRT instead of a phone"
     )
+    parser.add_argument(
+        "--npu-libraries",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="--delegates npu: the vendor's LiteRT NPU libraries for the phone (dispatch library, compiler "
+        "plugin, runtime .so files, or folders of them), pushed to the device and found through "
+        "LD_LIBRARY_PATH/ADSP_LIBRARY_PATH on the npu rows",
+    )
+    parser.add_argument(
+        "--no-device-accuracy",
+        dest="device_accuracy",
+        action="store_false",
+        help="skip running the export's held-out inputs through each row's delegate on the phone (its "
+        "on-device PSNR/SSIM against the float model and the ground truth)",
+    )
     return parser
 
 
@@ -258,6 +277,7 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
                 f"--extra-args {arg}: a {owner} delegate flag, given only to {owner} rows, and --delegates "
                 f"has none; add {owner} to --delegates or drop the flag"
             )
+    args.npu_libraries = _npu_libraries(args.npu_libraries, "npu" in args.delegate_list)
     if "external" in args.delegate_list and not any(
         a.startswith("--external_delegate_path") for a in args.extra
     ):
@@ -265,6 +285,30 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
             "--delegates external needs --extra-args '--external_delegate_path=/path/on/device.so'"
         )
     return args
+
+
+def _npu_libraries(paths: list[Path] | None, wanted: bool) -> tuple[Path, ...]:
+    """The .so files of --npu-libraries (folders expanded); ``UsageError`` unless given exactly when
+    --delegates has npu, and every path holds libraries."""
+    if not wanted:
+        if paths:
+            raise UsageError("--npu-libraries: only for npu rows; add npu to --delegates or drop the flag")
+        return ()
+    if not paths:
+        raise UsageError(
+            "--delegates npu needs --npu-libraries: the vendor's LiteRT dispatch library "
+            "(libLiteRtDispatch_*.so), compiler plugin (libLiteRtCompilerPlugin_*.so) and runtime libraries "
+            "for the phone's SoC"
+        )
+    found: list[Path] = []
+    for path in paths:
+        libraries = sorted(path.glob("*.so")) if path.is_dir() else [path] if path.is_file() else []
+        if not libraries:
+            raise UsageError(f"--npu-libraries {path}: no such file, or a folder without .so files")
+        found += libraries
+    if clash := _same_name(found):
+        raise UsageError(f"--npu-libraries {clash[0]} and {clash[1]}: two libraries of one name; keep one")
+    return tuple(found)
 
 
 def _same_name(models: list[Path]) -> tuple[Path, Path] | None:
@@ -302,6 +346,8 @@ def settings(args: argparse.Namespace) -> dict:
         "benchmark_binary": _tool(args.benchmark_binary),
         "inference_diff_binary": _tool(args.inference_diff_binary),
         "inference_diff_runs": args.inference_diff_runs if args.inference_diff_binary else None,
+        "device_accuracy": args.device_accuracy and not args.host,
+        "npu_libraries": [_tool(path) for path in args.npu_libraries or ()],
     }
 
 
@@ -361,8 +407,10 @@ def host_facts() -> dict:
 class Runner:
     """Runs the rows, saving the document after each one."""
 
-    def __init__(self, args: argparse.Namespace, document: dict, path: Path):
-        self.args, self.document, self.path = args, document, path
+    def __init__(self, args: argparse.Namespace, document: dict, path: Path, scratch: Path):
+        self.args, self.document, self.path, self.scratch = args, document, path, scratch
+        self.held_out: dict[Path, device_accuracy.HeldOutInputs | str] = {}
+        """Per model file: its held-out inputs on this machine, or why it has none."""
 
     def add(self, row: dict) -> None:
         self.document["rows"].append(row)
@@ -451,7 +499,7 @@ class Runner:
             argv = session.benchmark_argv(
                 remote[model], delegate, threads, self.args.warmup, self.args.runs, row["extra_args"]
             )
-            line = session.command_line(argv, self.args.cpu_mask)
+            line = session.command_line(argv, self.args.cpu_mask, delegate)
             row.update(command=argv, command_line=line, temperature_c=session.temperatures())
             started = time.perf_counter()
             outcome = session.run(line)
@@ -469,7 +517,61 @@ class Runner:
                         self.args.cpu_mask,
                     )
                 row["deviation"] = deviations[model, delegate]
+            if self.args.device_accuracy and row["status"] == "ok" and not session.lost:
+                row["device_accuracy"] = self.device_accuracy(session, model, side, remote[model], row)
             self.add(row)
+
+    def inputs_of(self, model: Path, side: dict | None) -> device_accuracy.HeldOutInputs | str:
+        """``model``'s held-out inputs (prepared once per file), or why there are none."""
+        if model not in self.held_out:
+            try:
+                self.held_out[model] = device_accuracy.prepare(model, side, self.scratch / model.stem)
+            except (device_accuracy.AccuracyUnavailable, FidelityError, OSError, ValueError) as error:
+                self.held_out[model] = str(error)
+        return self.held_out[model]
+
+    def device_accuracy(
+        self, session: DeviceSession, model: Path, side: dict | None, remote_model: str, row: dict
+    ) -> dict:
+        """The row's held-out inputs through its own delegate and threads on the device, scored here."""
+        held = self.inputs_of(model, side)
+        if isinstance(held, str):
+            return {"status": "unavailable", "error": held}
+        remote_output = f"{REMOTE_DIR}/{model.stem}_output.raw"
+        local_output = self.scratch / "output.raw"
+        dumps = []
+        try:
+            remote_inputs = [session.install(path, path.name) for path in held.files]
+            if remote_output not in session.pushed:
+                session.pushed.append(remote_output)
+            for remote_input in remote_inputs:
+                session.adb.run(["rm", "-f", remote_output])  # a dump left by an earlier run is no answer
+                tensors = (held.input_name, held.input_shape, remote_input, remote_output)
+                argv = session.accuracy_argv(
+                    remote_model, row["delegate"], row["threads"], row["extra_args"], tensors
+                )
+                outcome = session.run(session.command_line(argv, self.args.cpu_mask, row["delegate"]))
+                dumped = (
+                    outcome.error is None and session.adb.run(["test", "-f", remote_output]).exit_code == 0
+                )
+                failure = device_accuracy.run_failure(
+                    outcome.output, outcome.exit_code, outcome.error, dumped
+                )
+                if failure is not None:
+                    status, message = failure
+                    return {"status": status, "error": message, "log": results.tail(outcome.output)}
+                local_output.unlink(missing_ok=True)
+                session.adb.pull(remote_output, str(local_output))
+                session.adb.run(["rm", "-f", remote_output])
+                dumps.append(local_output.read_bytes())
+        except TransportError as error:
+            session.lost = session.adb.state() != "device"
+            return {"status": "error", "error": f"could not move the held-out tensors: {error}"}
+        try:
+            record = device_accuracy.score(held, dumps)
+        except device_accuracy.tensor_files.TensorFileError as error:
+            return {"status": "error", "error": str(error)}
+        return {"status": "ok", **device_accuracy.summary(record), "fidelity": record}
 
     @staticmethod
     def fill_from_output(
@@ -506,6 +608,7 @@ def open_device(args: argparse.Namespace) -> tuple[DeviceSession, dict]:
         keep=args.keep,
         timeout_s=args.timeout,
         diff_binary=args.inference_diff_binary,
+        npu_libraries=args.npu_libraries,
     )
     opened = False
     try:
@@ -565,14 +668,16 @@ def benchmark(args: argparse.Namespace, argv: list[str]) -> int:
     )
     path = results.result_path(args.out, started, device.get("serial") or "host")
     interrupted = None
+    scratch = tempfile.TemporaryDirectory(prefix="pynet_bench_")
     try:
         results.save(path, document)
-        runner = Runner(args, document, path)
+        runner = Runner(args, document, path, Path(scratch.name))
         runner.run_host() if session is None else runner.run_device(session)
         document["run"]["complete"] = True
     except STOPS as stop:
         interrupted = stop
     finally:
+        scratch.cleanup()
         warning = session.cleanup() if session is not None and not session.lost else None
         if warning:
             document["run"]["cleanup_warning"] = warning

@@ -61,6 +61,18 @@ class Report:
             f"{name}: {'' if row['psnr_vs_gt'] is not None else 'accuracy columns empty: '}{row['accuracy_note']}"
             for name, row in accuracy.items()
         ]
+        notes += [
+            f"#{row['id']} {row['file']} on {row['delegate']}: {row['placement_note']}: the hand-kept tables "
+            "(export/delegates.py) may have drifted from this delegate"
+            for row in self.rows
+            if row["placement_mismatch"]
+        ]
+        notes += [
+            f"#{row['id']} {row['file']} on {row['delegate']}: {row['device_drop_db']:.1f} dB lower PSNR vs float "
+            "on the device than on the host: this delegate computes something else"
+            for row in self.rows
+            if row["device_drop"]
+        ]
         flagged = {row["file"]: row for row in self.rows if row["not_working_isp"]}
         bar = f"flagged from {report_rows.NOT_WORKING_ISP_DB:g} dB below"
         notes += [
@@ -193,13 +205,39 @@ DEVIATION_LEGEND = (
 )
 
 
+def _on_device(row: dict) -> str:
+    """The row's own PSNR vs float on the phone, flagged when it falls more than DEVICE_DROP_DB below the
+    host's; why it is missing otherwise."""
+    if row["device_psnr_vs_float"] is None:
+        return "–" if row["device_accuracy_note"] is None else f"– ({row['device_accuracy_note']})"
+    text = number(row["device_psnr_vs_float"])
+    return text + (f" ⚠ {row['device_drop_db']:.1f} dB below the host" if row["device_drop"] else "")
+
+
+DEVICE_COLUMNS = (
+    ("PSNR vs float on device", _on_device),
+    ("PSNR vs GT on device", lambda r: number(r["device_psnr_vs_gt"])),
+)
+DEVICE_LEGEND = (
+    "On device: the file's held-out inputs run through this row's delegate and threads on the phone "
+    "(benchmark_model --input_layer_value_files, --output_filepath) and scored here as the sidecar was; "
+    f"⚠ marks a delegate more than {report_rows.DEVICE_DROP_DB:g} dB below the host's PSNR vs float. The ship "
+    "choice uses a row's on-device PSNR where it was measured."
+)
+
+
 def columns(rows: list[dict]) -> tuple:
-    """The table's columns: the on-device deviation only where some row has one (a phone run with
-    inference_diff), after the fidelity columns."""
-    if not any(row["device_diff_mean_abs"] is not None for row in rows):
+    """The table's columns: the on-device accuracy and the on-device deviation only where some row has them
+    (phone runs), after the fidelity columns."""
+    extra = ()
+    if any(row["device_psnr_vs_float"] is not None or row["device_accuracy_note"] for row in rows):
+        extra += DEVICE_COLUMNS
+    if any(row["device_diff_mean_abs"] is not None for row in rows):
+        extra += (DEVIATION_COLUMN,)
+    if not extra:
         return COLUMNS
     at = [name for name, _ in COLUMNS].index("speed-up vs fp32")
-    return (*COLUMNS[:at], DEVIATION_COLUMN, *COLUMNS[at:])
+    return (*COLUMNS[:at], *extra, *COLUMNS[at:])
 
 
 def reference_cells(reference: dict, shown: tuple) -> list[str]:
@@ -234,7 +272,9 @@ def _ship_line(choice: dict) -> str:
     threads = f"{choice['threads']} thread" + ("s" if choice["threads"] != 1 else "")
     line = (
         f"{choice['file']} with {threads} (#{choice['row']}), {number(choice['mean_ms'])} ms mean, "
-        f"{number(choice['psnr_vs_float'])} dB vs float ({choice['why']})"
+        f"{number(choice['ship_psnr_vs_float'])} dB vs float"
+        + (" on the device" if choice["ship_psnr_from"] == "device" else "")
+        + f" ({choice['why']})"
     )
     if not choice["not_working_isp"]:
         return f"{where}: {line}"
@@ -293,7 +333,9 @@ def ship_summary(report: Report) -> list[str]:
 
 
 def _legend(report: Report) -> str:
-    return LEGEND + (" " + DEVIATION_LEGEND if columns(report.rows) is not COLUMNS else "")
+    shown = columns(report.rows)
+    device = " " + DEVICE_LEGEND if DEVICE_COLUMNS[0] in shown else ""
+    return LEGEND + device + (" " + DEVIATION_LEGEND if DEVIATION_COLUMN in shown else "")
 
 
 def _md_cell(text: str) -> str:

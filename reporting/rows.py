@@ -32,6 +32,15 @@ One row per results row (model x delegate x threads, per device), flattened to p
     psnr_vs_classical_isp, not_working_isp   psnr_vs_gt minus the classical ISP's, and whether that is
                        -NOT_WORKING_ISP_DB or less ("not a working ISP"); null where either is unknown
     accuracy_note      why the accuracy columns are empty, or null
+    device_psnr_vs_float, device_ssim_vs_float, device_psnr_vs_gt, device_ssim_vs_gt, device_images   the
+                       row's own accuracy on the device (results' device_accuracy: the held-out inputs through
+                       its delegate on the phone); device_accuracy_note why it is missing; device_drop_db and
+                       device_drop: host PSNR vs float minus the device's, and whether that exceeds
+                       DEVICE_DROP_DB; ship_psnr_vs_float, ship_psnr_from: the device's figure where measured,
+                       else the host's, what the ship choice compares with --min-psnr
+    predicted_coverage, placement_mismatch, placement_note   what the sidecar's delegate tables predicted for
+                       this delegate (full | partial | none), whether the tool's coverage differs, and both
+                       sides' unsupported ops when it does; null where either is unknown (cpu rows, no sidecar)
     device_diff_mean_abs, device_diff_worst_run, device_diff_error   the row's on-device inference_diff
                        (results' deviation): mean |output - the phone's 1-thread CPU output| over its runs,
                        the worst run's (where the tool writes it), or why it failed; null without one
@@ -55,6 +64,9 @@ THIRD_PARTY = "third_party"
 """The sidecar format name of export/third_party.py's files (a third-party network at our input shape)."""
 PRECISIONS = ("float32", "fp16", "dynamic", "int16x8", "int8", "uint8")
 """Display order (widest first)."""
+DEVICE_DROP_DB = 1.0
+"""A delegate whose on-device PSNR vs the float model is this far (or farther) below the host's for the same
+file computes something else than the host's kernels (fp16 arithmetic, an NPU's own int8 kernels): flagged."""
 NOT_WORKING_ISP_DB = 6.0
 """A file whose PSNR vs ground truth is this far (or farther) below the classical ISP's on the same inputs is
 "not a working ISP": twice its RMS error, far beyond what a rerun moves (about a dB on two held-out images)."""
@@ -191,6 +203,62 @@ def _classical_isp(fidelity: dict) -> dict:
     }
 
 
+def _device_accuracy(row: dict, host_psnr: float | None) -> dict:
+    """The row's own on-device scores (results' ``device_accuracy``), whether they fall more than
+    ``DEVICE_DROP_DB`` below the host's, and the PSNR vs float the ship choice uses: the device's when
+    measured, else the host's (the sidecar's)."""
+    measured = row.get("device_accuracy") or {}
+    ok = measured.get("status") == "ok"
+    device_psnr = measured.get("psnr_vs_float") if ok else None
+    drop = host_psnr - device_psnr if None not in (host_psnr, device_psnr) else None
+    return {
+        "device_psnr_vs_float": device_psnr,
+        "device_ssim_vs_float": measured.get("ssim_vs_float") if ok else None,
+        "device_psnr_vs_gt": measured.get("psnr_vs_gt") if ok else None,
+        "device_ssim_vs_gt": measured.get("ssim_vs_gt") if ok else None,
+        "device_images": measured.get("images") if ok else None,
+        "device_accuracy_note": None
+        if ok or not measured
+        else f"{measured['status']}: {measured.get('error')}",
+        "device_drop_db": drop,
+        "device_drop": None if drop is None else bool(drop > DEVICE_DROP_DB),
+        "ship_psnr_vs_float": device_psnr if device_psnr is not None else host_psnr,
+        "ship_psnr_from": "device"
+        if device_psnr is not None
+        else ("host" if host_psnr is not None else None),
+    }
+
+
+def _placement(row: dict, side: dict | None) -> dict:
+    """Where the tool says the delegate ran the graph against where the export's op tables said it would
+    (the sidecar's ``delegates``, ``export/delegates.py``): the tables are kept by hand and can drift from the
+    real delegates, so a disagreement is shown, with both sides' unsupported ops."""
+    predicted = ((side or {}).get("delegates") or {}).get(row["delegate"]) or {}
+    ran = (row.get("coverage") or {}).get("status")
+    expected = predicted.get("supported")
+    mismatch = None if None in (ran, expected) else ran != expected
+    return {
+        "predicted_coverage": expected,
+        "placement_mismatch": mismatch,
+        "placement_note": None
+        if not mismatch
+        else (
+            f"the export's op tables predicted {expected} ({_ops(predicted.get('unsupported_ops'))} "
+            f"unsupported), the tool ran {ran} ({_ops((row.get('coverage') or {}).get('unsupported_ops'))} "
+            "unsupported)"
+        ),
+    }
+
+
+def _ops(ops: dict | list | None) -> str:
+    """``RSQRT x4, MEAN x2``, or ``no ops`` / ``unlisted ops``."""
+    if ops is None:
+        return "unlisted ops"
+    if isinstance(ops, dict):
+        return ", ".join(f"{op} x{count}" for op, count in ops.items()) or "no ops"
+    return ", ".join(map(str, ops)) or "no ops"
+
+
 def _coverage(row: dict) -> str | None:
     cov = row.get("coverage")
     if not cov or not cov.get("status"):
@@ -300,6 +368,8 @@ def flatten(inputs: Inputs) -> list[dict]:
                     **fidelity,
                     "accuracy_note": accuracy_note,
                     **_deviation(row),
+                    **_device_accuracy(row, fidelity["psnr_vs_float"]),
+                    **_placement(row, side),
                     "speedup_vs_fp32": None,
                     "fp32_row": None,
                     "pareto": None,
@@ -458,11 +528,15 @@ def ship(rows: list[dict], min_psnr: float) -> list[dict]:
 
 def _choose(ran: list[dict], min_psnr: float) -> dict:
     """One ship choice among the ok rows ``ran`` (see ``ship``): the row's id and facts, and why."""
-    eligible = [row for row in ran if row["psnr_vs_float"] is not None and row["psnr_vs_float"] >= min_psnr]
+    eligible = [
+        row for row in ran if row["ship_psnr_vs_float"] is not None and row["ship_psnr_vs_float"] >= min_psnr
+    ]
     working = [row for row in eligible if not row["not_working_isp"]]
     best = min(working or eligible, key=lambda row: row["mean_ms"], default=None)
     if best is not None:
         why = f"fastest of {len(working or eligible)} ok rows at >= {min_psnr:g} dB PSNR vs the float model"
+        if best["ship_psnr_from"] == "device":
+            why += " (its own, measured on the device)"
         passed = [row for row in eligible if row not in working and row["mean_ms"] < best["mean_ms"]]
         if passed:
             why += f"; {len(passed)} faster rows at the bar are not working ISPs"
@@ -471,7 +545,7 @@ def _choose(ran: list[dict], min_psnr: float) -> dict:
     elif not ran:
         why = "no row ran"
     else:
-        unknown = sum(row["psnr_vs_float"] is None for row in ran)
+        unknown = sum(row["ship_psnr_vs_float"] is None for row in ran)
         fastest = min(ran, key=lambda row: row["mean_ms"])
         why = (
             f"no row reaches {min_psnr:g} dB vs the float model ({len(ran) - unknown} below, "
@@ -482,6 +556,9 @@ def _choose(ran: list[dict], min_psnr: float) -> dict:
         "threads",
         "mean_ms",
         "psnr_vs_float",
+        "device_psnr_vs_float",
+        "ship_psnr_vs_float",
+        "ship_psnr_from",
         "psnr_vs_gt",
         "fidelity_images",
         "classical_isp",

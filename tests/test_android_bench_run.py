@@ -16,8 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tensorflow as tf
+from model_fixtures import informative
 
 from android_bench import run
 from android_bench.adb import Adb, AdbError, ShellResult, TransportError, choose_device, parse_devices
@@ -94,6 +96,7 @@ def phone(tmp_path, monkeypatch) -> dict:
         "FAKE_BENCHMARK_SLEEP_DELEGATE",
         "FAKE_BENCHMARK_CRASH",
         "FAKE_DIFF_FORMAT",
+        "FAKE_BENCHMARK_NO_OUTPUT_FILEPATH",
     ):
         monkeypatch.delenv(name, raising=False)
     return {"device": device, "log": tmp_path / "adb.jsonl", "out": tmp_path / "results", "bin": bin_dir}
@@ -652,6 +655,10 @@ HOST = ["--host", "--models", "{pynet}"]
         ([*HOST, "--serial", "X"], "--serial: only for a phone run"),
         ([*DEVICE, "--inference-diff-binary", "run_eval"], "--inference-diff-binary run_eval: no such file"),
         ([*DEVICE, "--inference-diff-runs", "0"], "--inference-diff-runs 0: must be at least 1"),
+        ([*DEVICE, "--delegates", "npu"], "--delegates npu needs --npu-libraries: the vendor's LiteRT"),
+        ([*DEVICE, "--npu-libraries", "{binary}"], "--npu-libraries: only for npu rows"),
+        ([*DEVICE, "--delegates", "npu", "--npu-libraries", "/nope"], "--npu-libraries /nope: no such file"),
+        ([*HOST, "--npu-libraries", "{binary}"], "--npu-libraries: only for a phone run"),
     ],
 )
 def test_bad_flags_are_one_line_errors(models, tmp_path, capsys, flags, expected):
@@ -829,3 +836,117 @@ def test_thermal_zones_in_millidegrees_or_degrees():
         "skin-therm": 39.8,
         "cpu-0-0-usr#2": 42.0,
     }
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict:
+    """A float32 and an int8 file of a saved PyNET level 5 (width 2) with their sidecars: what the device's
+    accuracy is scored against (the float model the sidecar names is on this machine)."""
+    from export.pipeline import export_model
+
+    folder = tmp_path_factory.mktemp("exported")
+    tf.keras.utils.set_random_seed(0)
+    informative(build_pynet(5, base_filters=2)).save(folder / "model.keras")
+    results = export_model(
+        folder / "model.keras", ["float32", "int8"], out=folder / "out", input_shape=(32, 32)
+    )
+    assert [result.status for result in results] == ["ok", "ok"], [result.message for result in results]
+    return {result.format: result for result in results}
+
+
+def _builtin_kernels_psnr(path: Path, sidecar: dict, folder: Path) -> float:
+    """PSNR vs the float model of ``path`` run here on LiteRT's built-in kernels (no XNNPACK), on the held-out
+    inputs the device gets: the independent figure a cpu row must reproduce."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from android_bench import device_accuracy
+
+    held = device_accuracy.prepare(path, sidecar, folder)
+    dumps = []
+    for tensor_file in held.files:
+        interpreter = Interpreter(
+            model_path=str(path),
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+        interpreter.allocate_tensors()
+        (detail,) = interpreter.get_input_details()
+        interpreter.set_tensor(
+            detail["index"], np.frombuffer(tensor_file.read_bytes(), detail["dtype"]).reshape(detail["shape"])
+        )
+        interpreter.invoke()
+        dumps.append(
+            b"".join(interpreter.get_tensor(o["index"]).tobytes() for o in interpreter.get_output_details())
+        )
+    return device_accuracy.score(held, dumps)["vs_float"]["psnr"]
+
+
+# The fake runs the pushed input bytes with LiteRT and the row's kernels (built-in for cpu, XNNPACK for
+# xnnpack), as a phone runs them with its own. The sidecar was measured through LiteRT's default (XNNPACK):
+# an xnnpack row reproduces it exactly (the same bytes through the same kernels; 1e-9 dB is float printing),
+# a cpu row reproduces the built-in kernels' own figure computed here. Measured on this int8 file: 15.76 dB
+# vs float through XNNPACK, 9.94 dB through the built-in int8 kernels: what on-device accuracy is for.
+SAME_KERNELS_DB = 1e-9
+
+
+def test_accuracy_on_the_device_per_delegate(phone, exported, models, tmp_path):
+    files = [str(exported[name].path) for name in ("float32", "int8")]
+    code, doc = device_run(
+        phone,
+        "--models",
+        *files,
+        str(models["pynet"]),
+        "--delegates",
+        "cpu,xnnpack",
+        "--threads",
+        "1",
+        "--runs",
+        "1",
+    )
+    assert code == 0
+    for row in doc["rows"]:
+        measured = row["device_accuracy"]
+        if row["model"]["name"] == models["pynet"].name:  # its sidecar names no float model file
+            assert measured["status"] == "unavailable" and "is not on this machine" in measured["error"]
+            continue
+        host = row["sidecar"]["fidelity"]
+        assert measured["status"] == "ok", measured
+        assert measured["images"] == host["images"]
+        assert measured["fidelity"]["classical_isp"] == host["classical_isp"]
+        if row["delegate"] == "xnnpack":
+            assert abs(measured["psnr_vs_float"] - host["vs_float"]["psnr"]) <= SAME_KERNELS_DB
+            assert abs(measured["psnr_vs_gt"] - host["vs_ground_truth"]["file"]["psnr"]) <= SAME_KERNELS_DB
+        else:
+            path = Path(row["model"]["path"])
+            expected = _builtin_kernels_psnr(path, row["sidecar"], tmp_path / path.stem)
+            assert abs(measured["psnr_vs_float"] - expected) <= SAME_KERNELS_DB
+    shells = [" ".join(call[3:]) for call in adb_calls(phone) if call[2:3] == ["shell"]]
+    held_out_runs = [line for line in shells if "--input_layer_value_files=" in line]
+    assert len(held_out_runs) == 2 * 2 * exported["float32"].sidecar["fidelity"]["images"]
+    assert all("--output_filepath=" in line and "--num_runs=1" in line for line in held_out_runs)
+    assert not (phone["device"] / "pynet_bench").exists()  # inputs and dumps removed with the rest
+
+
+@pytest.mark.parametrize(
+    ("mode", "how"), [("warn", "Unconsumed cmdline flags: --output_filepath"), ("silent", "silently")]
+)
+def test_a_tool_too_old_to_dump_outputs_keeps_the_latency_and_says_why(
+    phone, exported, monkeypatch, mode, how
+):
+    monkeypatch.setenv("FAKE_BENCHMARK_NO_OUTPUT_FILEPATH", mode)
+    code, doc = device_run(phone, "--models", str(exported["float32"].path), *ONE_XNNPACK_RUN)
+    assert code == 0
+    (row,) = doc["rows"]
+    assert row["status"] == "ok" and row["timings"]["inference_avg_ms"] > 0
+    assert row["device_accuracy"]["status"] == "unsupported"
+    assert (
+        "wrote no output dump" in row["device_accuracy"]["error"] and how in row["device_accuracy"]["error"]
+    )
+
+
+def test_no_device_accuracy_skips_the_held_out_runs(phone, exported):
+    code, doc = device_run(
+        phone, "--models", str(exported["float32"].path), *ONE_XNNPACK_RUN, "--no-device-accuracy"
+    )
+    assert code == 0 and doc["rows"][0]["device_accuracy"] is None
+    assert doc["run"]["settings"]["device_accuracy"] is False
+    assert not any("--input_layer_value_files=" in " ".join(call) for call in adb_calls(phone))

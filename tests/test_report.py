@@ -685,3 +685,81 @@ def test_sidecars_before_version_5_load_without_a_reference(bench, tmp_path, mon
     eligible = [row for row in made.rows if row["psnr_vs_float"] >= report.DEFAULT_MIN_PSNR]
     assert overall["row"] == min(eligible, key=lambda row: row["mean_ms"])["id"]
     assert overall["not_working_isp"] is None
+
+
+def _measured_on_device(document: dict, device_psnr: dict[str, float | None]) -> None:
+    """Give each row of the precisions in ``device_psnr`` an on-device accuracy record (None: "unsupported",
+    a tool too old to dump outputs), as android_bench.run writes them from a phone."""
+    for row in document["rows"]:
+        precision = row["sidecar"]["export_format"]["name"]
+        if precision not in device_psnr:
+            continue
+        psnr = device_psnr[precision]
+        row["device_accuracy"] = (
+            {"status": "unsupported", "error": "this benchmark_model does not know --output_filepath"}
+            if psnr is None
+            else {
+                "status": "ok",
+                "images": 2,
+                "psnr_vs_float": psnr,
+                "ssim_vs_float": 0.99,
+                "psnr_vs_gt": 20.0,
+            }
+        )
+
+
+def test_on_device_accuracy_is_shown_flagged_and_decides_the_ship_choice(bench, tmp_path):
+    """fp16 holds 58 dB vs float on the host, but its delegate computes 30 dB on the phone: the drop is
+    flagged, and the 40 dB bar now refuses it on its own figure, so the float32 file ships; a row the tool
+    could not measure keeps the host's figure and says why."""
+    document, path = _sidecar_rows(bench)
+    _measured_on_device(document, {"fp16": 30.0, "int8": None})
+    _write(tmp_path, path.name, json.dumps(document))
+    made = report.build([tmp_path], crops=False)
+    rows = {
+        row["precision"]: [r for r in made.rows if r["precision"] == row["precision"]] for row in made.rows
+    }
+    for row in rows["fp16"]:
+        assert row["device_psnr_vs_float"] == 30.0 and row["ship_psnr_from"] == "device"
+        assert row["device_drop"] is True and row["device_drop_db"] == pytest.approx(
+            row["psnr_vs_float"] - 30.0
+        )
+    for row in rows["int8"]:
+        assert row["device_psnr_vs_float"] is None and row["ship_psnr_from"] == "host"
+        assert row["device_accuracy_note"].startswith("unsupported: this benchmark_model does not know")
+    (overall,) = [choice for choice in made.ship if choice["delegate"] is None]
+    assert overall["row"] == min(rows["float32"], key=lambda row: row["mean_ms"])["id"]
+    markdown = report.to_markdown(made)
+    headers = [name for name, _ in report.columns(made.rows)]
+    assert "PSNR vs float on device" in headers and report.DEVICE_LEGEND in markdown
+    fp16 = rows["fp16"][0]
+    cell = dict(zip(headers, md_row(markdown, fp16["id"])))["PSNR vs float on device"]
+    assert cell == f"30.00 ⚠ {fp16['psnr_vs_float'] - 30.0:.1f} dB below the host"
+
+
+def test_a_delegate_that_ran_otherwise_than_predicted_is_noted(bench, tmp_path):
+    """The sidecar's op tables said the GPU takes the whole float32 graph; the tool says it ran part of it:
+    the report notes the disagreement with both sides' unsupported ops (the tables are kept by hand)."""
+    document, path = _sidecar_rows(bench)
+    row = next(row for row in document["rows"] if row["sidecar"]["export_format"]["name"] == "float32")
+    assert row["sidecar"]["delegates"]["gpu"]["supported"] == "full"  # PyNET's float ops are all GPU ops
+    row["delegate"] = "gpu"
+    row["coverage"] = {
+        "status": "partial",
+        "delegated_nodes": 40,
+        "total_nodes": 44,
+        "unsupported_ops": ["RSQRT"],
+    }
+    _write(tmp_path, path.name, json.dumps(document))
+    made = report.build([tmp_path], crops=False)
+    (gpu,) = [r for r in made.rows if r["delegate"] == "gpu"]
+    assert gpu["predicted_coverage"] == "full" and gpu["placement_mismatch"] is True
+    assert gpu["placement_note"] == (
+        "the export's op tables predicted full (no ops unsupported), the tool ran partial (RSQRT unsupported)"
+    )
+    assert any(
+        note.startswith(f"#{gpu['id']} {gpu['file']} on gpu: the export's op tables") for note in made.notes()
+    )
+    assert all(
+        r["placement_mismatch"] is None for r in made.rows if r["delegate"] != "gpu"
+    )  # cpu/xnnpack: none
