@@ -368,7 +368,7 @@ class DeviceSession:
             return None
         try:
             removed = self.adb.run(["rm", "-f", "--", *self.pushed])
-            self.adb.shell(f"rmdir {shlex.quote(REMOTE_DIR)} 2>/dev/null || true")
+            self.adb.shell(f"rmdir {shlex.quote(NPU_DIR)} {shlex.quote(REMOTE_DIR)} 2>/dev/null || true")
         except TransportError as error:
             return f"could not remove the pushed files from the device: {error}"
         return None if removed.exit_code == 0 else f"rm on the device failed: {removed.output.strip()}"

@@ -950,3 +950,36 @@ def test_no_device_accuracy_skips_the_held_out_runs(phone, exported):
     assert code == 0 and doc["rows"][0]["device_accuracy"] is None
     assert doc["run"]["settings"]["device_accuracy"] is False
     assert not any("--input_layer_value_files=" in " ".join(call) for call in adb_calls(phone))
+
+
+def test_npu_rows_push_the_vendor_libraries_and_find_them(phone, models, tmp_path):
+    """--delegates npu: the --npu-libraries go to pynet_bench/npu once, the npu rows run with LiteRT's NPU
+    flags and LD_LIBRARY_PATH/ADSP_LIBRARY_PATH pointing there (as LiteRT's own command-line tool runs
+    them), the cpu rows without, and everything is removed afterwards. Only this plumbing is tested: the
+    fake tool has no NPU, and no vendor SDK or phone is here."""
+    vendor = tmp_path / "qnn"
+    vendor.mkdir()
+    for name in ("libLiteRtDispatch_Qualcomm.so", "libLiteRtCompilerPlugin_Qualcomm.so", "libQnnHtp.so"):
+        (vendor / name).write_bytes(name.encode())
+    flags = ("--delegates", "cpu,npu", "--threads", "1", "--runs", "1", "--no-device-accuracy")
+    code, doc = device_run(phone, "--models", str(models["pynet"]), *flags, "--npu-libraries", str(vendor))
+    assert code == 0
+    cpu, npu = doc["rows"]
+    assert npu["status"] == "ok" and npu["delegate"] == "npu"
+    npu_dir = "/data/local/tmp/pynet_bench/npu"
+    expected = [
+        "--use_npu=true",
+        f"--dispatch_library_path={npu_dir}",
+        f"--compiler_plugin_library_path={npu_dir}",
+    ]
+    assert all(flag in npu["command"] for flag in expected)
+    assert f"env LD_LIBRARY_PATH={npu_dir} ADSP_LIBRARY_PATH={npu_dir} " in npu["command_line"]
+    assert "--use_npu=true" not in cpu["command"] and "LD_LIBRARY_PATH" not in cpu["command_line"]
+    pushes = [call[-1] for call in adb_calls(phone) if call[2:3] == ["push"]]
+    assert sorted(p for p in pushes if p.startswith(npu_dir)) == sorted(
+        f"{npu_dir}/{p.name}" for p in vendor.iterdir()
+    )
+    assert [entry["name"] for entry in doc["run"]["settings"]["npu_libraries"]] == sorted(
+        p.name for p in vendor.iterdir()
+    )
+    assert not (phone["device"] / "pynet_bench").exists()
