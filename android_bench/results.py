@@ -61,6 +61,9 @@ Schema (``FORMAT``, ``VERSION`` 1)::
                         float model here | "unsupported": the tool cannot dump outputs | "error"), error,
                         images, psnr_vs_float, ssim_vs_float, max_abs_vs_float, psnr_vs_gt, ssim_vs_gt,
                         ms_ssim_vs_gt, fidelity (export.fidelity.measure's whole record, as the sidecar's)}
+      op_profile        device rows of a run with --op-profile, else null: benchmark_model's per-op tables
+                        (android_bench/op_profile.py record): {by_type: [{type, count, avg_ms, share}], norm:
+                        {avg_ms, share, ops, by_type, delegated_ms, delegated_share}, nodes, total_ms}
       temperature_c     {zone type: degrees C} read just before the row, {} when unreadable
       started, wall_s   ISO start time and seconds the row took (push and cooldown excluded)
       log               the tail of the tool's output (device: stdout+stderr; host: the child's stderr)
@@ -142,6 +145,7 @@ def new_row(
         "coverage": None,
         "deviation": None,
         "device_accuracy": None,
+        "op_profile": None,
         "temperature_c": {},
         "started": utc_now(),
         "wall_s": None,

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
-from android_bench import device_accuracy, host, inference_diff, results
+from android_bench import device_accuracy, host, inference_diff, op_profile, results
 from android_bench.adb import Adb, AdbError, TransportError, choose_device, find_adb, list_devices
 from android_bench.benchmark_output import coverage, parse
 from android_bench.device import (
@@ -55,9 +55,18 @@ from export.sidecar import sha256_file
 from pynet_tf import atomic
 from pynet_tf.cli import command_parser
 
+OP_PROFILE_FLAG = op_profile.FLAG
 DEFAULT_DEVICE_DELEGATES = "cpu,xnnpack,gpu,nnapi"
 DEFAULT_HOST_DELEGATES = "cpu,xnnpack"
-DEVICE_ONLY = ("serial", "benchmark_binary", "extra_args", "keep", "inference_diff_binary", "npu_libraries")
+DEVICE_ONLY = (
+    "serial",
+    "benchmark_binary",
+    "extra_args",
+    "keep",
+    "inference_diff_binary",
+    "npu_libraries",
+    "op_profile",
+)
 
 
 class UsageError(Exception):
@@ -190,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cpu-mask", metavar="HEX", help="pin to CPUs, as taskset (e.g. f0 = CPUs 4-7)")
     parser.add_argument(
         "--host", action="store_true", help="benchmark here through LiteRT instead of a phone"
+    )
+    parser.add_argument(
+        "--op-profile",
+        action="store_true",
+        help="phone rows: also profile every op (benchmark_model --enable_op_profiling): time and share per op "
+        "type and the instance norms' part, in the results and the report",
     )
     parser.add_argument(
         "--npu-libraries",
@@ -348,6 +363,7 @@ def settings(args: argparse.Namespace) -> dict:
         "inference_diff_runs": args.inference_diff_runs if args.inference_diff_binary else None,
         "device_accuracy": args.device_accuracy and not args.host,
         "npu_libraries": [_tool(path) for path in args.npu_libraries or ()],
+        "op_profile": bool(args.op_profile),
     }
 
 
@@ -498,7 +514,7 @@ class Runner:
             first = False
             argv = session.benchmark_argv(
                 remote[model], delegate, threads, self.args.warmup, self.args.runs, row["extra_args"]
-            )
+            ) + ([OP_PROFILE_FLAG] if self.args.op_profile else [])
             line = session.command_line(argv, self.args.cpu_mask, delegate)
             row.update(command=argv, command_line=line, temperature_c=session.temperatures())
             started = time.perf_counter()
@@ -578,7 +594,9 @@ class Runner:
         row: dict, output: str, exit_code: int | None, error: str | None, delegate: str
     ) -> None:
         parsed = parse(output)
+        profile = op_profile.parse(output)
         row.update(
+            op_profile=None if profile is None else op_profile.record(profile),
             tool_version=parsed.tool_version,
             tool_model_size_mb=parsed.model_size_mb,
             coverage=coverage(parsed, delegate),

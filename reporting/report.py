@@ -218,6 +218,15 @@ DEVICE_COLUMNS = (
     ("PSNR vs float on device", _on_device),
     ("PSNR vs GT on device", lambda r: number(r["device_psnr_vs_gt"])),
 )
+PROFILE_COLUMNS = (
+    ("top ops", lambda r: r["top_ops"] or "–"),
+    ("norm share", lambda r: "–" if r["norm_share"] is None else f"{100 * r['norm_share']:.0f}%"),
+)
+PROFILE_LEGEND = (
+    "top ops, norm share: benchmark_model's per-op profile (--op-profile), the op types taking the most time "
+    "and the instance norms' ops' share of the run (ops of layers named *_norm; ops inside a delegate kernel "
+    "cannot be told apart, profile with --delegates cpu to see them)."
+)
 DEVICE_LEGEND = (
     "On device: the file's held-out inputs run through this row's delegate and threads on the phone "
     "(benchmark_model --input_layer_value_files, --output_filepath) and scored here as the sidecar was; "
@@ -234,6 +243,8 @@ def columns(rows: list[dict]) -> tuple:
         extra += DEVICE_COLUMNS
     if any(row["device_diff_mean_abs"] is not None for row in rows):
         extra += (DEVIATION_COLUMN,)
+    if any(row["top_ops"] is not None for row in rows):
+        extra += PROFILE_COLUMNS
     if not extra:
         return COLUMNS
     at = [name for name, _ in COLUMNS].index("speed-up vs fp32")
@@ -335,7 +346,8 @@ def ship_summary(report: Report) -> list[str]:
 def _legend(report: Report) -> str:
     shown = columns(report.rows)
     device = " " + DEVICE_LEGEND if DEVICE_COLUMNS[0] in shown else ""
-    return LEGEND + device + (" " + DEVIATION_LEGEND if DEVIATION_COLUMN in shown else "")
+    profile = " " + PROFILE_LEGEND if PROFILE_COLUMNS[0] in shown else ""
+    return LEGEND + device + (" " + DEVIATION_LEGEND if DEVIATION_COLUMN in shown else "") + profile
 
 
 def _md_cell(text: str) -> str:

@@ -38,6 +38,8 @@ One row per results row (model x delegate x threads, per device), flattened to p
                        device_drop: host PSNR vs float minus the device's, and whether that exceeds
                        DEVICE_DROP_DB; ship_psnr_vs_float, ship_psnr_from: the device's figure where measured,
                        else the host's, what the ship choice compares with --min-psnr
+    top_ops, norm_share, norm_ms   the row's op profile (--op-profile phone runs): its TOP_OPS op types by
+                       time with their shares, and the instance norms' share and ms per run; null without one
     predicted_coverage, placement_mismatch, placement_note   what the sidecar's delegate tables predicted for
                        this delegate (full | partial | none), whether the tool's coverage differs, and both
                        sides' unsupported ops when it does; null where either is unknown (cpu rows, no sidecar)
@@ -64,6 +66,8 @@ THIRD_PARTY = "third_party"
 """The sidecar format name of export/third_party.py's files (a third-party network at our input shape)."""
 PRECISIONS = ("float32", "fp16", "dynamic", "int16x8", "int8", "uint8")
 """Display order (widest first)."""
+TOP_OPS = 3
+"""Op types a row's profile shows in the report, the slowest first."""
 DEVICE_DROP_DB = 1.0
 """A delegate whose on-device PSNR vs the float model is this far (or farther) below the host's for the same
 file computes something else than the host's kernels (fp16 arithmetic, an NPU's own int8 kernels): flagged."""
@@ -229,6 +233,19 @@ def _device_accuracy(row: dict, host_psnr: float | None) -> dict:
     }
 
 
+def _op_profile(row: dict) -> dict:
+    """The row's per-op profile (results' ``op_profile``): its top op types and the instance norms' share."""
+    profile = row.get("op_profile")
+    if not profile:
+        return {"top_ops": None, "norm_share": None, "norm_ms": None}
+    ranked = sorted(profile["by_type"], key=lambda stat: -stat["avg_ms"])[:TOP_OPS]
+    return {
+        "top_ops": ", ".join(f"{stat['type']} {100 * stat['share']:.0f}%" for stat in ranked),
+        "norm_share": profile["norm"]["share"],
+        "norm_ms": profile["norm"]["avg_ms"],
+    }
+
+
 def _placement(row: dict, side: dict | None) -> dict:
     """Where the tool says the delegate ran the graph against where the export's op tables said it would
     (the sidecar's ``delegates``, ``export/delegates.py``): the tables are kept by hand and can drift from the
@@ -370,6 +387,7 @@ def flatten(inputs: Inputs) -> list[dict]:
                     **_deviation(row),
                     **_device_accuracy(row, fidelity["psnr_vs_float"]),
                     **_placement(row, side),
+                    **_op_profile(row),
                     "speedup_vs_fp32": None,
                     "fp32_row": None,
                     "pareto": None,

@@ -659,6 +659,7 @@ HOST = ["--host", "--models", "{pynet}"]
         ([*DEVICE, "--npu-libraries", "{binary}"], "--npu-libraries: only for npu rows"),
         ([*DEVICE, "--delegates", "npu", "--npu-libraries", "/nope"], "--npu-libraries /nope: no such file"),
         ([*HOST, "--npu-libraries", "{binary}"], "--npu-libraries: only for a phone run"),
+        ([*HOST, "--op-profile"], "--op-profile: only for a phone run"),
     ],
 )
 def test_bad_flags_are_one_line_errors(models, tmp_path, capsys, flags, expected):
@@ -983,3 +984,42 @@ def test_npu_rows_push_the_vendor_libraries_and_find_them(phone, models, tmp_pat
         p.name for p in vendor.iterdir()
     )
     assert not (phone["device"] / "pynet_bench").exists()
+
+
+def test_op_profile_per_row_with_the_instance_norms_share(phone, exported, tmp_path):
+    """--op-profile: each row keeps the tool's per-op tables as time by op type and the instance norms' part.
+    On built-in kernels (cpu) every op is named, so the norms' ops are found by their layers (7 ops per norm:
+    MEAN, SUB, MUL, MEAN, ADD, RSQRT, MUL); through XNNPACK they sit inside delegate kernels, which the
+    record says (delegated share) instead of calling the norms free. The fake splits each run's measured time
+    over the ops it really runs (see the fake), so only the structure is checked here, not the times."""
+    code, doc = device_run(
+        phone,
+        "--models",
+        str(exported["int8"].path),
+        "--delegates",
+        "cpu,xnnpack",
+        "--threads",
+        "1",
+        "--runs",
+        "2",
+        "--op-profile",
+        "--no-device-accuracy",
+    )
+    assert code == 0 and doc["run"]["settings"]["op_profile"] is True
+    cpu, xnnpack = doc["rows"]
+    assert all("--enable_op_profiling=true" in row["command"] for row in doc["rows"])
+    import tf_keras as keras
+
+    norms = [
+        layer
+        for layer in keras.models.load_model(exported["int8"].sidecar["source"]["model"]).layers
+        if layer.name.endswith("_norm")
+    ]
+    assert cpu["op_profile"]["norm"]["ops"] == 7 * len(norms) > 0
+    assert 0 < cpu["op_profile"]["norm"]["share"] < 1 and cpu["op_profile"]["norm"]["delegated_share"] == 0
+    assert sum(stat["count"] for stat in cpu["op_profile"]["by_type"]) == cpu["op_profile"]["nodes"]
+    assert xnnpack["op_profile"]["norm"]["delegated_share"] > 0
+    made = report.build(sorted(phone["out"].glob("*.json")), crops=False)
+    headers = [name for name, _ in report.columns(made.rows)]
+    assert "top ops" in headers and "norm share" in headers
+    assert report.PROFILE_LEGEND in report.to_markdown(made)
