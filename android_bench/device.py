@@ -37,8 +37,10 @@ DELEGATE_FLAGS = {
     "nnapi": ["--use_nnapi=true"],
     "hexagon": ["--use_hexagon=true"],
     "external": [],
-    # LiteRT's NPU path (its benchmark_model; NNAPI is deprecated from Android 15): the flags and the
-    # library folder as LiteRT's own command-line tool passes them (litert_cli's benchmark command)
+    # LiteRT's NPU path (NNAPI is deprecated from Android 15): the flags and the library folder as LiteRT's own
+    # command-line tool passes them (litert_cli's benchmark command). They belong to LiteRT's benchmark_model
+    # (litert/tools, the CompiledModel API: --use_cpu/--use_gpu/--use_npu, no --use_xnnpack or --use_nnapi),
+    # not to TFLite's: npu rows run in a run of their own with that tool as --benchmark-binary
     "npu": [
         "--use_npu=true",
         f"--dispatch_library_path={NPU_DIR}",
