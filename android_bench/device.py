@@ -26,6 +26,8 @@ from export.sidecar import sha256_file
 
 REMOTE_DIR = "/data/local/tmp/pynet_bench"
 BINARY_NAME = "benchmark_model"
+NPU_BINARY_NAME = "benchmark_model_litert"
+"""LiteRT's benchmark_model for the npu rows (--npu-benchmark-binary), beside TFLite's."""
 NPU_DIR = f"{REMOTE_DIR}/npu"
 """Where --npu-libraries go: the vendor's LiteRT dispatch library, compiler plugin and runtime libraries."""
 # benchmark_model's flags per --delegates name. "cpu" turns off XNNPACK, which newer tools apply by default;
@@ -40,7 +42,7 @@ DELEGATE_FLAGS = {
     # LiteRT's NPU path (NNAPI is deprecated from Android 15): the flags and the library folder as LiteRT's own
     # command-line tool passes them (litert_cli's benchmark command). They belong to LiteRT's benchmark_model
     # (litert/tools, the CompiledModel API: --use_cpu/--use_gpu/--use_npu, no --use_xnnpack or --use_nnapi),
-    # not to TFLite's: npu rows run in a run of their own with that tool as --benchmark-binary
+    # not to TFLite's: npu rows run that tool (--npu-benchmark-binary) where it is given
     "npu": [
         "--use_npu=true",
         f"--dispatch_library_path={NPU_DIR}",
@@ -66,6 +68,7 @@ PEAK_MEMORY_FLAG = "--report_peak_memory_footprint=true"
 KILL_GRACE_S = 30  # for init, after the two --max_secs phases; at most: a short --timeout gets half of itself
 # ELF e_machine -> Android ABI, to catch a benchmark_model built for another CPU before any run.
 ELF_ABIS = {0x28: "armeabi-v7a", 0xB7: "arm64-v8a", 0x03: "x86", 0x3E: "x86_64"}
+NPU_BINARY_HINT = "LiteRT's benchmark_model (litert/tools) for the phone's ABI, which takes --use_npu"
 BINARY_HINT = (
     "TFLite's prebuilt android_aarch64_benchmark_model (arm64-v8a) or android_arm_benchmark_model "
     "(armeabi-v7a), see https://www.tensorflow.org/lite/performance/measurement"
@@ -161,11 +164,13 @@ class DeviceSession:
         timeout_s: float,
         diff_binary: Path | None = None,
         npu_libraries: tuple[Path, ...] = (),
+        npu_binary: Path | None = None,
     ):
         self.adb = adb
         self.binary = binary
         self.diff_binary = diff_binary
         self.npu_libraries = npu_libraries
+        self.npu_binary = npu_binary
         self.keep = keep
         self.timeout_s = timeout_s
         self.pushed: list[str] = []
@@ -195,6 +200,8 @@ class DeviceSession:
         tools = [("--benchmark-binary", self.binary, BINARY_HINT)]
         if self.diff_binary is not None:
             tools.append(("--inference-diff-binary", self.diff_binary, inference_diff.BUILD_HINT))
+        if self.npu_binary is not None:
+            tools.append(("--npu-benchmark-binary", self.npu_binary, NPU_BINARY_HINT))
         for flag, path, hint in tools:
             built_for = elf_abi(path)
             if built_for and device_abis and built_for not in device_abis:
@@ -217,6 +224,8 @@ class DeviceSession:
         tools = [self.install(self.binary, BINARY_NAME)]
         if self.diff_binary is not None:
             tools.append(self.install(self.diff_binary, inference_diff.TOOL_NAME))
+        if self.npu_binary is not None:
+            tools.append(self.install(self.npu_binary, NPU_BINARY_NAME))
         self.adb.run(["chmod", "755", *tools])
         if self.npu_libraries:
             self.adb.run(["mkdir", "-p", NPU_DIR])
@@ -237,7 +246,7 @@ class DeviceSession:
     ) -> list[str]:
         """benchmark_model's argv for one row; ``extra_args`` are the row's own (``extra_args_for``)."""
         return [
-            f"{REMOTE_DIR}/{BINARY_NAME}",
+            self.tool(delegate),
             f"--graph={remote_model}",
             f"--num_threads={threads}",
             f"--warmup_runs={warmup}",
@@ -262,7 +271,7 @@ class DeviceSession:
         no warm-up; ``tensors`` is (input name, input shape, remote input file, remote output dump)."""
         name, shape, remote_input, remote_output = tensors
         return [
-            f"{REMOTE_DIR}/{BINARY_NAME}",
+            self.tool(delegate),
             f"--graph={remote_model}",
             f"--num_threads={threads}",
             "--warmup_runs=0",
@@ -276,6 +285,11 @@ class DeviceSession:
             *DELEGATE_FLAGS[delegate],
             *extra_args,
         ]
+
+    def tool(self, delegate: str) -> str:
+        """The device path of the benchmark tool that runs ``delegate``'s rows."""
+        name = NPU_BINARY_NAME if delegate == "npu" and self.npu_binary is not None else BINARY_NAME
+        return f"{REMOTE_DIR}/{name}"
 
     def command_line(self, argv: list[str], cpu_mask: str | None, delegate: str | None = None) -> str:
         """The device-shell string: [timeout -s KILL N] [taskset MASK] [env NPU_ENVIRONMENT] argv..., stderr

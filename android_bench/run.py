@@ -43,6 +43,7 @@ from android_bench.device import (
     DELEGATE_ARG_PREFIXES,
     DELEGATE_FLAGS,
     KILL_GRACE_S,
+    NPU_BINARY_HINT,
     REMOTE_DIR,
     DeviceSession,
     delegate_of,
@@ -65,6 +66,7 @@ DEVICE_ONLY = (
     "keep",
     "inference_diff_binary",
     "npu_libraries",
+    "npu_benchmark_binary",
     "op_profile",
 )
 
@@ -207,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
         "type and the instance norms' part, in the results and the report",
     )
     parser.add_argument(
+        "--npu-benchmark-binary",
+        type=Path,
+        metavar="PATH",
+        help="npu rows: LiteRT's benchmark_model (the CompiledModel API's tool, which takes --use_npu), when "
+        "--benchmark-binary is TFLite's (default: --benchmark-binary runs every row)",
+    )
+    parser.add_argument(
         "--npu-libraries",
         nargs="+",
         type=Path,
@@ -293,6 +302,16 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
                 f"has none; add {owner} to --delegates or drop the flag"
             )
     args.npu_libraries = _npu_libraries(args.npu_libraries, "npu" in args.delegate_list)
+    if args.npu_benchmark_binary is not None:
+        if "npu" not in args.delegate_list:
+            raise UsageError(
+                "--npu-benchmark-binary: only for npu rows; add npu to --delegates or drop the flag"
+            )
+        if not args.npu_benchmark_binary.is_file():
+            raise UsageError(
+                f"--npu-benchmark-binary {args.npu_benchmark_binary}: no such file; give the path of "
+                f"{NPU_BINARY_HINT}"
+            )
     if "external" in args.delegate_list and not any(
         a.startswith("--external_delegate_path") for a in args.extra
     ):
@@ -363,6 +382,7 @@ def settings(args: argparse.Namespace) -> dict:
         "inference_diff_runs": args.inference_diff_runs if args.inference_diff_binary else None,
         "device_accuracy": args.device_accuracy and not args.host,
         "npu_libraries": [_tool(path) for path in args.npu_libraries or ()],
+        "npu_benchmark_binary": _tool(args.npu_benchmark_binary),
         "op_profile": bool(args.op_profile),
     }
 
@@ -627,6 +647,7 @@ def open_device(args: argparse.Namespace) -> tuple[DeviceSession, dict]:
         timeout_s=args.timeout,
         diff_binary=args.inference_diff_binary,
         npu_libraries=args.npu_libraries,
+        npu_binary=args.npu_benchmark_binary,
     )
     opened = False
     try:

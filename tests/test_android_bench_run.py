@@ -660,6 +660,7 @@ HOST = ["--host", "--models", "{pynet}"]
         ([*DEVICE, "--delegates", "npu", "--npu-libraries", "/nope"], "--npu-libraries /nope: no such file"),
         ([*HOST, "--npu-libraries", "{binary}"], "--npu-libraries: only for a phone run"),
         ([*HOST, "--op-profile"], "--op-profile: only for a phone run"),
+        ([*DEVICE, "--npu-benchmark-binary", "{binary}"], "--npu-benchmark-binary: only for npu rows"),
     ],
 )
 def test_bad_flags_are_one_line_errors(models, tmp_path, capsys, flags, expected):
@@ -963,7 +964,11 @@ def test_npu_rows_push_the_vendor_libraries_and_find_them(phone, models, tmp_pat
     for name in ("libLiteRtDispatch_Qualcomm.so", "libLiteRtCompilerPlugin_Qualcomm.so", "libQnnHtp.so"):
         (vendor / name).write_bytes(name.encode())
     flags = ("--delegates", "cpu,npu", "--threads", "1", "--runs", "1", "--no-device-accuracy")
-    code, doc = device_run(phone, "--models", str(models["pynet"]), *flags, "--npu-libraries", str(vendor))
+    litert_tool = tmp_path / "litert_benchmark_model"  # LiteRT's tool for the npu rows: here the same fake
+    shutil.copyfile(FAKES / "benchmark_model", litert_tool)
+    litert_tool.chmod(0o755)
+    npu_flags = ("--npu-libraries", str(vendor), "--npu-benchmark-binary", str(litert_tool))
+    code, doc = device_run(phone, "--models", str(models["pynet"]), *flags, *npu_flags)
     assert code == 0
     cpu, npu = doc["rows"]
     assert npu["status"] == "ok" and npu["delegate"] == "npu"
@@ -976,6 +981,9 @@ def test_npu_rows_push_the_vendor_libraries_and_find_them(phone, models, tmp_pat
     assert all(flag in npu["command"] for flag in expected)
     assert f"env LD_LIBRARY_PATH={npu_dir} ADSP_LIBRARY_PATH={npu_dir} " in npu["command_line"]
     assert "--use_npu=true" not in cpu["command"] and "LD_LIBRARY_PATH" not in cpu["command_line"]
+    assert npu["command"][0].endswith("/benchmark_model_litert") and cpu["command"][0].endswith(
+        "/benchmark_model"
+    )
     pushes = [call[-1] for call in adb_calls(phone) if call[2:3] == ["push"]]
     assert sorted(p for p in pushes if p.startswith(npu_dir)) == sorted(
         f"{npu_dir}/{p.name}" for p in vendor.iterdir()
