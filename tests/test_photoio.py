@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 import tifffile
 from PIL import Image
-from test_rawio import png16_bytes
+from test_rawio import one_line_error, png16_bytes
 
 from pynet_tf.data.photoio import PhotoReadError, read_photo
 from pynet_tf.data.rawio import DEFAULT_MAX_MEGAPIXELS
@@ -62,20 +62,12 @@ def test_unreadable_files_name_themselves(tmp_path, name, content):
         read_photo(tmp_path / name)
 
 
-def _one_line_error(path, match, **cap) -> str:
-    with pytest.raises(PhotoReadError, match=match) as error:
-        read_photo(path, **cap)
-    message = str(error.value)
-    assert message.startswith(f"{path}: ") and "\n" not in message
-    return message
-
-
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])
 def test_a_png_missing_rows_is_refused_whatever_its_suffix(tmp_path, suffix):
     """The decoder follows the content: under .jpg this PNG went to Pillow, which zero-fills missing rows."""
     path = tmp_path / f"short{suffix}"
     path.write_bytes(png16_bytes(64, 64, rows=20))
-    _one_line_error(path, "truncated or corrupt PNG data")
+    one_line_error(read_photo, path, error_type=PhotoReadError, match="truncated or corrupt PNG data")
 
 
 @pytest.mark.parametrize("compression", [None, "zlib"])
@@ -85,13 +77,15 @@ def test_a_cut_tiff_is_refused_as_truncated(tmp_path, compression):
     tifffile.imwrite(whole, RGB16, photometric="rgb", compression=compression)
     path = tmp_path / "cut.tif"
     path.write_bytes(whole.read_bytes()[:-40])
-    _one_line_error(path, "truncated or corrupt TIFF data")
+    one_line_error(read_photo, path, error_type=PhotoReadError, match="truncated or corrupt TIFF data")
 
 
 def test_a_bogus_header_is_refused_before_decoding(tmp_path):
     path = tmp_path / "bogus.png"
     path.write_bytes(png16_bytes(12000, 12000, rows=0))
-    message = _one_line_error(path, r"declares 12000x12000 pixels \(144 MP\)")
+    message = one_line_error(
+        read_photo, path, error_type=PhotoReadError, match=r"declares 12000x12000 pixels \(144 MP\)"
+    )
     assert f"limit of {DEFAULT_MAX_MEGAPIXELS} MP" in message
 
 
@@ -100,7 +94,11 @@ def test_a_photo_over_a_lowered_cap_is_refused_and_passes_when_raised(tmp_path, 
     """7 x 6 is 42 pixels: the cap is checked on every format's declared size."""
     path = tmp_path / f"photo{suffix}"
     Image.fromarray(RGB8).save(path)
-    _one_line_error(
-        path, r"declares 7x6 pixels \(4.2e-05 MP\), over the limit of 4e-05 MP", max_megapixels=4e-5
+    one_line_error(
+        read_photo,
+        path,
+        error_type=PhotoReadError,
+        match=r"declares 7x6 pixels \(4.2e-05 MP\), over the limit of 4e-05 MP",
+        max_megapixels=4e-5,
     )
     np.testing.assert_array_equal(read_photo(path, max_megapixels=5e-5), read_photo(path))

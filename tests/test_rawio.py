@@ -239,8 +239,9 @@ def test_zrr_refuses_images_that_are_not_16_bit_mosaics(tmp_path, mode):
         read_zrr_raw(path)
 
 
-def _one_line_error(reader, path: Path, match: str, **cap) -> str:
-    with pytest.raises(RawReadError, match=match) as error:
+def one_line_error(reader, path: Path, match: str, error_type: type = RawReadError, **cap) -> str:
+    """The one-line message ``reader`` refuses ``path`` with (``error_type``, naming the file first)."""
+    with pytest.raises(error_type, match=match) as error:
         reader(path, **cap)
     message = str(error.value)
     assert message.startswith(f"{path}: ") and "\n" not in message
@@ -253,7 +254,7 @@ def test_zrr_png_cut_short_is_refused_as_truncated(tmp_path, cut):
     data = _write_png16(tmp_path / "whole.png", np.arange(224 * 224).reshape(224, 224) % 1024).read_bytes()
     path = tmp_path / "cut.png"
     path.write_bytes(data[: len(data) // 2] if cut == "half" else data[:-12])
-    message = _one_line_error(read_zrr_raw, path, "truncated or corrupt PNG data")
+    message = one_line_error(read_zrr_raw, path, "truncated or corrupt PNG data")
     assert "copy the file again" in message
 
 
@@ -261,7 +262,7 @@ def test_zrr_png_with_fewer_rows_than_its_header_is_refused(tmp_path):
     """Pillow zero-filled the 124 missing rows of this file and raised nothing."""
     path = tmp_path / "short.png"
     path.write_bytes(png16_bytes(224, 224, rows=100))
-    _one_line_error(read_zrr_raw, path, "truncated or corrupt PNG data")
+    one_line_error(read_zrr_raw, path, "truncated or corrupt PNG data")
     path.write_bytes(png16_bytes(224, 224, rows=224))  # the same file whole reads: only the rows were wrong
     np.testing.assert_array_equal(read_zrr_raw(path), np.full((112, 112, 4), np.float32(300) / ZRR_SCALE))
 
@@ -271,7 +272,7 @@ def test_a_bogus_header_is_refused_before_decoding(tmp_path):
     path = tmp_path / "bogus.png"
     path.write_bytes(png16_bytes(12000, 12000, rows=0))
     assert path.stat().st_size < 100
-    message = _one_line_error(read_zrr_raw, path, r"declares 12000x12000 pixels \(144 MP\)")
+    message = one_line_error(read_zrr_raw, path, r"declares 12000x12000 pixels \(144 MP\)")
     assert f"limit of {DEFAULT_MAX_MEGAPIXELS} MP" in message and "--max-megapixels" in message
 
 
@@ -282,7 +283,7 @@ def test_raising_the_cap_past_pillows_own_guard_reaches_the_decoder(tmp_path):
     path.write_bytes(png16_bytes(13500, 13500, rows=0))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        _one_line_error(read_zrr_raw, path, "truncated or corrupt PNG data", max_megapixels=200)
+        one_line_error(read_zrr_raw, path, "truncated or corrupt PNG data", max_megapixels=200)
 
 
 @pytest.mark.parametrize("reader", [read_raw, read_zrr_raw])
@@ -293,7 +294,7 @@ def test_a_frame_over_a_lowered_cap_is_refused_and_passes_when_raised(tmp_path, 
         path = _write_dng(tmp_path / "small.dng", mosaic, "RGGB")
     else:
         path = _write_png16(tmp_path / "small.png", mosaic)
-    message = _one_line_error(reader, path, r"declares 48x32 pixels \(0.00154 MP\)", max_megapixels=0.0015)
+    message = one_line_error(reader, path, r"declares 48x32 pixels \(0.00154 MP\)", max_megapixels=0.0015)
     assert "limit of 0.0015 MP" in message and "--max-megapixels" in message
     raised = reader(path, max_megapixels=0.0016)
     default = reader(path)
