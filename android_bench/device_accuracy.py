@@ -82,6 +82,7 @@ def prepare(model_path: Path, sidecar: dict | None, folder: Path) -> HeldOutInpu
         packed = item.packed if channels is None else item.packed[..., list(channels)]
         path = folder / f"{model_path.stem}_input{index}.raw"
         path.write_bytes(tensor_files.input_bytes(packed, detail))
+        tensor_files.check_size(path, detail, (1, *shape, 4))  # what the tool would abort on, refused here
         files.append(path)
     return HeldOutInputs(
         items, files, tensor_files.flag_layer_name(detail["name"]), (1, *shape, 4), outputs, content
