@@ -390,6 +390,14 @@ class DeviceSession:
         return None if removed.exit_code == 0 else f"rm on the device failed: {removed.output.strip()}"
 
 
+def failure_text(output: str, exit_code: int | None) -> str:
+    """A failed benchmark_model run in one line: its exit status (or that it printed no timings) and its last
+    lines, for when the output holds no error message of its own."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    what = exit_status_text(exit_code) if exit_code else "printed no timings"
+    return f"benchmark_model {what}" + (f": {' | '.join(lines[-3:])}" if lines else "")
+
+
 def exit_status_text(code: int) -> str:
     if code > 128:
         try:

@@ -22,7 +22,7 @@ import numpy as np
 
 from android_bench import tensor_files
 from android_bench.benchmark_output import parse
-from android_bench.device import exit_status_text
+from android_bench.device import failure_text
 from export import fidelity
 from pynet_tf import runs
 from pynet_tf.cli import image_size
@@ -145,11 +145,7 @@ def run_failure(
     if error is not None:
         return "error", error
     if exit_code != 0:
-        message = parse(output).error_message()
-        lines = [line.strip() for line in output.splitlines() if line.strip()]
-        return "error", message or f"benchmark_model {exit_status_text(exit_code or 0)}: " + " | ".join(
-            lines[-3:]
-        )
+        return "error", parse(output).error_message() or failure_text(output, exit_code)
     if dumped:
         return None
     flag = tensor_files.OUTPUT_DUMP_FLAG

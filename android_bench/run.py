@@ -47,8 +47,8 @@ from android_bench.device import (
     REMOTE_DIR,
     DeviceSession,
     delegate_of,
-    exit_status_text,
     extra_args_for,
+    failure_text,
     parse_thermal,
 )
 from export.fidelity import FidelityError
@@ -598,7 +598,6 @@ class Runner:
                     return {"status": status, "error": message, "log": results.tail(outcome.output)}
                 local_output.unlink(missing_ok=True)
                 session.adb.pull(remote_output, str(local_output))
-                session.adb.run(["rm", "-f", remote_output])
                 dumps.append(local_output.read_bytes())
         except TransportError as error:
             session.lost = session.adb.state() != "device"
@@ -627,12 +626,7 @@ class Runner:
             return
         if parsed.inference_avg_us is not None:
             row["timings"] = results.timings_from_output(parsed)
-        message = error or parsed.error_message()
-        if message is None:
-            lines = [line.strip() for line in output.splitlines() if line.strip()]
-            what = exit_status_text(exit_code) if exit_code else "printed no timings"
-            message = f"benchmark_model {what}" + (f": {' | '.join(lines[-3:])}" if lines else "")
-        row["error"] = message
+        row["error"] = error or parsed.error_message() or failure_text(output, exit_code)
 
 
 def open_device(args: argparse.Namespace) -> tuple[DeviceSession, dict]:
