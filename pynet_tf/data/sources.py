@@ -113,22 +113,22 @@ def _zrr(root: Path, spec: str) -> Source:
     """``DIR/{train,test}/huawei_raw/N.png`` with ``DIR/{train,test}/canon/N.jpg``, as the dataset ships."""
     splits = {}
     for split in SPLITS:
-        raws = _index(root / split / "huawei_raw", (".png",))
-        photos = _index(root / split / "canon", (".jpg",))
+        raws = index_files(root / split / "huawei_raw", (".png",))
+        photos = index_files(root / split / "canon", (".jpg",))
         _check_matched(spec, split, raws, photos, "huawei_raw", "canon")
         splits[split] = tuple(Example(name, photos[name], raws[name]) for name in _numeric_order(raws))
     if not any(splits.values()):
         raise DataSourceError(
             f"--data {spec!r}: no train/huawei_raw/*.png or test/huawei_raw/*.png under {root}"
         )
-    full = _index(root / "test" / "huawei_full_resolution", (".png",))
+    full = index_files(root / "test" / "huawei_full_resolution", (".png",))
     return Source("zrr", spec, splits, tuple(full[name] for name in _numeric_order(full)))
 
 
 def _pairs(root: Path, spec: str) -> Source:
     """RAW files and aligned RGB photos with the same file stem, anywhere under DIR (e.g. raw/ and rgb/)."""
-    raws = _index(root, RAW_SUFFIXES, recursive=True)
-    photos = _index(root, PHOTO_SUFFIXES, recursive=True)
+    raws = index_files(root, RAW_SUFFIXES, recursive=True)
+    photos = index_files(root, PHOTO_SUFFIXES, recursive=True)
     _check_matched(spec, "", raws, photos, "RAW", "RGB")
     if not raws:
         raise DataSourceError(f"--data {spec!r}: no RAW files ({', '.join(RAW_SUFFIXES[:6])}, ...) in {root}")
@@ -136,7 +136,7 @@ def _pairs(root: Path, spec: str) -> Source:
 
 
 def _photos(root: Path, spec: str) -> Source:
-    photos = _index(root, PHOTO_SUFFIXES, recursive=True)
+    photos = index_files(root, PHOTO_SUFFIXES, recursive=True)
     if not photos:
         raise DataSourceError(f"--data {spec!r}: no photos ({', '.join(PHOTO_SUFFIXES)}) in {root}")
     return Source("photos", spec, _split(root, {name: Example(name, path) for name, path in photos.items()}))
@@ -147,7 +147,7 @@ def _numeric_order(names) -> list[str]:
     return sorted(names, key=lambda name: (len(name), name))
 
 
-def _index(folder: Path, suffixes: tuple[str, ...], recursive: bool = False) -> dict[str, Path]:
+def index_files(folder: Path, suffixes: tuple[str, ...], recursive: bool = False) -> dict[str, Path]:
     """Files by stem, refusing two files of one stem (they could not be paired unambiguously)."""
     if not folder.is_dir():
         return {}
@@ -159,6 +159,11 @@ def _index(folder: Path, suffixes: tuple[str, ...], recursive: bool = False) -> 
                 raise DataSourceError(f"two files named {name!r}: {found[name]} and {path}")
             found[name] = path
     return found
+
+
+def held_out(name: str) -> bool:
+    """Whether a scene of this name goes to the test split, by a stable hash (the same on every machine)."""
+    return zlib.crc32(name.encode()) % 100 < TEST_FRACTION_PERCENT
 
 
 def _check_matched(spec: str, split: str, raws: dict, photos: dict, raw_label: str, photo_label: str) -> None:
@@ -181,7 +186,7 @@ def _split(root: Path, examples: dict[str, Example]) -> dict[str, tuple[Example,
         for part in example.target.relative_to(root).parts[:-1]:
             if part in SPLITS:
                 return part
-        return "test" if zlib.crc32(example.name.encode()) % 100 < TEST_FRACTION_PERCENT else "train"
+        return "test" if held_out(example.name) else "train"
 
     ordered = [examples[name] for name in sorted(examples)]
     return {split: tuple(ex for ex in ordered if split_of(ex) == split) for split in SPLITS}
