@@ -32,11 +32,15 @@ MIN_PHOTO_SCALE = 0.5
 """Photo pixels per RAW pixel below this: the target would be the photo upsampled more than 2x."""
 MAX_ANISOTROPY = 3.0
 """Ratio of the homography's local stretch along its two axes above this: a degenerate fit, not a camera."""
+POLISH_LIMIT = 2.0
+"""Pixels (matching copies) the dense polish may move a corner from the matches' fit before it is distrusted."""
 ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-4)
 """ECC stops after 100 iterations or when the shift changes by less than 1e-4 px."""
 FLAT = 0.01
 """Gradient RMS (Sobel units) below which a cell counts as flat even in a noise-free image."""
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+HIGH_PASS_SIGMA = 4.0
+"""Blur, in RAW pixels, whose removal leaves what ECC matches patches on."""
 GRADIENT_SIGMA = 1.0
 """Gaussian blur before the gradients: the RAW render's demosaicking and the photo's sharpening differ
 at the finest scale, the structure the alignment is checked on does not."""
@@ -67,17 +71,44 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
 
 
 def _matching_copy(luma: np.ndarray) -> tuple[np.ndarray, float]:
-    """8-bit copy no larger than MATCH_SIDE, and its size over the original's."""
+    """A copy no larger than MATCH_SIDE, and its size over the original's."""
     scale = min(1.0, MATCH_SIDE / max(luma.shape))
     if scale < 1.0:
         size = (round(luma.shape[1] * scale), round(luma.shape[0] * scale))
         luma = cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
-    return np.clip(np.rint(luma * 255), 0, 255).astype(np.uint8), scale
+    return luma, scale
 
 
 def _keypoints(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """SIFT keypoints' (x, y) and descriptors of a float luminance image (SIFT takes 8 bits)."""
+    image = np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
     keypoints, descriptors = cv2.SIFT_create().detectAndCompute(image, None)
     return np.array([point.pt for point in keypoints], np.float64).reshape(-1, 2), descriptors
+
+
+def _polish(reference: np.ndarray, photo: np.ndarray, homography: np.ndarray) -> np.ndarray:
+    """The homography refined by ECC over every pixel of the two (high-passed) copies, or as it was when ECC
+    does not converge or wanders more than POLISH_LIMIT px at the corners from where the matches put it.
+
+    Keypoints cluster on texture, so far corners are extrapolated; a dense fit also weighs the sparse parts.
+    """
+    try:
+        _, polished = cv2.findTransformECC(
+            high_pass(reference),
+            high_pass(photo),
+            homography.astype(np.float32),
+            cv2.MOTION_HOMOGRAPHY,
+            ECC_CRITERIA,
+            None,
+            5,
+        )
+    except cv2.error:
+        return homography
+    polished = polished.astype(np.float64) / polished[2, 2]
+    height, width = reference.shape
+    corners = np.array([(0, 0), (width - 1, 0), (width - 1, height - 1), (0, height - 1)], np.float64)
+    moved = np.linalg.norm(project(polished, corners) - project(homography, corners), axis=1).max()
+    return polished if moved <= POLISH_LIMIT else homography
 
 
 def jacobian(homography: np.ndarray, x: float, y: float) -> np.ndarray:
@@ -102,10 +133,10 @@ def fit_global(reference: np.ndarray, photo: np.ndarray) -> GlobalFit:
     Raises AlignmentError for too few matches (another scene), a degenerate fit (mirrored, folded or torn
     frame) or a photo with too few pixels for the RAW's frame.
     """
-    reference_8bit, reference_scale = _matching_copy(reference)
-    photo_8bit, photo_scale = _matching_copy(photo)
-    reference_points, reference_descriptors = _keypoints(reference_8bit)
-    photo_points, photo_descriptors = _keypoints(photo_8bit)
+    reference_small, reference_scale = _matching_copy(reference)
+    photo_small, photo_scale = _matching_copy(photo)
+    reference_points, reference_descriptors = _keypoints(reference_small)
+    photo_points, photo_descriptors = _keypoints(photo_small)
     if reference_descriptors is None or photo_descriptors is None or len(photo_points) < 2:
         raise AlignmentError("no SIFT features in one of the images (blank or flat frame?)")
     pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(reference_descriptors, photo_descriptors, k=2)
@@ -123,12 +154,15 @@ def fit_global(reference: np.ndarray, photo: np.ndarray) -> GlobalFit:
             f"{inliers} of {len(good)} SIFT matches agree on one homography (at least {MIN_INLIERS} needed): "
             "is the photo of the same scene?"
         )
-    # full-resolution RAW -> matching copy -> (fit) -> photo's matching copy -> full-resolution photo
-    homography = np.diag([1 / photo_scale, 1 / photo_scale, 1.0]) @ small
-    homography = homography @ np.diag([reference_scale, reference_scale, 1.0])
-    homography /= homography[2, 2]
     height, width = reference.shape
-    _check_geometry(homography, width, height)
+    # full-resolution RAW -> matching copy -> (fit) -> photo's matching copy -> full-resolution photo
+    to_small, from_small = (
+        np.diag([reference_scale, reference_scale, 1.0]),
+        np.diag([1 / photo_scale, 1 / photo_scale, 1]),
+    )
+    _check_geometry(from_small @ small @ to_small, width, height)
+    homography = from_small @ _polish(reference_small, photo_small, small) @ to_small
+    homography /= homography[2, 2]
     stretch = np.sqrt(abs(np.linalg.det(jacobian(homography, (width - 1) / 2, (height - 1) / 2))))
     if stretch < MIN_PHOTO_SCALE:
         raise AlignmentError(
@@ -212,11 +246,17 @@ def refine(reference: np.ndarray, warped: np.ndarray, margin: int) -> np.ndarray
     start = np.array([[1, 0, margin], [0, 1, margin]], np.float32)
     try:
         _, found = cv2.findTransformECC(
-            reference, warped, start, cv2.MOTION_TRANSLATION, ECC_CRITERIA, None, 5
+            high_pass(reference), high_pass(warped), start, cv2.MOTION_TRANSLATION, ECC_CRITERIA, None, 5
         )
     except cv2.error:  # "Iterations do not converge", or a flat patch ECC cannot correlate
         return None
     return found[:, 2].astype(np.float64) - margin
+
+
+def high_pass(luma: np.ndarray) -> np.ndarray:
+    """The luminance less its HIGH_PASS_SIGMA blur: edges and texture without the slow shading that two
+    cameras' tone curves render differently (on a smooth ramp that difference would pull the shift)."""
+    return luma - cv2.GaussianBlur(luma, (0, 0), HIGH_PASS_SIGMA, borderType=cv2.BORDER_REFLECT)
 
 
 def photo_patch(photo: np.ndarray, homography: np.ndarray, left: float, top: float, size: int) -> np.ndarray:
