@@ -136,10 +136,12 @@ def summary_line(record: dict) -> str:
         return f"{record['name']}: {record['error']}"
     reasons = Counter(entry["dropped"] for entry in record["patches"] if "dropped" in entry)
     dropped = "; ".join(f"{count} {reason}" for reason, count in reasons.most_common())
+    flat = sum("file" in entry and entry["shift"] is None for entry in record["patches"])
     return (
         f"{record['name']}: {record['inliers']} of {record['matches']} matches inliers, "
         f"{record['reprojection_px']:.2f} px; kept {record['kept']} of {len(record['patches'])} patches"
-        + (f" (dropped: {dropped})" if dropped else "")
+        + (f" ({flat} flat, on the global fit alone)" if flat else "")
+        + (f"; dropped {dropped}" if dropped else "")
     )
 
 

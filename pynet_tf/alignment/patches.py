@@ -2,7 +2,8 @@
 
     RAW ──classical ISP──> render ──luminance──┐
     photo ─────────────────────────luminance───┴─> fit_global ──> patch grid on the RAW's frame
-        per patch: inside the photo? ─> ECC shift (≤ max_shift) ─> photo resampled once ─> gradient agreement
+        per patch: inside the photo? ─> flat in both views? (kept on the global fit)
+                   ─> ECC shift (≤ max_shift) ─> photo resampled once ─> gradient agreement
 
 The render only finds correspondences: the dataset keeps the RAW's own samples and the photo's pixels. The
 grid lies on even positions, so every RAW patch starts on the same CFA site as the frame.
@@ -61,7 +62,9 @@ class Patch:
     left: int
     top: int
     shift: tuple[float, float] | None = None
-    """The local correction (dx, dy) in RAW pixels; None where it was not estimated."""
+    """The local correction (dx, dy) in RAW pixels; None where it was not estimated: outside the photo, or
+    flat in both views (kept on the global fit alone: ECC has nothing to lock on there, and nothing shows a
+    misalignment)."""
     agreement: float | None = None
     dropped: str | None = None
     """Why the patch is not in the dataset; None when kept."""
@@ -116,7 +119,12 @@ def align_pair(raw: RawImage, photo: np.ndarray, options: AlignOptions) -> PairA
             patch.dropped = "outside the photo"
             continue
         target = reference[top : top + options.patch, left : left + options.patch]
-        shift = register.refine(target, warped_luma[window], margin)
+        around = warped_luma[window]
+        if register.gradient_agreement(target, around[margin:-margin, margin:-margin], blocks) is None:
+            # flat in both views: nothing for ECC to lock on (it would drift), nothing to misalign either
+            patch.photo = register.photo_patch(photo, homography, left, top, options.patch)
+            continue
+        shift = register.refine(target, around, margin)
         if shift is None:
             patch.dropped = "local refinement did not converge"
             continue

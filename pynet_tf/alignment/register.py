@@ -24,8 +24,9 @@ MATCH_SIDE = 1600
 """Longest side, in pixels, of the copies SIFT runs on."""
 RATIO_TEST = 0.75
 """Lowe's ratio: a match is kept when its distance is below this share of the second best's."""
-RANSAC_THRESHOLD = 1.0
-"""MAGSAC's inlier threshold, in pixels of the matching copies."""
+RANSAC_THRESHOLD = 3.0
+"""MAGSAC's inlier threshold, in pixels of the matching copies: loose enough for the parallax and lens
+differences no homography follows (the patches' own shifts take those up), tight against wrong matches."""
 MIN_INLIERS = 30
 """Fewer inlier matches than this: the photo is not of the RAW's scene (or too little of it overlaps)."""
 MIN_PHOTO_SCALE = 0.5
