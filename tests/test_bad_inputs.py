@@ -27,7 +27,7 @@ from PIL import Image
 from android_bench import report, run
 from calibration import build
 from export import third_party, to_onnx, to_tflite
-from pynet_tf import evaluate, import_official, process, study, train
+from pynet_tf import align, evaluate, import_official, process, study, train
 from pynet_tf.nets.pynet.model import build_pynet
 
 READ_ONLY = Path("/sys/pynet_tf_bad_inputs")
@@ -215,6 +215,28 @@ CASES = {
         report.main, ("{unreadable}", "-o", "{file}"), "-o {file}: a file is in the way"
     ),
     "report -o read-only": Case(report.main, ("{unreadable}", "-o", "{read_only}"), "cannot write in /sys"),
+    # aligning phone RAW with DSLR photos: flags and folders are checked before any file is read
+    "align --raw missing": Case(
+        align.main,
+        ("--raw", "{missing}", "--photos", "{good}", "--out", "{good}/set"),
+        "--raw {missing}: no such folder",
+    ),
+    "align --patch odd": Case(
+        align.main,
+        ("--raw", "{good}", "--photos", "{good}", "--out", "{good}/set", "--patch", "101"),
+        "--patch 101: an even number of RAW pixels",
+    ),
+    "align --out on a file": Case(
+        align.main,
+        ("--raw", "{good}", "--photos", "{good}", "--out", "{file}"),
+        "--out {file}: a file is in the way",
+    ),
+    "align --out not empty": Case(
+        align.main, ("--raw", "{good}", "--photos", "{good}", "--out", "{good}"), "already holds files"
+    ),
+    "align no RAW files": Case(
+        align.main, ("--raw", "{good}", "--photos", "{good}", "--out", "{good}/set"), "no RAW files"
+    ),
     # the loss study
     "study --out on a file": Case(
         study.main,

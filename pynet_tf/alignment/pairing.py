@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import rawpy
 from PIL import Image
 
@@ -90,13 +91,10 @@ def _offset(raw_times: dict[str, float], photo_times: dict[str, float], max_gap:
     return max(candidates, key=support)
 
 
-def match_times(
-    raw_times: dict[str, float], photo_times: dict[str, float], max_gap: float
-) -> tuple[list[tuple[str, str, float]], float | None]:
-    """(RAW, photo, gap) by capture time in seconds, nearest first and one to one, and the clock offset."""
-    if not raw_times or not photo_times:
-        return [], None
-    offset = _offset(raw_times, photo_times, max_gap)
+def _nearest(
+    raw_times: dict[str, float], photo_times: dict[str, float], offset: float, max_gap: float
+) -> list[tuple[str, str, float]]:
+    """(RAW, photo, gap) one to one, nearest first, within ``max_gap`` under ``offset``."""
     candidates = sorted(
         (abs(photo - raw - offset), raw_name, photo_name)
         for raw_name, raw in raw_times.items()
@@ -108,7 +106,21 @@ def match_times(
             used_raws.add(raw_name)
             used_photos.add(photo_name)
             matched.append((raw_name, photo_name, gap))
-    return matched, (offset if matched else None)
+    return matched
+
+
+def match_times(
+    raw_times: dict[str, float], photo_times: dict[str, float], max_gap: float
+) -> tuple[list[tuple[str, str, float]], float | None]:
+    """(RAW, photo, gap) by capture time in seconds, and the clock offset: first the offset most shots
+    agree on, then the median of the pairs it makes (one pair's own delay does not set everyone's)."""
+    if not raw_times or not photo_times:
+        return [], None
+    matched = _nearest(raw_times, photo_times, _offset(raw_times, photo_times, max_gap), max_gap)
+    if not matched:
+        return [], None
+    offset = float(np.median([photo_times[photo] - raw_times[raw] for raw, photo, _ in matched]))
+    return _nearest(raw_times, photo_times, offset, max_gap), offset
 
 
 def pair_files(raw_dir: Path, photo_dir: Path, max_gap: float = DEFAULT_MAX_GAP) -> Pairing:
