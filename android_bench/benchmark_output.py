@@ -313,9 +313,11 @@ def _family(name: str) -> str | None:
     return next((family for family, keys in DELEGATE_NAMES.items() if any(k in lowered for k in keys)), None)
 
 
-def _matches(name: str, delegate: str) -> bool:
+def delegate_matches(name: str, delegate: str) -> bool:
+    """Whether a delegate name the tool prints (``TfLiteGpuDelegateV2``, ``GPU``) is ``delegate``'s family; a
+    vendor's delegate and LiteRT's NPU dispatch delegate have names of their own: any of no known family."""
     family = _family(name)
-    if delegate == "external":
+    if delegate in ("external", "npu"):
         return family is None or name.lower() == "external"
     return family == delegate
 
@@ -330,8 +332,8 @@ def coverage(out: BenchmarkOutput, delegate: str) -> dict | None:
     """
     if delegate == "cpu":
         return None
-    applied = [a for a in out.applied if _matches(a.delegate, delegate)]
-    replaced = [r for r in out.replacements if _matches(r.delegate, delegate)]
+    applied = [a for a in out.applied if delegate_matches(a.delegate, delegate)]
+    replaced = [r for r in out.replacements if delegate_matches(r.delegate, delegate)]
     result = {
         "status": None,
         "delegate": None,

@@ -20,11 +20,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from android_bench import inference_diff, tensor_files
+from android_bench import inference_diff, runtime_info, tensor_files
 from android_bench.adb import Adb, AdbError, DeviceEntry, TransportError
 from export.sidecar import sha256_file
 
 REMOTE_DIR = "/data/local/tmp/pynet_bench"
+RUNTIME_INFO_FILE = f"{REMOTE_DIR}/runtime_info.pb"
+"""Where each row's benchmark_model writes its model runtime info (android_bench/runtime_info.py)."""
 BINARY_NAME = "benchmark_model"
 NPU_BINARY_NAME = "benchmark_model_litert"
 """LiteRT's benchmark_model for the npu rows (--npu-benchmark-binary), beside TFLite's."""
@@ -241,10 +243,25 @@ class DeviceSession:
             self.pushed.append(remote)
         return remote
 
+    def fresh(self, remote: str) -> None:
+        """Clear the way for a file the tool writes (one left by an earlier run is no answer); ``cleanup``
+        removes it with the pushed files."""
+        if remote not in self.pushed:
+            self.pushed.append(remote)
+        self.adb.run(["rm", "-f", remote])
+
     def benchmark_argv(
-        self, remote_model: str, delegate: str, threads: int, warmup: int, runs: int, extra_args: list[str]
+        self,
+        remote_model: str,
+        delegate: str,
+        threads: int,
+        warmup: int,
+        runs: int,
+        extra_args: list[str],
+        runtime_info_file: str,
     ) -> list[str]:
-        """benchmark_model's argv for one row; ``extra_args`` are the row's own (``extra_args_for``)."""
+        """benchmark_model's argv for one row; ``extra_args`` are the row's own (``extra_args_for``), last so
+        that they win; the tool writes its runtime info (where each op ran) to ``runtime_info_file``."""
         return [
             self.tool(delegate),
             f"--graph={remote_model}",
@@ -255,6 +272,7 @@ class DeviceSession:
             "--min_secs=0",
             f"--max_secs={self.timeout_s:g}",
             PEAK_MEMORY_FLAG,
+            *runtime_info.flags(runtime_info_file),
             *DELEGATE_FLAGS[delegate],
             *extra_args,
         ]

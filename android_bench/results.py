@@ -45,7 +45,7 @@ Schema (``FORMAT``, ``VERSION`` 1)::
                         --report_peak_memory_footprint=true, passed on every row) or the host's absolute peak
       tool_model_size_mb  the model size the tool printed (10^6 bytes), or null
       tool_version      "Tensorflow Version" where the tool prints it, else null
-      coverage          null for cpu; else {status ("full" | "partial" | "none" | null = not printed),
+      coverage          null for cpu; else, from the tool's delegate log lines, {status ("full" | "partial" | "none" | null = not printed),
                          delegate (kernel name), delegated_nodes, total_nodes, cpu_nodes (left to the CPU
                          kernels), partitions, unsupported_ops (the GPU delegate's list)}
       deviation         device runs with --inference-diff-binary, else null: TFLite's inference_diff on this
@@ -64,6 +64,13 @@ Schema (``FORMAT``, ``VERSION`` 1)::
       op_profile        device rows of a run with --op-profile, else null: benchmark_model's per-op tables
                         (android_bench/op_profile.py record): {by_type: [{type, count, avg_ms, share}], norm:
                         {avg_ms, share, ops, by_type, delegated_ms, delegated_share}, nodes, total_ms}
+      runtime_info      device rows: where each op ran, from the tool's model runtime info
+                        (android_bench/runtime_info.py): {status ("ok" | "unsupported": the tool does not know
+                        --export_model_runtime_info, placement is the coverage's log lines | "error"), error,
+                        subgraph, total_nodes, kernels: [{node, delegate, nodes, ops {type: nodes}}] (each
+                        delegate kernel), cpu_ops {type: nodes} (on TFLite's own kernels), delegate: {status,
+                        delegated_nodes, outside_ops {type: nodes}} for the row's delegate (null on cpu rows)};
+                        null on host rows
       temperature_c     {zone type: degrees C} read just before the row, {} when unreadable
       started, wall_s   ISO start time and seconds the row took (push and cooldown excluded)
       log               the tail of the tool's output (device: stdout+stderr; host: the child's stderr)
@@ -146,6 +153,7 @@ def new_row(
         "deviation": None,
         "device_accuracy": None,
         "op_profile": None,
+        "runtime_info": None,
         "temperature_c": {},
         "started": utc_now(),
         "wall_s": None,

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
-from android_bench import device_accuracy, host, inference_diff, op_profile, results
+from android_bench import device_accuracy, host, inference_diff, op_profile, results, runtime_info
 from android_bench.adb import Adb, AdbError, TransportError, choose_device, find_adb, list_devices
 from android_bench.benchmark_output import coverage, parse
 from android_bench.device import (
@@ -45,7 +45,9 @@ from android_bench.device import (
     KILL_GRACE_S,
     NPU_BINARY_HINT,
     REMOTE_DIR,
+    RUNTIME_INFO_FILE,
     DeviceSession,
+    Outcome,
     delegate_of,
     extra_args_for,
     failure_text,
@@ -525,6 +527,7 @@ class Runner:
             try:
                 if model not in remote:
                     remote[model] = session.install(model, model.name)
+                session.fresh(RUNTIME_INFO_FILE)
             except TransportError as error:
                 session.lost = session.adb.state() != "device"
                 row["error"] = f"could not push {model.name}: {error}"
@@ -533,7 +536,13 @@ class Runner:
             self.cooldown(first)
             first = False
             argv = session.benchmark_argv(
-                remote[model], delegate, threads, self.args.warmup, self.args.runs, row["extra_args"]
+                remote[model],
+                delegate,
+                threads,
+                self.args.warmup,
+                self.args.runs,
+                row["extra_args"],
+                RUNTIME_INFO_FILE,
             ) + ([OP_PROFILE_FLAG] if self.args.op_profile else [])
             line = session.command_line(argv, self.args.cpu_mask, delegate)
             row.update(command=argv, command_line=line, temperature_c=session.temperatures())
@@ -542,6 +551,8 @@ class Runner:
             row["wall_s"] = round(time.perf_counter() - started, 3)
             row["log"] = results.tail(outcome.output)
             self.fill_from_output(row, outcome.output, outcome.exit_code, outcome.error, delegate)
+            if not session.lost:
+                row["runtime_info"] = self.runtime_info(session, outcome, delegate)
             if session.diff_binary is not None and not session.lost:
                 if (model, delegate) not in deviations:
                     deviations[model, delegate] = session.deviation(
@@ -556,6 +567,24 @@ class Runner:
             if self.args.device_accuracy and row["status"] == "ok" and not session.lost:
                 row["device_accuracy"] = self.device_accuracy(session, model, side, remote[model], row)
             self.add(row)
+
+    def runtime_info(self, session: DeviceSession, outcome: Outcome, delegate: str) -> dict:
+        """Where each op of the row ran: the tool's runtime info file, pulled and read here, or why there is
+        none (the report then compares the export's op tables with the log lines' counts)."""
+        local = self.scratch / "runtime_info.pb"
+        try:
+            if session.adb.run(["test", "-f", RUNTIME_INFO_FILE]).exit_code != 0:
+                return runtime_info.missing(outcome.output, outcome.exit_code, outcome.error)
+            local.unlink(missing_ok=True)
+            session.adb.pull(RUNTIME_INFO_FILE, str(local))
+        except TransportError as error:
+            session.lost = session.adb.state() != "device"
+            return {"status": "error", "error": f"could not pull the runtime info: {error}"}
+        try:
+            details = runtime_info.parse(local.read_bytes())
+            return {"status": "ok", "error": None, **runtime_info.record(details, delegate)}
+        except runtime_info.RuntimeInfoError as error:
+            return {"status": "error", "error": str(error)}
 
     def inputs_of(self, model: Path, side: dict | None) -> device_accuracy.HeldOutInputs | str:
         """``model``'s held-out inputs (prepared once per file), or why there are none."""
@@ -578,10 +607,8 @@ class Runner:
         dumps = []
         try:
             remote_inputs = [session.install(path, path.name) for path in held.files]
-            if remote_output not in session.pushed:
-                session.pushed.append(remote_output)
             for remote_input in remote_inputs:
-                session.adb.run(["rm", "-f", remote_output])  # a dump left by an earlier run is no answer
+                session.fresh(remote_output)
                 tensors = (held.input_name, held.input_shape, remote_input, remote_output)
                 argv = session.accuracy_argv(
                     remote_model, row["delegate"], row["threads"], row["extra_args"], tensors

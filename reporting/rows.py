@@ -40,9 +40,13 @@ One row per results row (model x delegate x threads, per device), flattened to p
                        else the host's, what the ship choice compares with --min-psnr
     top_ops, norm_share, norm_ms   the row's op profile (--op-profile phone runs): its TOP_OPS op types by
                        time with their shares, and the instance norms' share and ms per run; null without one
-    predicted_coverage, placement_mismatch, placement_note   what the sidecar's delegate tables predicted for
-                       this delegate (full | partial | none), whether the tool's coverage differs, and both
-                       sides' unsupported ops when it does; null where either is unknown (cpu rows, no sidecar)
+    predicted_coverage, placement_mismatch, placement_note, placement_from   what the sidecar's delegate
+                       tables predicted for this delegate (full | partial | none), whether the phone differs,
+                       and both sides' unsupported ops when it does; from the tool's runtime info where the
+                       row has it ("runtime info": the op types off the delegate, node by node, so the note
+                       names those the two sides disagree on), else from its delegate log lines ("log
+                       lines": full, partial or none); null where either side is unknown (cpu rows, no
+                       sidecar)
     device_diff_mean_abs, device_diff_worst_run, device_diff_error   the row's on-device inference_diff
                        (results' deviation): mean |output - the phone's 1-thread CPU output| over its runs,
                        the worst run's (where the tool writes it), or why it failed; null without one
@@ -247,23 +251,48 @@ def _op_profile(row: dict) -> dict:
 
 
 def _placement(row: dict, side: dict | None) -> dict:
-    """Where the tool says the delegate ran the graph against where the export's op tables said it would
-    (the sidecar's ``delegates``, ``export/delegates.py``): the tables are kept by hand and can drift from the
-    real delegates, so a disagreement is shown, with both sides' unsupported ops."""
+    """Where the phone ran the graph against where the export's op tables said the delegate would (the
+    sidecar's ``delegates``, ``export/delegates.py``): the tables are kept by hand and can drift from the real
+    delegates, so a disagreement is shown. The tool's runtime info (results' ``runtime_info``) says which op
+    types, how many nodes of each, stayed off the delegate: a type whose count differs from the tables'
+    refusals is a disagreement, named. Without it (a tool too old), the delegate log lines' full / partial /
+    none is compared, with both sides' unsupported ops."""
     predicted = ((side or {}).get("delegates") or {}).get(row["delegate"]) or {}
-    ran = (row.get("coverage") or {}).get("status")
     expected = predicted.get("supported")
-    mismatch = None if None in (ran, expected) else ran != expected
-    return {
-        "predicted_coverage": expected,
-        "placement_mismatch": mismatch,
-        "placement_note": None
-        if not mismatch
-        else (
+    info = row.get("runtime_info") or {}
+    placed = info.get("delegate") if info.get("status") == "ok" else None
+    if placed is None:
+        ran = (row.get("coverage") or {}).get("status")
+        mismatch = None if None in (ran, expected) else ran != expected
+        note = (
             f"the export's op tables predicted {expected} ({_ops(predicted.get('unsupported_ops'))} "
             f"unsupported), the tool ran {ran} ({_ops((row.get('coverage') or {}).get('unsupported_ops'))} "
             "unsupported)"
-        ),
+        )
+        source = "log lines" if ran is not None else None
+    else:
+        ran, refused, outside = (
+            placed["status"],
+            predicted.get("unsupported_ops") or {},
+            placed["outside_ops"],
+        )
+        disagree = [
+            f"{op} ({refused.get(op, 0)} refused, {outside.get(op, 0)} off it)"
+            for op in sorted({*refused, *outside})
+            if refused.get(op, 0) != outside.get(op, 0)
+        ]
+        mismatch = None if expected is None else bool(disagree) or ran != expected
+        note = (
+            f"the export's op tables predicted {expected} ({_ops(refused)} unsupported), the runtime info has "
+            f"the delegate run {ran} ({_ops(outside)} off it)"
+            + (f": they disagree on {', '.join(disagree)}" if disagree else "")
+        )
+        source = "runtime info"
+    return {
+        "predicted_coverage": expected,
+        "placement_mismatch": mismatch,
+        "placement_note": note if mismatch else None,
+        "placement_from": source if expected is not None else None,
     }
 
 

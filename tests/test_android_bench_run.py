@@ -14,14 +14,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 from model_fixtures import informative
 
-from android_bench import run
+from android_bench import run, runtime_info
 from android_bench.adb import Adb, AdbError, ShellResult, TransportError, choose_device, parse_devices
 from android_bench.device import DeviceSession, parse_thermal
 from export import sidecar
@@ -97,12 +99,14 @@ def phone(tmp_path, monkeypatch) -> dict:
         "FAKE_BENCHMARK_CRASH",
         "FAKE_DIFF_FORMAT",
         "FAKE_BENCHMARK_NO_OUTPUT_FILEPATH",
+        "FAKE_BENCHMARK_NO_RUNTIME_INFO",
     ):
         monkeypatch.delenv(name, raising=False)
     return {"device": device, "log": tmp_path / "adb.jsonl", "out": tmp_path / "results", "bin": bin_dir}
 
 
 ONE_XNNPACK_RUN = ("--delegates", "xnnpack", "--threads", "1", "--runs", "1")
+RUNTIME_INFO = "/data/local/tmp/pynet_bench/runtime_info.pb"
 
 
 def device_run(phone, *flags: str) -> tuple[int, dict | None]:
@@ -195,7 +199,32 @@ def test_device_run_every_delegate(phone, models):
     )
     assert coverage["nnapi"]["status"] == "none"
     assert "--use_xnnpack=false" in rows[0]["command"] and "--use_gpu=true" in rows[4]["command"]
-    # what was pushed is gone again (no --keep), the folder too
+    # where each op ran, from the runtime info file each row's tool wrote and the run pulled: the exporter's
+    # op counts, all inside the delegate's kernels, as the "Replacing N out of M" lines count them (NNAPI
+    # took nothing: the default XNNPACK ran it, as on a phone without an NNAPI accelerator for it)
+    ops = models["sidecar"]["ops"]
+    for row in rows:
+        info = row["runtime_info"]
+        assert info["status"] == "ok" and info["error"] is None, info
+        assert info["total_nodes"] == total and info["subgraph"] == "main"
+        assert f"--model_runtime_info_output_file={RUNTIME_INFO}" in row["command"]
+        assert row["command"].index("--export_model_runtime_info=true") < row["command"].index(
+            "--enable_op_profiling=false"
+        )  # before the user's own flags, which come last
+        inside = sum((Counter(kernel["ops"]) for kernel in info["kernels"]), Counter())
+        assert inside + Counter(info["cpu_ops"]) == Counter(ops)
+    info = {row["delegate"]: row["runtime_info"] for row in rows}
+    assert info["cpu"]["kernels"] == [] and info["cpu"]["cpu_ops"] == ops and info["cpu"]["delegate"] is None
+    for delegate in ("xnnpack", "gpu"):
+        assert info[delegate]["delegate"] == {"status": "full", "delegated_nodes": total, "outside_ops": {}}
+        assert info[delegate]["cpu_ops"] == {}
+    assert [kernel["delegate"] for kernel in info["gpu"]["kernels"]] == ["TfLiteGpuDelegateV2"]
+    assert info["xnnpack"]["delegate"]["delegated_nodes"] == coverage["xnnpack"]["delegated_nodes"]
+    assert len(info["xnnpack"]["kernels"]) == coverage["xnnpack"]["partitions"]
+    assert info["nnapi"]["delegate"] == {"status": "none", "delegated_nodes": 0, "outside_ops": ops}
+    pulls = [call[3] for call in adb_calls(phone) if call[2:3] == ["pull"]]
+    assert pulls.count(RUNTIME_INFO) == len(rows)
+    # what was pushed is gone again (no --keep), the folder too, with the runtime info files
     assert not (phone["device"] / "pynet_bench").exists()
 
 
@@ -356,6 +385,9 @@ def test_delegate_failure_is_that_rows_error_and_partial_gpu(phone, models, monk
     nnapi, gpu = doc["rows"]
     assert nnapi["status"] == "error" and nnapi["timings"] is None
     assert "Failed to apply NNAPI delegate." in nnapi["error"] and "Benchmarking failed." in nnapi["error"]
+    # init failed before the tool writes its runtime info: no file, and the row says why
+    assert nnapi["runtime_info"]["status"] == "error"
+    assert nnapi["runtime_info"]["error"].startswith("the run stopped before benchmark_model wrote")
     assert gpu["status"] == "ok"
     total = sum(models["sidecar"]["ops"].values())
     assert gpu["coverage"] | {"unsupported_ops": None} == {
@@ -367,6 +399,14 @@ def test_delegate_failure_is_that_rows_error_and_partial_gpu(phone, models, monk
         "partitions": 2,
         "unsupported_ops": None,
     }
+    # the runtime info names the 3 nodes the GPU left: the graph's last three ops, on TFLite's own kernels
+    last = [op["op_name"] for op in Interpreter(model_path=str(models["pynet"]))._get_ops_details()][-3:]
+    assert gpu["runtime_info"]["delegate"] == {
+        "status": "partial",
+        "delegated_nodes": total - 3,
+        "outside_ops": dict(Counter(last)),
+    }
+    assert gpu["runtime_info"]["cpu_ops"] == dict(Counter(last))
 
 
 def test_disconnect_mid_run_keeps_what_ran(phone, models, monkeypatch):
@@ -942,6 +982,116 @@ def test_a_tool_too_old_to_dump_outputs_keeps_the_latency_and_says_why(
     assert row["device_accuracy"]["status"] == "unsupported"
     assert (
         "wrote no output dump" in row["device_accuracy"]["error"] and how in row["device_accuracy"]["error"]
+    )
+    # such a tool (before mid-2022) knows no runtime info flags either
+    assert row["runtime_info"]["status"] == "unsupported"
+    said = {"warn": "Unconsumed cmdline flags: --export_model_runtime_info=true", "silent": "flag silently"}
+    assert said[mode] in row["runtime_info"]["error"]
+
+
+def test_the_fakes_runtime_info_is_the_placement_its_delegate_lines_count(models, tmp_path):
+    """The fake tool run directly on the 5-op graph whose CUMSUM XNNPACK cannot take: its runtime info puts the
+    other 4 nodes in 2 XNNPACK kernels, as its "Replacing" line counts; a path that does not open is logged as
+    the real tool logs it (with the message as text), and the row then says why it has none."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAKE_BENCHMARK_")}
+    written, unwritable = tmp_path / "info.pb", tmp_path / "no" / "info.pb"
+    outputs = []
+    for path in (written, unwritable):
+        flags = [
+            f"--graph={models['partial']}",
+            "--num_runs=1",
+            "--use_xnnpack=true",
+            *runtime_info.flags(str(path)),
+        ]
+        done = subprocess.run(
+            [sys.executable, str(FAKES / "benchmark_model"), *flags],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        outputs.append(done.stdout)
+    assert (
+        "Replacing 4 out of 5 node(s) with delegate (TfLiteXNNPackDelegate) node, yielding 2 partitions"
+        in outputs[0]
+    )
+    record = runtime_info.record(runtime_info.parse(written.read_bytes()), "xnnpack")
+    assert record["delegate"] == {"status": "partial", "delegated_nodes": 4, "outside_ops": {"CUMSUM": 1}}
+    assert [(kernel["delegate"], kernel["ops"]) for kernel in record["kernels"]] == [
+        ("TfLiteXNNPackDelegate", {"ADD": 1, "MUL": 1})
+    ] * 2
+    assert f"ERROR: Failed to open file: {unwritable}\nINFO: subgraphs {{" in outputs[1]
+    assert runtime_info.missing(outputs[1], 0, None) == {
+        "status": "error",
+        "error": f"Failed to open file: {unwritable}",
+    }
+
+
+def _predicting(folder: Path, model: Path, delegates: dict) -> Path:
+    """A copy of ``model`` in ``folder`` whose sidecar's op tables say ``delegates`` (export/delegates.py's
+    entries), as if the hand-kept tables had drifted from the delegates."""
+    copy = folder / model.name
+    shutil.copyfile(model, copy)
+    side = json.loads(sidecar.sidecar_path(model).read_text())
+    side["delegates"] |= delegates
+    sidecar.sidecar_path(copy).write_text(json.dumps(side))
+    return copy
+
+
+def test_the_report_names_the_ops_the_runtime_info_and_the_op_tables_disagree_on(phone, models, tmp_path):
+    """The tables say the GPU refuses TANH and NNAPI takes the whole graph; on the (fake) phone the GPU ran
+    every op, TANH included, and NNAPI none: the report flags both rows, from the runtime info, and names the
+    op types where the counts differ."""
+    refusing = {"gpu": {"supported": "partial", "unsupported_ops": {"TANH": 1}}}
+    model = _predicting(tmp_path, models["pynet"], refusing)
+    code, doc = device_run(
+        phone, "--models", str(model), "--delegates", "gpu,nnapi", "--threads", "1", "--runs", "1"
+    )
+    assert code == 0 and [row["runtime_info"]["status"] for row in doc["rows"]] == ["ok", "ok"]
+    made = report.build(sorted(phone["out"].glob("*.json")), crops=False)
+    gpu, nnapi = made.rows
+    assert (gpu["placement_from"], gpu["predicted_coverage"], gpu["placement_mismatch"]) == (
+        "runtime info",
+        "partial",
+        True,
+    )
+    assert gpu["placement_note"] == (
+        "the export's op tables predicted partial (TANH x1 unsupported), the runtime info has the delegate run "
+        "full (no ops off it): they disagree on TANH (1 refused, 0 off it)"
+    )
+    ops = models["sidecar"]["ops"]
+    assert nnapi["placement_mismatch"] is True and nnapi["placement_from"] == "runtime info"
+    assert nnapi["placement_note"].endswith(
+        "they disagree on " + ", ".join(f"{op} (0 refused, {ops[op]} off it)" for op in sorted(ops))
+    )
+    assert any(
+        note.startswith(f"#{gpu['id']} {model.name} on gpu: the export's op tables") for note in made.notes()
+    )
+
+
+def test_a_tool_without_runtime_info_falls_back_to_the_log_lines(phone, models, monkeypatch, tmp_path):
+    """A tool from between mid-2022 and 2024 dumps outputs but knows no runtime info flags: it warns, the row
+    says so, and the report compares the tables with the delegate log lines' full/partial/none instead."""
+    monkeypatch.setenv("FAKE_BENCHMARK_NO_RUNTIME_INFO", "1")
+    monkeypatch.setenv("FAKE_BENCHMARK_GPU_FALLBACK", "3")
+    code, doc = device_run(
+        phone, "--models", str(models["pynet"]), "--delegates", "gpu", "--threads", "1", "--runs", "1"
+    )
+    assert code == 0
+    (row,) = doc["rows"]
+    assert row["status"] == "ok" and row["coverage"]["status"] == "partial"
+    written = f"{phone['device']}/pynet_bench/runtime_info.pb"  # the fake adb maps /data/local/tmp there
+    how = "it warned: Unconsumed cmdline flags: --export_model_runtime_info=true "
+    how += f"--model_runtime_info_output_file={written}"
+    assert row["runtime_info"] == {
+        "status": "unsupported",
+        "error": runtime_info.TOO_OLD.format(flag="--export_model_runtime_info", how=how),
+    }
+    (made,) = report.build(sorted(phone["out"].glob("*.json")), crops=False).rows
+    assert (made["placement_from"], made["placement_mismatch"]) == ("log lines", True)
+    assert made["placement_note"] == (
+        "the export's op tables predicted full (no ops unsupported), the tool ran partial (no ops unsupported)"
     )
 
 

@@ -256,3 +256,18 @@ def test_fake_help_lists_the_flags(old, supported):
     done = _fake("--help", old=old)
     assert done.returncode == 1 and done.stdout.rstrip().endswith("ERROR: Benchmarking failed.")
     assert tensor_files.tool_supports_output_dump(done.stdout) is supported
+    # the runtime info flags (2024) with the real defaults and help, in a tool that dumps outputs (2022)
+    listed = [line.split("\t") for line in done.stdout.splitlines() if "model_runtime_info" in line]
+    assert [[row[1].rstrip(), *row[2:]] for row in listed] == (
+        [
+            ["--export_model_runtime_info=false", "bool", "optional", "Enable Model Runtime Info Export"],
+            [
+                "--model_runtime_info_output_file=",
+                "string",
+                "optional",
+                "Proto File to export model runtime info to",
+            ],
+        ]
+        if supported
+        else []
+    )
