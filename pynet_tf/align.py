@@ -70,6 +70,11 @@ def build_parser():
         default=DEFAULT_MAX_GAP,
         help=f"pairing by capture time: most seconds between the two shots (default {DEFAULT_MAX_GAP:g})",
     )
+    add(
+        "--global-only",
+        action="store_true",
+        help="cut every patch on the global fit, without local shifts or checks (for comparison only)",
+    )
     add("--quality", type=int, default=95, help="JPEG quality of the photo patches, 1-100 (default 95)")
     add(
         "--max-megapixels",
@@ -86,7 +91,7 @@ def _stop(signum: int, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    options = AlignOptions(args.patch, args.stride, args.max_shift, args.min_agreement)
+    options = AlignOptions(args.patch, args.stride, args.max_shift, args.min_agreement, not args.global_only)
     settings = Settings(
         str(args.raw.resolve()),
         str(args.photos.resolve()),

@@ -38,6 +38,9 @@ class AlignOptions:
     """Step between patches in RAW pixels (default: the patch, no overlap)."""
     max_shift: int = DEFAULT_MAX_SHIFT
     min_agreement: float = DEFAULT_MIN_AGREEMENT
+    local: bool = True
+    """False (``--global-only``): every patch inside the photo is cut on the global fit, unchecked; what
+    the local stage is measured against (benchmarks/align_training.py)."""
 
     @property
     def step(self) -> int:
@@ -120,7 +123,10 @@ def align_pair(raw: RawImage, photo: np.ndarray, options: AlignOptions) -> PairA
             continue
         target = reference[top : top + options.patch, left : left + options.patch]
         around = warped_luma[window]
-        if register.gradient_agreement(target, around[margin:-margin, margin:-margin], blocks) is None:
+        if (
+            not options.local
+            or register.gradient_agreement(target, around[margin:-margin, margin:-margin], blocks) is None
+        ):
             # flat in both views: nothing for ECC to lock on (it would drift), nothing to misalign either
             patch.photo = register.photo_patch(photo, homography, left, top, options.patch)
             continue
