@@ -39,7 +39,9 @@ def checkerboard(render: np.ndarray, warped: np.ndarray, patches: list[Patch], p
     rows, cols = np.indices((height, width))
     board = np.where((((rows // square) + (cols // square)) % 2 == 0)[..., None], first, second)
     board = np.ascontiguousarray(board)
-    for item in patches:
+    for item in sorted(
+        patches, key=lambda patch: patch.dropped is not None
+    ):  # red over green where they overlap
         if item.dropped == "outside the photo":
             continue
         corner = (round(item.left * scale), round(item.top * scale))
