@@ -36,7 +36,7 @@ import pynet_tf  # noqa: F401  (Keras 2 and the quiet console, before TensorFlow
 from benchmarks import record
 from pynet_tf.alignment import register
 from pynet_tf.alignment.patches import DEFAULT_MIN_AGREEMENT, AlignOptions, align_pair
-from pynet_tf.alignment.synthetic import make_pair
+from pynet_tf.alignment.synthetic import corner_error, make_pair
 from pynet_tf.data import isp
 
 SAMPLES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
@@ -47,12 +47,6 @@ def sample(name: str) -> np.ndarray:
     if max(image.shape[:2]) > 1024:  # retina is 1411 px square: a 1024-px crop keeps each pair quick
         image = image[:1024, :1024]
     return image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2].astype(np.float32) / 255
-
-
-def corner_error(found: np.ndarray, truth: np.ndarray, width: int, height: int) -> float:
-    corners = np.array([(0, 0), (width - 1, 0), (width - 1, height - 1), (0, height - 1)], np.float64)
-    back = register.project(np.linalg.inv(found), register.project(truth, corners))
-    return float(np.linalg.norm(back - corners, axis=1).max())
 
 
 def overlap(patch, size: int, box) -> int:

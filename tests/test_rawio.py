@@ -12,6 +12,7 @@ import rawpy
 import tifffile
 from PIL import Image
 
+from pynet_tf.alignment.synthetic import write_dng
 from pynet_tf.data.bayer import PATTERNS, channel_offsets, unpack
 from pynet_tf.data.rawio import (
     DEFAULT_MAX_MEGAPIXELS,
@@ -31,25 +32,6 @@ LIBRAW_WB_RTOL = 1e-6
 # Every fuzz case is a small file (at most the 92 KB KDC), which LibRaw and Pillow read in milliseconds;
 # this watchdog only turns a hang into a traceback and a failed run instead of a stuck CI job.
 HANG_GUARD_S = 60
-
-# DNG CFAPattern colour codes (0 red, 1 green, 2 blue, 3 cyan, 4 magenta, 5 yellow).
-_CFA_CODES = {"R": 0, "G": 1, "B": 2, "C": 3, "M": 4, "Y": 5}
-
-
-def _write_dng(path: Path, mosaic: np.ndarray, cfa: str, black_tile=(0, 0, 0, 0), white=4095, repeat=2):
-    """A minimal uncompressed CFA DNG: the tags LibRaw needs, black levels per 2x2 tile position."""
-    tags = [
-        (50706, 1, 4, (1, 4, 0, 0), True),  # DNGVersion
-        (50708, 2, 0, "pynet-tf test camera", True),  # UniqueCameraModel
-        (33421, 3, 2, (repeat, repeat), True),  # CFARepeatPatternDim
-        (33422, 1, len(cfa), tuple(_CFA_CODES[c] for c in cfa), True),  # CFAPattern
-        (50713, 3, 2, (2, 2), True),  # BlackLevelRepeatDim
-        (50714, 4, 4, tuple(black_tile), True),  # BlackLevel, tile order (0,0) (0,1) (1,0) (1,1)
-        (50717, 4, 1, white, True),  # WhiteLevel
-        (50728, 5, 3, (1, 2, 1, 1, 1, 3), True),  # AsShotNeutral (1/2, 1, 1/3): gains R 2, B 3
-    ]
-    tifffile.imwrite(path, mosaic, photometric=32803, subfiletype=0, extratags=tags)
-    return path
 
 
 def _reference_zrr(raw: np.ndarray) -> np.ndarray:
@@ -116,7 +98,7 @@ def test_dng_of_each_pattern_reads_back_exactly(tmp_path, pattern):
     black_tile = (64, 65, 66, 67)  # one level per tile position, to see them reordered
     rng = np.random.default_rng(3)
     mosaic = rng.integers(67, 4095, size=(32, 48), endpoint=True, dtype=np.uint16)
-    image = read_raw(_write_dng(tmp_path / f"{pattern}.dng", mosaic, pattern, black_tile))
+    image = read_raw(write_dng(tmp_path / f"{pattern}.dng", mosaic, pattern, black_tile))
     assert image.pattern == pattern
     np.testing.assert_array_equal(image.mosaic, mosaic)
     expected_black = tuple(float(black_tile[2 * row + col]) for row, col in channel_offsets(pattern))
@@ -132,7 +114,7 @@ def test_dng_of_each_pattern_reads_back_exactly(tmp_path, pattern):
     [("rgbg", "RGBG", 2), ("cmyg", "GMCY", 2), ("xtrans", "GGRRBBRRBBGGRBRGGGBBGRRGRGBRBBBGRBGG", 6)],
 )
 def test_non_bayer_dng_is_refused(tmp_path, name, cfa, repeat):
-    path = _write_dng(tmp_path / f"{name}.dng", np.zeros((36, 48), np.uint16), cfa, repeat=repeat)
+    path = write_dng(tmp_path / f"{name}.dng", np.zeros((36, 48), np.uint16), cfa, repeat=repeat)
     with pytest.raises(RawReadError, match="not a 2x2 Bayer sensor") as error:
         read_raw(path)
     assert str(path) in str(error.value)
@@ -291,7 +273,7 @@ def test_a_frame_over_a_lowered_cap_is_refused_and_passes_when_raised(tmp_path, 
     """32 x 48 is 0.001536 MP: the cap is checked on the declared size of both kinds of RAW input."""
     mosaic = np.random.default_rng(5).integers(0, 1024, size=(32, 48), dtype=np.uint16)
     if reader is read_raw:
-        path = _write_dng(tmp_path / "small.dng", mosaic, "RGGB")
+        path = write_dng(tmp_path / "small.dng", mosaic, "RGGB")
     else:
         path = _write_png16(tmp_path / "small.png", mosaic)
     message = one_line_error(reader, path, r"declares 48x32 pixels \(0.00154 MP\)", max_megapixels=0.0015)
