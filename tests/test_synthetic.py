@@ -28,12 +28,16 @@ def test_a_synthetic_raw_survives_its_dng(tmp_path):
     # a DNG's white balance is a neutral, ratios only: unprocess's brightness gain (green's) is not in it
     red, green, blue = raw.white_balance
     np.testing.assert_allclose(image.white_balance, (red / green, 1.0, blue / green), rtol=WB_RTOL)
-    # LibRaw renders with ColorMatrix1: its camera -> sRGB is the one isp.process_raw derives from the matrix.
-    # (It does not report the matrix itself for a DNG: read_raw's color_matrix, rgb_xyz_matrix, stays zeros.)
+    # LibRaw renders with ColorMatrix1: its camera -> sRGB is the one isp.process_raw derives from the matrix,
+    # and read_raw recovers the matrix from it (LibRaw's rgb_xyz_matrix stays zero for a DNG): the rendering
+    # matrix of the frame read back is the one the synthetic camera drew.
     with rawpy.imread(str(path)) as libraw:
+        assert not np.any(libraw.rgb_xyz_matrix)
         camera_to_srgb = np.array(libraw.color_matrix)[:, :3]
     expected = np.linalg.inv(isp.srgb_to_camera(raw.color_matrix).numpy())
     np.testing.assert_allclose(camera_to_srgb, expected, atol=MATRIX_ATOL)
+    read_back = np.linalg.inv(isp.srgb_to_camera(image.color_matrix).numpy())
+    np.testing.assert_allclose(read_back, expected, atol=MATRIX_ATOL)
 
 
 def test_a_wider_view_shows_the_raw_scene_at_the_true_positions():

@@ -30,6 +30,7 @@ import tensorflow as tf
 from PIL import Image
 
 from pynet_tf.data import bayer
+from pynet_tf.data.isp import SRGB_TO_XYZ
 
 # The reference PyNET loader divides ZRR's 10-bit samples by 4 * 255, so 1023 maps to 1.0029, not 1.0.
 ZRR_SCALE = 4 * 255
@@ -64,8 +65,9 @@ class RawImage:
 
     ``black_levels`` are in the canonical order (R, Gr, Gb, B) of ``bayer.CHANNELS``. ``white_balance`` is
     the as-shot (R, G, B) gains with green = 1, or None when the file carries none. ``color_matrix`` is
-    LibRaw's ``rgb_xyz_matrix[:3]``: the DNG-style XYZ (D65) -> camera matrix, rows in camera R, G, B
-    order (invert it for camera -> XYZ); all zeros when LibRaw knows none for the camera.
+    LibRaw's ``rgb_xyz_matrix[:3]`` (for a DNG, derived from its ColorMatrix1: ``_xyz_to_camera``): the
+    DNG-style XYZ (D65) -> camera matrix, rows in camera R, G, B order (invert it for camera -> XYZ); all
+    zeros when LibRaw knows none for the camera.
     """
 
     path: Path
@@ -169,6 +171,24 @@ def _visible_tile(path: Path, raw: rawpy.RawPy) -> np.ndarray:
     return np.roll(pattern[:2, :2], shift=(-sizes.top_margin, -sizes.left_margin), axis=(0, 1))
 
 
+def _xyz_to_camera(raw: rawpy.RawPy) -> np.ndarray:
+    """LibRaw's XYZ -> camera matrix; for a DNG, derived from the camera -> sRGB matrix it renders with.
+
+    LibRaw fills ``rgb_xyz_matrix`` from its table of cameras, but not from a DNG's own ColorMatrix1 (0.22
+    leaves it zero), which every phone DNG carries; its ``rgb_cam`` (rawpy's ``color_matrix``) is built from
+    it. ``rgb_cam = inv(normalise_rows(xyz_to_camera @ SRGB_TO_XYZ))``, so inv(rgb_cam) @ inv(SRGB_TO_XYZ) is
+    xyz_to_camera up to the per-row scale that ``isp.srgb_to_camera`` normalises away.
+    """
+    matrix = np.array(raw.rgb_xyz_matrix[:3], dtype=np.float64)
+    camera_to_srgb = np.array(raw.color_matrix, dtype=np.float64)[:3, :3]
+    known = np.all(np.isfinite(camera_to_srgb)) and not np.allclose(
+        camera_to_srgb, np.eye(3)
+    )  # LibRaw's default
+    if not np.any(matrix) and known and abs(np.linalg.det(camera_to_srgb)) > 1e-6:
+        matrix = np.linalg.inv(camera_to_srgb) @ np.linalg.inv(SRGB_TO_XYZ.astype(np.float64))
+    return matrix.astype(np.float32)
+
+
 def _from_rawpy(path: Path, raw: rawpy.RawPy) -> RawImage:
     """Everything a RawImage holds, from an opened and unpacked LibRaw handle."""
     tile = _visible_tile(path, raw)
@@ -194,7 +214,7 @@ def _from_rawpy(path: Path, raw: rawpy.RawPy) -> RawImage:
         black_levels=black_levels,
         white_level=float(raw.white_level),
         white_balance=white_balance,
-        color_matrix=np.array(raw.rgb_xyz_matrix[:3], dtype=np.float32),
+        color_matrix=_xyz_to_camera(raw),
         size=(mosaic.shape[0], mosaic.shape[1]),
     )
 
