@@ -35,9 +35,6 @@ from pathlib import Path
 
 import numpy as np
 
-from pynet_tf.cli import command_parser
-from pynet_tf.units import MIB
-
 HOST_DELEGATES = ("cpu", "xnnpack")
 PERCENTILES = (5, 50, 90, 95, 99)
 
@@ -185,6 +182,9 @@ def timings(measured: dict) -> dict:
 
 
 def _mib(kib: float) -> float:
+    from pynet_tf.units import MIB  # here, not at the top: the fake benchmark_model loads this file without
+    # pynet_tf, whose package init loads TensorFlow (4 s per call; it needs LiteRT only)
+
     return round(kib * 1024 / MIB, 3)
 
 
@@ -268,6 +268,8 @@ def mask_cpus(mask: str) -> set[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pynet_tf.cli import command_parser
+
     parser = command_parser("android_bench.host", __doc__)
     parser.add_argument("model", type=Path)
     parser.add_argument("--delegate", choices=HOST_DELEGATES, default="xnnpack")
