@@ -28,7 +28,6 @@ import sys
 import time
 
 import numpy as np
-import skimage.data
 
 import pynet_tf  # noqa: F401  (Keras 2 and the quiet console, before TensorFlow loads)
 
@@ -36,17 +35,15 @@ import pynet_tf  # noqa: F401  (Keras 2 and the quiet console, before TensorFlow
 from benchmarks import record
 from pynet_tf.alignment import register
 from pynet_tf.alignment.patches import DEFAULT_MIN_AGREEMENT, AlignOptions, align_pair
-from pynet_tf.alignment.synthetic import corner_error, make_pair
+from pynet_tf.alignment.synthetic import corner_error, make_pair, sample_photo
 from pynet_tf.data import isp
 
 SAMPLES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
 
 
 def sample(name: str) -> np.ndarray:
-    image = getattr(skimage.data, name)()[..., :3]
-    if max(image.shape[:2]) > 1024:  # retina is 1411 px square: a 1024-px crop keeps each pair quick
-        image = image[:1024, :1024]
-    return image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2].astype(np.float32) / 255
+    image = sample_photo(name)
+    return image[:1024, :1024]  # retina is 1411 px square: a 1024-px crop keeps each pair quick
 
 
 def overlap(patch, size: int, box) -> int:

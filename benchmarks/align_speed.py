@@ -36,15 +36,14 @@ import skimage.data
 import pynet_tf  # noqa: F401  (Keras 2 and the quiet console, before TensorFlow loads)
 
 # isort: split
-import tensorflow as tf
 
 from benchmarks import record
 from pynet_tf.alignment import register
+from pynet_tf.alignment.dataset import zrr_png
 from pynet_tf.alignment.patches import AlignOptions, align_pair
 from pynet_tf.alignment.synthetic import make_pair
-from pynet_tf.data import bayer, isp
+from pynet_tf.data import isp
 from pynet_tf.data.photoio import encode_photo
-from pynet_tf.data.rawio import ZRR_SCALE
 
 TILES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
 
@@ -67,7 +66,7 @@ def encode(raw, kept: list, size: int) -> None:
     packed = raw.packed()
     for patch in kept:
         samples = packed[patch.top // 2 : (patch.top + size) // 2, patch.left // 2 : (patch.left + size) // 2]
-        tf.io.encode_png(bayer.unpack(samples, "RGGB", 0, ZRR_SCALE)[..., None])
+        zrr_png(samples)
         encode_photo(patch.photo, "jpg", quality=95)
 
 

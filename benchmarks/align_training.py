@@ -99,17 +99,18 @@ import pynet_tf  # noqa: F401  (Keras 2 and the quiet console, before TensorFlow
 
 # isort: split
 import cv2
-import skimage.data
 import tensorflow as tf
 
 from benchmarks import record
+from pynet_tf.alignment.dataset import zrr_png
 from pynet_tf.alignment.register import project
-from pynet_tf.alignment.synthetic import SyntheticPair, make_pair, write_raw_dng
+from pynet_tf.alignment.synthetic import SyntheticPair, make_pair, sample_photo, write_raw_dng
 from pynet_tf.atomic import write_bytes
-from pynet_tf.data import bayer, isp
+from pynet_tf.data import isp
 from pynet_tf.data.photoio import encode_photo, read_photo
-from pynet_tf.data.rawio import ZRR_SCALE, read_zrr_raw
+from pynet_tf.data.rawio import read_zrr_raw
 from pynet_tf.evaluation import score
+from pynet_tf.metrics import psnr
 
 MARGIN = 48
 """RAW pixels the DSLR view sees beyond each side of the RAW frame (``make_pair``'s ``margin``): enough for
@@ -129,15 +130,9 @@ EVAL_IMAGES = ("astronaut", "chelsea", "rocket")
 SETS = ("global-only", "aligned", "oracle")
 
 
-def load(name: str, multiple: int = 32) -> np.ndarray:
-    """A scikit-image colour photo as float32 (H, W, 3) in [0, 1], cut to multiples of ``multiple`` (32: the
-    model's packed 16, so evaluate scores the whole image)."""
-    if name.startswith("motorcycle_"):  # the stereo pair's views
-        image = skimage.data.stereo_motorcycle()[0 if name.endswith("left") else 1]
-    else:
-        image = getattr(skimage.data, name)()[..., :3]
-    height, width = image.shape[0] // multiple * multiple, image.shape[1] // multiple * multiple
-    return image[:height, :width].astype(np.float32) / 255
+def load(name: str) -> np.ndarray:
+    """A photo cut to multiples of 32 (the model's packed 16, so evaluate scores the whole image)."""
+    return sample_photo(name, multiple=32)
 
 
 def train_scenes() -> dict[str, np.ndarray]:
@@ -195,11 +190,6 @@ def write_shots(
     return pairs
 
 
-def zrr_raw(packed: np.ndarray) -> bytes:
-    """Packed RAW in [0, 1] as a ZRR mosaic PNG (the samples x 1020, as ``alignment.dataset`` writes them)."""
-    return tf.io.encode_png(bayer.unpack(packed, "RGGB", 0, ZRR_SCALE)[..., None]).numpy()
-
-
 def write_oracle(
     global_only: Path, pairs: dict[str, SyntheticPair], photos: Path, out: Path, patch: int
 ) -> None:
@@ -227,7 +217,7 @@ def write_oracle(
             name = str(patch_entry["index"])
             folder = out / entry["split"]
             samples = packed[top // 2 : (top + patch) // 2, left // 2 : (left + patch) // 2]
-            write_bytes(folder / "huawei_raw" / f"{name}.png", zrr_raw(samples))
+            write_bytes(folder / "huawei_raw" / f"{name}.png", zrr_png(samples))
             write_bytes(
                 folder / "canon" / f"{name}.jpg", encode_photo(np.clip(target, 0, 1), "jpg", quality=95)
             )
@@ -253,7 +243,7 @@ def write_eval(out: Path, draws: int, seed: int) -> list[EvalImage]:
         for draw in range(draws):
             name = str(len(images))
             raw = make_pair(photo, seed=1000 * seed + 500 + len(images), amplitude=0.0, noise=True).raw
-            write_bytes(out / "test" / "huawei_raw" / f"{name}.png", zrr_raw(raw.packed()))
+            write_bytes(out / "test" / "huawei_raw" / f"{name}.png", zrr_png(raw.packed()))
             target = np.rint(photo * 255).astype(np.uint8)
             jpeg = tf.io.encode_jpeg(target, quality=100, chroma_downsampling=False).numpy()
             write_bytes(out / "test" / "canon" / f"{name}.jpg", jpeg)
@@ -319,13 +309,12 @@ def detail(folder: Path, name: str) -> tuple[float, float]:
     colours = np.concatenate([model.reshape(-1, 3), np.ones((model.size // 3, 1))], 1)
     fit, *_ = np.linalg.lstsq(colours, target.reshape(-1, 3), rcond=None)
     fitted = np.clip(colours @ fit, 0, 1).reshape(target.shape)
-    psnr = 10 * np.log10(1 / np.mean((fitted - target) ** 2))
 
     def gradient(image: np.ndarray) -> float:
         luma = image @ np.array([0.299, 0.587, 0.114])
         return float(np.abs(np.diff(luma, axis=0)).mean() + np.abs(np.diff(luma, axis=1)).mean())
 
-    return float(psnr), gradient(model) / gradient(target)
+    return float(psnr(fitted, target)), gradient(model) / gradient(target)
 
 
 def last_line(log: Path, prefix: str) -> str:

@@ -4,11 +4,10 @@ homography and per-cell local shifts were chosen here, photos re-exposed and col
 
 import numpy as np
 import pytest
-import skimage.data
 
 from pynet_tf.alignment import register
 from pynet_tf.alignment.patches import AlignOptions, align_pair
-from pynet_tf.alignment.synthetic import corner_error, make_pair
+from pynet_tf.alignment.synthetic import corner_error, make_pair, sample_photo
 from pynet_tf.data import isp
 
 # The issue's targets: the global fit within half a pixel at the RAW frame's corners, each kept patch's
@@ -19,14 +18,9 @@ PATCH = 128
 SAMPLES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
 
 
-def sample(name: str) -> np.ndarray:
-    image = getattr(skimage.data, name)()[..., :3]
-    return image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2].astype(np.float32) / 255
-
-
 @pytest.mark.parametrize("name", SAMPLES)
 def test_the_global_fit_finds_a_known_homography_within_half_a_pixel(name):
-    pair = make_pair(sample(name), seed=3, scale=1.1, amplitude=0.0, noise=True)
+    pair = make_pair(sample_photo(name), seed=3, scale=1.1, amplitude=0.0, noise=True)
     reference = register.luminance(isp.process_raw(pair.raw).numpy())
     fit = register.fit_global(reference, register.luminance(pair.photo))
     height, width = reference.shape
@@ -40,7 +34,7 @@ def test_each_patch_recovers_its_local_shift_within_a_quarter_pixel(name):
     """Shifts of up to 1.5 px per 128-px cell, which no homography follows: the global fit alone is off by
     more than the tolerance on most patches, every refined patch is within it (flat patches keep the global
     fit, and at most a quarter of the patches are flat or dropped)."""
-    pair = make_pair(sample(name), seed=3, scale=1.1, amplitude=1.5, cell=PATCH)
+    pair = make_pair(sample_photo(name), seed=3, scale=1.1, amplitude=1.5, cell=PATCH)
     alignment = align_pair(pair.raw, pair.photo, AlignOptions(patch=PATCH))
     inverse = np.linalg.inv(alignment.fit.homography)
     inside = [patch for patch in alignment.patches if patch.dropped != "outside the photo"]
@@ -60,7 +54,7 @@ def test_each_patch_recovers_its_local_shift_within_a_quarter_pixel(name):
 def test_patches_with_an_object_in_one_view_only_are_dropped(name):
     """A textured square pasted into the photo alone: every patch holding a quarter of a check cell of it
     or more is dropped for low gradient agreement; the patches away from it are kept."""
-    pair = make_pair(sample(name), seed=5, scale=1.1, amplitude=0.5, cell=PATCH // 2, paste=True)
+    pair = make_pair(sample_photo(name), seed=5, scale=1.1, amplitude=0.5, cell=PATCH // 2, paste=True)
     alignment = align_pair(pair.raw, pair.photo, AlignOptions(patch=PATCH, stride=PATCH // 2))
     left, top, right, bottom = pair.pasted
     touching, clear = [], []
@@ -81,14 +75,14 @@ def test_patches_with_an_object_in_one_view_only_are_dropped(name):
 
 
 def test_a_photo_of_another_scene_is_refused_for_too_few_matches():
-    pair = make_pair(sample("astronaut"), seed=1, amplitude=0.0)
+    pair = make_pair(sample_photo("astronaut"), seed=1, amplitude=0.0)
     reference = register.luminance(isp.process_raw(pair.raw).numpy())
     with pytest.raises(register.AlignmentError, match="same scene"):
-        register.fit_global(reference, register.luminance(sample("coffee")))
+        register.fit_global(reference, register.luminance(sample_photo("coffee")))
 
 
 def test_a_photo_with_too_few_pixels_for_the_raw_is_refused():
-    pair = make_pair(sample("astronaut"), seed=1, scale=0.45, amplitude=0.0)
+    pair = make_pair(sample_photo("astronaut"), seed=1, scale=0.45, amplitude=0.0)
     reference = register.luminance(isp.process_raw(pair.raw).numpy())
     with pytest.raises(register.AlignmentError, match=r"0\.4\d pixels per RAW pixel .* full-resolution"):
         register.fit_global(reference, register.luminance(pair.photo))
@@ -111,7 +105,7 @@ def test_gradient_agreement_is_one_for_the_same_view_and_none_for_flat_ones():
     """The score's two ends: identical textured views agree exactly; views flat in every cell (below three
     times their noise) give None, not a low score."""
     rng = np.random.default_rng(0)
-    texture = register.luminance(sample("astronaut")[:128, :128])
+    texture = register.luminance(sample_photo("astronaut")[:128, :128])
     assert register.gradient_agreement(texture, texture, 2) == pytest.approx(1.0, abs=1e-6)
     flat = 0.5 + rng.normal(0, 0.01, (128, 128)).astype(np.float32)
     assert register.gradient_agreement(flat, flat.copy(), 2) is None

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from pynet_tf.alignment import preview
@@ -57,6 +58,12 @@ class Settings:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "options": asdict(self.options)}
+
+
+def zrr_png(packed: np.ndarray) -> bytes:
+    """Canonical packed samples in [0, 1] as a ZRR raw PNG: the 16-bit RGGB mosaic of the samples x 1020,
+    which ``rawio.read_zrr_raw`` reads back to within half a 1/1020 step."""
+    return tf.io.encode_png(bayer.unpack(packed, "RGGB", 0, ZRR_SCALE)[..., None]).numpy()
 
 
 def staging_folder(out: Path) -> Path:
@@ -109,8 +116,7 @@ def align_into(pair: Pair, folder: Path, settings: Settings) -> dict:
             patches.append({**entry, "dropped": patch.dropped})
             continue
         samples = packed[patch.top // 2 : (patch.top + size) // 2, patch.left // 2 : (patch.left + size) // 2]
-        mosaic = bayer.unpack(samples, "RGGB", 0, ZRR_SCALE)
-        write_bytes(folder / f"{number}.png", tf.io.encode_png(mosaic[..., None]).numpy())
+        write_bytes(folder / f"{number}.png", zrr_png(samples))
         write_bytes(folder / f"{number}.jpg", encode_photo(patch.photo, "jpg", quality=settings.quality))
         patches.append({**entry, "file": number})
     write_bytes(

@@ -127,7 +127,8 @@ def align_pair(raw: RawImage, photo: np.ndarray, options: AlignOptions) -> PairA
             not options.local
             or register.gradient_agreement(target, around[margin:-margin, margin:-margin], blocks) is None
         ):
-            # flat in both views: nothing for ECC to lock on (it would drift), nothing to misalign either
+            # --global-only, or flat in both views: nothing for ECC to lock on (it would drift), nothing to
+            # misalign either
             patch.photo = register.photo_patch(photo, homography, left, top, options.patch)
             continue
         shift = register.refine(target, around, margin)

@@ -16,6 +16,7 @@ homography is scaled back to full resolution, and the per-patch refinement works
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import cv2
 import numpy as np
@@ -112,14 +113,18 @@ def _polish(reference: np.ndarray, photo: np.ndarray, homography: np.ndarray) ->
     except cv2.error:  # did not converge
         return homography
     polished = polished.astype(np.float64) / polished[2, 2]
-    height, width = reference.shape
-    corners = np.array([(0, 0), (width - 1, 0), (width - 1, height - 1), (0, height - 1)], np.float64)
+    corners = frame_corners(reference.shape[1], reference.shape[0])
     moved = np.linalg.norm(project(polished, corners) - project(homography, corners), axis=1).max()
     if moved > POLISH_LIMIT or _correlation(reference, photo, polished) < _correlation(
         reference, photo, homography
     ):
         return homography
     return polished
+
+
+def frame_corners(width: int, height: int) -> np.ndarray:
+    """(4, 2) the pixel centres at the corners of a ``width`` x ``height`` frame, clockwise from top-left."""
+    return np.array([(0, 0), (width - 1, 0), (width - 1, height - 1), (0, height - 1)], np.float64)
 
 
 def jacobian(homography: np.ndarray, x: float, y: float) -> np.ndarray:
@@ -189,14 +194,7 @@ def fit_global(reference: np.ndarray, photo: np.ndarray) -> GlobalFit:
 
 def _check_geometry(homography: np.ndarray, width: int, height: int) -> None:
     """Refuse fits no camera pair produces: the RAW frame mirrored, folded, torn across the horizon or sheared."""
-    corners = [
-        (0, 0),
-        (width - 1, 0),
-        (width - 1, height - 1),
-        (0, height - 1),
-        ((width - 1) / 2, (height - 1) / 2),
-    ]
-    for x, y in corners:
+    for x, y in [*frame_corners(width, height), ((width - 1) / 2, (height - 1) / 2)]:
         w = homography[2, 0] * x + homography[2, 1] * y + homography[2, 2]
         local = jacobian(homography, x, y)
         if w <= 0 or np.linalg.det(local) <= 0:
@@ -295,6 +293,7 @@ def _noise_response(luma: np.ndarray) -> np.ndarray:
     return cv2.filter2D(luma, cv2.CV_32F, _IMMERKAER, borderType=cv2.BORDER_REFLECT)
 
 
+@cache
 def _noise_gain() -> float:
     """Gradient RMS that white noise of standard deviation 1 has after ``gradients``: the norm of its
     impulse response, computed rather than approximated."""

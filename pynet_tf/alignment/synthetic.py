@@ -27,7 +27,7 @@ import tensorflow as tf
 import tifffile
 from scipy.special import erf
 
-from pynet_tf.alignment.register import project
+from pynet_tf.alignment.register import frame_corners, project
 from pynet_tf.data import bayer, isp
 from pynet_tf.data.rawio import RawImage
 from pynet_tf.data.unprocess import unprocess
@@ -181,10 +181,23 @@ def make_pair(
     )
 
 
+def sample_photo(name: str, multiple: int = 2) -> np.ndarray:
+    """One of scikit-image's colour photos (``motorcycle_left`` / ``_right``: its stereo pair's views) as
+    float32 (H, W, 3) in [0, 1], cut to multiples of ``multiple`` (2: the even sides ``make_pair`` needs)."""
+    import skimage.data
+
+    if name.startswith("motorcycle_"):
+        image = skimage.data.stereo_motorcycle()[0 if name.endswith("left") else 1]
+    else:
+        image = getattr(skimage.data, name)()[..., :3]
+    height, width = image.shape[0] // multiple * multiple, image.shape[1] // multiple * multiple
+    return image[:height, :width].astype(np.float32) / 255
+
+
 def corner_error(found: np.ndarray, truth: np.ndarray, width: int, height: int) -> float:
     """How far a fitted homography is from the true one: the largest distance, in RAW pixels, between each
     corner of the ``width`` x ``height`` frame and where ``found`` puts that corner's true photo position."""
-    corners = np.array([(0, 0), (width - 1, 0), (width - 1, height - 1), (0, height - 1)], np.float64)
+    corners = frame_corners(width, height)
     back = project(np.linalg.inv(found), project(truth, corners))
     return float(np.linalg.norm(back - corners, axis=1).max())
 
